@@ -1,0 +1,76 @@
+//! One error type for the mathematical core.
+//!
+//! Every variant names *what* was wrong (the field or argument) and *what was expected*, so
+//! a CLI can pass the message straight to a person without adding context it does not have.
+
+use thiserror::Error;
+
+/// Errors raised by `wowflow-core`.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum CoreError {
+    /// An array does not have the length its declared shape implies.
+    #[error("{what}: expected {expected}, got {got}")]
+    Shape {
+        what: String,
+        expected: String,
+        got: String,
+    },
+    /// A value is NaN or infinite where a finite number is required.
+    #[error("{what}: non-finite value {value} at index {index}")]
+    NonFinite {
+        what: String,
+        index: usize,
+        value: f64,
+    },
+    /// A class has no particles.
+    #[error("class {class} (id {id}) is empty: every class needs at least one particle")]
+    EmptyClass { class: usize, id: i64 },
+    /// A weight is zero, negative or not finite.
+    #[error("{what}: weight {value} at index {index} must be finite and > 0")]
+    BadWeight {
+        what: String,
+        index: usize,
+        value: f64,
+    },
+    /// The feature dimension is zero.
+    #[error("feature dimension d must be at least 1 (got d = 0)")]
+    ZeroDimension,
+    /// Two clouds or a cloud and directions disagree on the feature dimension.
+    #[error("dimension mismatch: {what} has d = {got}, expected d = {expected}")]
+    DimensionMismatch {
+        what: String,
+        expected: usize,
+        got: usize,
+    },
+    /// A parameter is outside its valid range.
+    #[error("invalid parameter `{name}`: {reason}")]
+    InvalidParameter { name: String, reason: String },
+    /// The flow produced a non-finite loss or gradient; the last good state is kept.
+    #[error("flow diverged at step {step}: {reason} (the state of step {last_good_step} was kept)")]
+    Diverged {
+        step: usize,
+        last_good_step: usize,
+        reason: String,
+    },
+    /// A checkpoint does not match the run it is asked to resume.
+    #[error("cannot resume: {0}")]
+    Resume(String),
+}
+
+/// Convenience alias used across the crate.
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+pub(crate) fn shape(what: impl Into<String>, expected: impl ToString, got: impl ToString) -> CoreError {
+    CoreError::Shape {
+        what: what.into(),
+        expected: expected.to_string(),
+        got: got.to_string(),
+    }
+}
+
+pub(crate) fn invalid(name: impl Into<String>, reason: impl Into<String>) -> CoreError {
+    CoreError::InvalidParameter {
+        name: name.into(),
+        reason: reason.into(),
+    }
+}
