@@ -12,3 +12,18 @@ pub mod error;
 
 pub use cloud::LabeledCloud;
 pub use error::{CoreError, Result};
+pub mod directions;
+pub mod ot1d;
+
+pub use directions::{DirectionSampler, Directions};
+pub use ot1d::{wasserstein_1d, wasserstein_1d_grad, CostPower};
+pub mod engine;
+pub mod kernel;
+pub mod objective;
+pub mod reference;
+pub mod sliced;
+
+pub use engine::{CpuEngine, Engine, SwMmdOutput};
+pub use kernel::Kernel;
+pub use objective::{Objective, SwMmd};
+pub use sliced::SlicedCloud;
