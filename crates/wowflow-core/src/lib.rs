@@ -7,6 +7,7 @@
 //!
 //! Formulas and conventions are those of `MATH.md` (sections cited in each module).
 
+pub mod bench;
 pub mod cloud;
 pub mod error;
 
@@ -27,3 +28,9 @@ pub use engine::{CpuEngine, Engine, SwMmdOutput};
 pub use kernel::Kernel;
 pub use objective::{Objective, SwMmd};
 pub use sliced::SlicedCloud;
+pub mod flow;
+pub mod optim;
+pub mod toy;
+
+pub use flow::{Control, Flow, FlowConfig, FlowState, Observer, Outcome, SnapshotRecorder, StepInfo};
+pub use optim::{Method, Optimizer, OptimizerState, Schedule};

@@ -126,7 +126,7 @@ impl SlicedCloud {
 }
 
 /// `out (L × N) = Θ (L × d) · Xᵀ (d × N)` with the `gemm` crate.
-pub(crate) fn project(points: &[f32], n: usize, d: usize, dirs: &[f32], l: usize, out: &mut [f32]) {
+pub fn project(points: &[f32], n: usize, d: usize, dirs: &[f32], l: usize, out: &mut [f32]) {
     assert_eq!(points.len(), n * d);
     assert_eq!(dirs.len(), l * d);
     assert_eq!(out.len(), l * n);
@@ -163,7 +163,7 @@ pub(crate) fn project(points: &[f32], n: usize, d: usize, dirs: &[f32], l: usize
 
 /// `out (N × d) = scale · Dᵀ (N × L) · Θ (L × d)`: sends per-direction derivatives back to
 /// the particles.
-pub(crate) fn back_project(derivs: &[f32], n: usize, dirs: &[f32], l: usize, d: usize, scale: f32, out: &mut [f32]) {
+pub fn back_project(derivs: &[f32], n: usize, dirs: &[f32], l: usize, d: usize, scale: f32, out: &mut [f32]) {
     assert_eq!(derivs.len(), l * n);
     assert_eq!(dirs.len(), l * d);
     assert_eq!(out.len(), n * d);

@@ -1,0 +1,124 @@
+//! The benchmark workloads of the paper's experiments, shared by `wowflow bench` and the
+//! criterion benches so both time exactly the same step.
+//!
+//! A step is one full `value_and_wow_grad` of SW-MMD with the Riesz kernel: fresh
+//! directions, (optional) target mini-batch, projections, sorts, pairings and the
+//! back-projection — everything but the optimiser's axpy.
+
+use crate::cloud::LabeledCloud;
+use crate::engine::Engine;
+use crate::error::{invalid, Result};
+use crate::kernel::Kernel;
+use crate::objective::{Objective, SwMmd};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One benchmark workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchConfig {
+    pub name: &'static str,
+    /// Source classes and particles per class.
+    pub classes: usize,
+    pub per_class: usize,
+    /// Target particles per class (before mini-batching).
+    pub target_per_class: usize,
+    /// Target mini-batch per class per step, if any.
+    pub target_batch: Option<usize>,
+    pub dim: usize,
+    pub projections: usize,
+}
+
+impl BenchConfig {
+    /// The four workloads of the paper (DESIGN.md, issue 2): rings, domain adaptation,
+    /// transfer learning (k = 5) and dataset distillation (k = 50, batch 256).
+    pub const ALL: [BenchConfig; 4] = [
+        BenchConfig { name: "rings", classes: 3, per_class: 80, target_per_class: 80, target_batch: None, dim: 2, projections: 500 },
+        BenchConfig { name: "da", classes: 10, per_class: 500, target_per_class: 500, target_batch: None, dim: 784, projections: 500 },
+        BenchConfig { name: "tl", classes: 10, per_class: 200, target_per_class: 5, target_batch: None, dim: 784, projections: 500 },
+        BenchConfig { name: "dd", classes: 10, per_class: 50, target_per_class: 5000, target_batch: Some(256), dim: 784, projections: 500 },
+    ];
+
+    /// Looks a workload up by name.
+    pub fn by_name(name: &str) -> Result<Self> {
+        Self::ALL.iter().copied().find(|c| c.name == name).ok_or_else(|| {
+            invalid("config", format!("unknown bench config `{name}` (expected rings, da, tl, dd or all)"))
+        })
+    }
+
+    /// Target particles per class actually compared each step.
+    pub fn m(&self) -> usize {
+        self.target_batch.map_or(self.target_per_class, |b| b.min(self.target_per_class))
+    }
+
+    /// Floating-point operations of the three GEMMs (projections of both clouds and the
+    /// back-projection), the part of the step with a known operation count.
+    pub fn gemm_flops(&self) -> f64 {
+        let (n, m) = ((self.classes * self.per_class) as f64, (self.classes * self.m()) as f64);
+        2.0 * self.projections as f64 * self.dim as f64 * (2.0 * n + m)
+    }
+}
+
+/// Timings of one workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchResult {
+    pub config: BenchConfig,
+    pub engine: String,
+    pub times_ms: Vec<f64>,
+}
+
+impl BenchResult {
+    pub fn min_ms(&self) -> f64 {
+        self.times_ms.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+    pub fn median_ms(&self) -> f64 {
+        let mut t = self.times_ms.clone();
+        t.sort_by(f64::total_cmp);
+        let k = t.len();
+        if k == 0 {
+            f64::NAN
+        } else if k % 2 == 1 {
+            t[k / 2]
+        } else {
+            0.5 * (t[k / 2 - 1] + t[k / 2])
+        }
+    }
+    /// GEMM GFLOP/s at the median time (a lower bound on the machine's achieved rate, since
+    /// the step also sorts and pairs).
+    pub fn gflops(&self) -> f64 {
+        self.config.gemm_flops() / (self.median_ms() * 1e6)
+    }
+}
+
+fn gaussian_cloud(classes: usize, per_class: usize, dim: usize, shift: f32, seed: u64) -> Result<LabeledCloud> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let pts = (0..classes * per_class * dim)
+        .map(|_| <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng) + shift)
+        .collect();
+    LabeledCloud::uniform(classes, per_class, dim, pts)
+}
+
+/// Times `reps` steps (after one warm-up step) of `config` on `engine`.
+pub fn run(config: &BenchConfig, engine: Arc<dyn Engine>, reps: usize) -> Result<BenchResult> {
+    let source = gaussian_cloud(config.classes, config.per_class, config.dim, 0.0, 1)?;
+    let target = gaussian_cloud(config.classes, config.target_per_class, config.dim, 1.0, 2)?;
+    let mut objective = SwMmd::new(target, Kernel::RIESZ, config.projections)?
+        .with_target_batch(config.target_batch)?
+        .with_engine(engine.clone());
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut grad = vec![0.0f32; source.points().len()];
+    objective.value_and_wow_grad(&source, &mut rng, &mut grad)?;
+    let mut times_ms = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let start = Instant::now();
+        objective.value_and_wow_grad(&source, &mut rng, &mut grad)?;
+        times_ms.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(BenchResult {
+        config: *config,
+        engine: engine.name().to_string(),
+        times_ms,
+    })
+}
