@@ -78,7 +78,8 @@ impl Axes {
     ) -> Result<Axes, VizError> {
         let (w, h) = size;
         crate::image::check_size("size", w, h)?;
-        let s = (w.min(h) as f32 / 480.0).clamp(0.75, 3.0);
+        // Never below 1: smaller text than 12 px stops being legible, whatever the picture size.
+        let s = (w.min(h) as f32 / 480.0).clamp(1.0, 3.0);
         let tick_len = 4.0 * s;
         let (_, tick_h) = text::measure("0", TICK_PX * s);
         let (_, label_h) = text::measure("Ag", LABEL_PX * s);
@@ -103,7 +104,7 @@ impl Axes {
         if plot_h < 32.0 {
             return Err(too_small());
         }
-        let y_target = ((plot_h / (60.0 * s)) as usize).clamp(2, 8);
+        let y_target = ((plot_h / (50.0 * s)) as usize).clamp(2, 8);
         let y_ticks = y.ticks(y_target);
         let y_label_w = y_ticks
             .iter()
@@ -119,8 +120,8 @@ impl Axes {
         if plot_w < 32.0 {
             return Err(too_small());
         }
-        // Fewest-overlap x ticks: start at ~one per 80 px and thin until the labels fit.
-        let mut x_target = ((plot_w / (80.0 * s)) as usize).clamp(2, 10);
+        // Start at about one x tick per 65 px and thin until the labels fit without touching.
+        let mut x_target = ((plot_w / (65.0 * s)) as usize).clamp(2, 10);
         let x_ticks = loop {
             let t = x.ticks(x_target);
             let widest = t

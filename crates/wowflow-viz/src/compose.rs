@@ -79,7 +79,8 @@ pub fn image_grid(
     Ok(img)
 }
 
-const CAPTION_PX: f32 = 15.0;
+/// Captions are larger than plot titles (16 px) so they read as the panels' headings.
+const CAPTION_PX: f32 = 19.0;
 const GAP: u32 = 12;
 
 /// Places `panels` left to right on white, each with its caption centred above it, e.g. the

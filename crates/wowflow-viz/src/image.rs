@@ -99,9 +99,9 @@ impl Rgb8Image {
         }
         let i = 3 * (y as usize * self.width as usize + x as usize);
         let a = alpha.min(1.0);
-        for c in 0..3 {
-            let old = self.pixels[i + c] as f32;
-            self.pixels[i + c] = (old + (color[c] as f32 - old) * a).round() as u8;
+        for (dst, &src) in self.pixels[i..i + 3].iter_mut().zip(&color) {
+            let old = *dst as f32;
+            *dst = (old + (src as f32 - old) * a).round() as u8;
         }
     }
 

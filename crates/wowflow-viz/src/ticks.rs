@@ -122,7 +122,8 @@ fn minus(s: &str) -> String {
     s.replace('-', "−")
 }
 
-/// The smallest of {1, 2, 5}·10^k that is at least `raw`.
+/// The {1, 2, 5}·10^k step nearest to `raw` (geometrically), so the tick count stays close to
+/// the target instead of always rounding towards fewer ticks.
 fn nice_step(raw: f64) -> f64 {
     let raw = if raw.is_finite() && raw > 0.0 {
         raw
@@ -131,11 +132,11 @@ fn nice_step(raw: f64) -> f64 {
     };
     let mag = 10f64.powf(raw.log10().floor());
     let r = raw / mag;
-    let m = if r <= 1.0 {
+    let m = if r < 1.5 {
         1.0
-    } else if r <= 2.0 {
+    } else if r < 3.0 {
         2.0
-    } else if r <= 5.0 {
+    } else if r < 7.0 {
         5.0
     } else {
         10.0
@@ -211,7 +212,10 @@ mod tests {
             labels(&linear(-1.1, 1.1, 5)),
             ["−1.0", "−0.5", "0.0", "0.5", "1.0"]
         );
-        assert_eq!(labels(&linear(0.0, 1000.0, 4)), ["0", "500", "1000"]);
+        assert_eq!(
+            labels(&linear(0.0, 1000.0, 4)),
+            ["0", "200", "400", "600", "800", "1000"]
+        );
         assert_eq!(
             labels(&linear(0.0, 0.0003, 3)),
             ["0", "1e−4", "2e−4", "3e−4"]
