@@ -95,8 +95,9 @@ pub fn line_plot(plot: &LinePlot<'_>, size: (u32, u32)) -> Result<Rgb8Image, Viz
         let (a, b) = (y_lo.log10(), y_hi.log10());
         let pad = if b > a { (b - a) * 0.05 } else { 0.5 };
         AxisRange {
-            lo: 10f64.powf(a - pad),
-            hi: 10f64.powf(b + pad),
+            // Padding must not push the range out of f64 (to 0 or ∞) for extreme data.
+            lo: 10f64.powf(a - pad).max(f64::MIN_POSITIVE.min(y_lo)),
+            hi: 10f64.powf(b + pad).min(f64::MAX),
             log: true,
         }
     } else {
@@ -108,8 +109,8 @@ pub fn line_plot(plot: &LinePlot<'_>, size: (u32, u32)) -> Result<Rgb8Image, Viz
             y_lo.abs() * 0.1
         };
         AxisRange {
-            lo: y_lo - pad,
-            hi: y_hi + pad,
+            lo: (y_lo - pad).max(-f64::MAX),
+            hi: (y_hi + pad).min(f64::MAX),
             log: false,
         }
     };
@@ -354,6 +355,22 @@ mod tests {
             y: &[],
         }];
         assert!(line_plot(&plot(&s, false), (400, 300)).is_err());
+    }
+
+    #[test]
+    fn extreme_but_finite_values_do_not_panic() {
+        let s = [Series {
+            name: "a",
+            x: &[0.0, 1e308],
+            y: &[1e308, -1e308],
+        }];
+        assert!(line_plot(&plot(&s, false), (400, 300)).is_ok());
+        let s = [Series {
+            name: "a",
+            x: &[0.0, 1.0],
+            y: &[5e-324, 1e308],
+        }];
+        assert!(line_plot(&plot(&s, true), (400, 300)).is_ok());
     }
 
     #[test]

@@ -322,6 +322,11 @@ mod tests {
         let e = scatter(&frame(&[], &[]), &bad, (480, 480)).unwrap_err();
         assert!(e.to_string().contains("bounds.x"), "{e}");
         assert!(scatter(&frame(&[], &[]), &B, (20, 20)).is_err());
+        let huge = Bounds {
+            x: (-f32::MAX, f32::MAX),
+            y: (-1.0, 1.0),
+        };
+        assert!(scatter(&frame(&[[f32::MAX, 0.0]], &[usize::MAX]), &huge, (200, 200)).is_ok());
         assert!(scatter(&frame(&[], &[]), &B, (0, 480)).is_err());
     }
 

@@ -15,6 +15,11 @@ pub(crate) struct Tick {
 /// Ticks for a linear axis on `[lo, hi]` (`lo < hi`), aiming at about `target` labels.
 pub(crate) fn linear(lo: f64, hi: f64, target: usize) -> Vec<Tick> {
     let step = nice_step((hi - lo) / target.max(1) as f64);
+    // A span that overflows (±1e308) or underflows to 0 would make the tick count explode or
+    // vanish: show no ticks rather than hang.
+    if !((hi - lo) / step).is_finite() || (hi - lo) / step > 100.0 || step <= 0.0 {
+        return Vec::new();
+    }
     let first = (lo / step).ceil() as i64;
     let last = (hi / step + 1e-9).floor() as i64;
     let values: Vec<f64> = (first..=last.max(first - 1))
@@ -42,7 +47,12 @@ pub(crate) fn linear(lo: f64, hi: f64, target: usize) -> Vec<Tick> {
 
 /// Ticks for a log10 axis on `[lo, hi]` (`0 < lo < hi`), aiming at about `target` labels.
 pub(crate) fn log10(lo: f64, hi: f64, target: usize) -> Vec<Tick> {
-    let (d0, d1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    if !(lo > 0.0 && hi.is_finite() && lo < hi) {
+        return Vec::new();
+    }
+    // f64 spans 10⁻³²⁴..10³⁰⁸; clamping keeps the decade loops short whatever the input.
+    let d0 = (lo.log10().floor() as i32).clamp(-330, 330);
+    let d1 = (hi.log10().ceil() as i32).clamp(-330, 330);
     let plain = d0 >= -2 && d1 <= 4;
     let inside = |v: f64| v >= lo * (1.0 - 1e-9) && v <= hi * (1.0 + 1e-9);
     let decades: Vec<i32> = (d0..=d1).filter(|&k| inside(10f64.powi(k))).collect();
@@ -254,6 +264,16 @@ mod tests {
         let t = log10(1e-12, 1e6, 5);
         let n = labels(&t).len();
         assert!((3..=7).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn absurd_ranges_give_few_or_no_ticks_without_hanging() {
+        assert!(linear(-1e308, 1e308, 5).len() <= 11);
+        assert!(linear(f64::MIN, f64::MAX, 5).len() <= 11);
+        assert!(linear(1.0, 1.0 + 1e-12, 5).len() <= 11);
+        assert!(log10(1e-300, 1e300, 5).len() <= 11);
+        assert!(log10(5e-324, 1.0, 5).len() <= 11);
+        assert!(log10(0.0, 1.0, 5).is_empty());
     }
 
     #[test]
