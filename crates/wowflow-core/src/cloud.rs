@@ -250,12 +250,7 @@ impl LabeledCloud {
     /// Rows put back in the order of the input given to [`LabeledCloud::from_labeled_rows`]
     /// (`order` is the permutation it returned).
     pub fn to_input_order(&self, order: &[usize]) -> Vec<f32> {
-        let d = self.dim;
-        let mut out = vec![0.0f32; self.points.len()];
-        for (r, &i) in order.iter().enumerate() {
-            out[i * d..(i + 1) * d].copy_from_slice(&self.points[r * d..(r + 1) * d]);
-        }
-        out
+        rows_to_input_order(&self.points, self.dim, order)
     }
 
     /// A copy holding only the given rows of each class (`rows[c]` are indices local to
@@ -288,6 +283,16 @@ impl LabeledCloud {
             None => Ok(cloud),
         }
     }
+}
+
+/// Rows of a class-grouped `N × d` buffer (e.g. a snapshot of a flowing cloud) put back in
+/// the input order described by `order` (see [`LabeledCloud::from_labeled_rows`]).
+pub fn rows_to_input_order(points: &[f32], dim: usize, order: &[usize]) -> Vec<f32> {
+    let mut out = vec![0.0f32; points.len()];
+    for (r, &i) in order.iter().enumerate() {
+        out[i * dim..(i + 1) * dim].copy_from_slice(&points[r * dim..(r + 1) * dim]);
+    }
+    out
 }
 
 fn check_weights(what: &str, weights: &[f64]) -> Result<()> {

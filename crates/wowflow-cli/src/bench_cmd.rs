@@ -1,0 +1,71 @@
+//! `wowflow bench`: full gradient steps at the papers' workload sizes.
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use std::sync::Arc;
+use wowflow_core::bench::{run as run_bench, BenchConfig};
+use wowflow_core::CpuEngine;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum ConfigName {
+    Rings,
+    Da,
+    Tl,
+    Dd,
+    All,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Workload: rings (3×80, d=2), da (10×500 vs 10×500, d=784), tl (10×200 vs 10×5),
+    /// dd (10×50 vs 10×5000, batch 256), or all.
+    #[arg(long, value_enum, default_value = "all")]
+    pub config: ConfigName,
+    /// Timed steps per workload (after one warm-up step).
+    #[arg(long, default_value_t = 10)]
+    pub reps: usize,
+    /// Print one JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let engine = Arc::new(match args.threads {
+        Some(t) => CpuEngine::with_threads(t)?,
+        None => CpuEngine::new(),
+    });
+    let configs: Vec<BenchConfig> = match args.config {
+        ConfigName::All => BenchConfig::ALL.to_vec(),
+        one => vec![BenchConfig::by_name(&format!("{one:?}").to_lowercase())?],
+    };
+    for cfg in configs {
+        let r = run_bench(&cfg, engine.clone(), args.reps)?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "config": cfg.name, "engine": r.engine, "C": cfg.classes, "n": cfg.per_class, "m": cfg.m(),
+                    "d": cfg.dim, "L": cfg.projections, "min_ms": r.min_ms(), "median_ms": r.median_ms(),
+                    "gflops": r.gflops(), "times_ms": r.times_ms,
+                })
+            );
+        } else {
+            println!(
+                "bench {}: C={} n={} m={} d={} L={} min_ms={:.3} median_ms={:.3} gflops={:.1}",
+                cfg.name,
+                cfg.classes,
+                cfg.per_class,
+                cfg.m(),
+                cfg.dim,
+                cfg.projections,
+                r.min_ms(),
+                r.median_ms(),
+                r.gflops()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Checkpoints: a [`FlowState`] plus the run's settings in one `.npz`, written atomically.
+//!
+//! numpy can open a checkpoint (`np.load("run.ckpt.npz")["x"]`), and everything in it is
+//! exact (`f32`/`f64` bits), so resuming is bit-identical. The settings are stored as a
+//! JSON string in the `meta` array; resuming under other settings is refused with the list
+//! of what differs, because it would silently produce a run nobody asked for.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use wowflow_core::{FlowState, LabeledCloud, OptimizerState};
+use wowflow_data::{read_npz, write_npz, ArrayData, NpyArray};
+
+/// What must be equal between the run that wrote a checkpoint and the run resuming it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    pub objective: String,
+    pub kernel: serde_json::Value,
+    pub projections: usize,
+    pub directions: String,
+    pub target_batch: Option<usize>,
+    pub optimizer: serde_json::Value,
+    pub seed: u64,
+    pub clip: Option<(f32, f32)>,
+    pub source_shape: (usize, usize),
+    pub target_shape: (usize, usize),
+}
+
+fn f64_array(data: &[f64]) -> NpyArray {
+    NpyArray {
+        shape: vec![data.len()],
+        data: ArrayData::F64(data.to_vec()),
+    }
+}
+
+fn i64_array(data: Vec<i64>) -> NpyArray {
+    NpyArray::i64(vec![data.len()], data)
+}
+
+/// Writes `state` and `settings` to `path` (atomically: a crash never leaves half a file).
+pub fn save(path: &Path, state: &FlowState, settings: &RunSettings) -> Result<()> {
+    let cloud = &state.cloud;
+    let meta = serde_json::to_vec(settings)?;
+    let mut arrays: Vec<(&str, NpyArray)> = vec![
+        ("x", NpyArray::f32(vec![cloud.n_points(), cloud.dim()], cloud.points().to_vec())),
+        ("offsets", i64_array(cloud.offsets().iter().map(|&o| o as i64).collect())),
+        ("class_ids", i64_array(cloud.class_ids().to_vec())),
+        ("class_weights", f64_array(cloud.class_weights())),
+        ("step", i64_array(vec![state.step as i64])),
+        ("opt_first", NpyArray::f32(vec![state.optimizer.first.len()], state.optimizer.first.clone())),
+        ("opt_second", NpyArray::f32(vec![state.optimizer.second.len()], state.optimizer.second.clone())),
+        ("opt_t", i64_array(vec![state.optimizer.t as i64])),
+        ("losses", f64_array(&state.losses)),
+        ("grad_norms", f64_array(&state.grad_norms)),
+        ("meta", NpyArray { shape: vec![meta.len()], data: ArrayData::U8(meta) }),
+    ];
+    if let Some(w) = cloud.particle_weights() {
+        arrays.push(("particle_weights", f64_array(w)));
+    }
+    let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(n, a)| (*n, a)).collect();
+    write_npz(path, &refs).with_context(|| format!("writing checkpoint {}", path.display()))
+}
+
+fn get<'a>(arrays: &'a BTreeMap<String, NpyArray>, name: &str, path: &Path) -> Result<&'a NpyArray> {
+    arrays
+        .get(name)
+        .with_context(|| format!("{}: not a wowflow checkpoint (no array `{name}`)", path.display()))
+}
+
+fn f64_of(a: &NpyArray, name: &str, path: &Path) -> Result<Vec<f64>> {
+    match &a.data {
+        ArrayData::F64(v) => Ok(v.clone()),
+        _ => bail!("{}: array `{name}` must be float64", path.display()),
+    }
+}
+
+/// Reads a checkpoint and checks that it was written under `settings`.
+pub fn load(path: &Path, settings: &RunSettings) -> Result<FlowState> {
+    let arrays = read_npz(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let meta = match &get(&arrays, "meta", path)?.data {
+        ArrayData::U8(bytes) => bytes.clone(),
+        _ => bail!("{}: array `meta` must be uint8", path.display()),
+    };
+    let saved: RunSettings = serde_json::from_slice(&meta).with_context(|| format!("{}: unreadable settings", path.display()))?;
+    let differences = differences(&saved, settings);
+    if !differences.is_empty() {
+        bail!(
+            "{} was written by a run with other settings; resuming would mix two runs:\n  {}",
+            path.display(),
+            differences.join("\n  ")
+        );
+    }
+    let x = get(&arrays, "x", path)?;
+    if x.shape.len() != 2 {
+        bail!("{}: array `x` has shape {}, expected (N, d)", path.display(), x.shape_string());
+    }
+    let offsets: Vec<usize> = get(&arrays, "offsets", path)?.to_i64()?.into_iter().map(|o| o.max(0) as usize).collect();
+    let class_ids = get(&arrays, "class_ids", path)?.to_i64()?;
+    let class_weights = f64_of(get(&arrays, "class_weights", path)?, "class_weights", path)?;
+    let mut cloud = LabeledCloud::from_parts(x.to_f32(), x.shape[1], offsets, class_ids)
+        .and_then(|c| c.with_class_weights(class_weights))
+        .with_context(|| format!("{}: inconsistent cloud", path.display()))?;
+    if let Some(w) = arrays.get("particle_weights") {
+        cloud = cloud.with_particle_weights(f64_of(w, "particle_weights", path)?)?;
+    }
+    let scalar = |name: &str| -> Result<i64> {
+        get(&arrays, name, path)?
+            .to_i64()?
+            .first()
+            .copied()
+            .with_context(|| format!("{}: array `{name}` is empty", path.display()))
+    };
+    Ok(FlowState {
+        cloud,
+        step: scalar("step")?.max(0) as usize,
+        optimizer: OptimizerState {
+            first: get(&arrays, "opt_first", path)?.to_f32(),
+            second: get(&arrays, "opt_second", path)?.to_f32(),
+            t: scalar("opt_t")?.max(0) as u64,
+        },
+        losses: f64_of(get(&arrays, "losses", path)?, "losses", path)?,
+        grad_norms: f64_of(get(&arrays, "grad_norms", path)?, "grad_norms", path)?,
+    })
+}
+
+fn differences(saved: &RunSettings, now: &RunSettings) -> Vec<String> {
+    let (a, b) = (
+        serde_json::to_value(saved).unwrap_or_default(),
+        serde_json::to_value(now).unwrap_or_default(),
+    );
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return vec!["settings are not comparable".into()];
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: checkpoint has {v}, this run has {}", b.get(k).cloned().unwrap_or_default()))
+        .collect()
+}

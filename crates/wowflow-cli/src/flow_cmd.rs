@@ -1,0 +1,325 @@
+//! `wowflow flow`: flow the user's labeled dataset towards a target.
+
+use crate::checkpoint::{self, RunSettings};
+use crate::progress::{interrupt_flag, Progress};
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use wowflow_core::cloud::rows_to_input_order;
+use wowflow_core::{
+    CpuEngine, DirectionSampler, Directions, Flow, FlowConfig, FlowState, Kernel, LabeledCloud, Method, Optimizer,
+    Outcome, SnapshotRecorder, SwMmd,
+};
+use wowflow_data::{load_cloud, read_npy, write_csv, write_npz, NpyArray};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KernelName {
+    Riesz,
+    Gaussian,
+    Imq,
+    Laplace,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OptimizerName {
+    Gd,
+    Momentum,
+    Adam,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SamplerName {
+    /// i.i.d. uniform directions on the sphere.
+    Gaussian,
+    /// Blocks of d orthonormal directions (lower variance).
+    Orthogonal,
+}
+
+/// Settings of the SW-MMD objective and its optimiser, shared by `flow` and the demos.
+#[derive(Args, Clone, Debug)]
+pub struct FlowSettings {
+    /// Kernel between class measures.
+    #[arg(long, value_enum, default_value = "riesz")]
+    pub kernel: KernelName,
+    /// Bandwidth h of the Gaussian, IMQ and Laplace kernels [default: 0.1, 1, 0.5].
+    #[arg(long)]
+    pub h: Option<f64>,
+    /// Exponent r of the Riesz kernel −SW₂^r, in (0, 2).
+    #[arg(long, default_value_t = 1.0)]
+    pub r: f64,
+    /// Number of slicing directions L, redrawn every step.
+    #[arg(long, short = 'L', default_value_t = 500)]
+    pub projections: usize,
+    /// How directions are drawn.
+    #[arg(long, value_enum, default_value = "gaussian")]
+    pub sampler: SamplerName,
+    /// Fixed L × d unit directions (.npy) used at every step instead of random ones.
+    #[arg(long, value_name = "D.npy")]
+    pub directions: Option<PathBuf>,
+    /// Number of steps K.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Step size τ.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+    /// Optimiser [default: momentum if --momentum is given, else gd].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerName>,
+    /// Heavy-ball coefficient m (v ← g + m v; x ← x − τ v).
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// Compare with b random particles per target class each step.
+    #[arg(long, value_name = "b")]
+    pub target_batch: Option<usize>,
+    /// Keep features inside [LO, HI] after every step, e.g. `--clip 0,1` for images.
+    #[arg(long, value_name = "LO,HI", value_parser = parse_clip)]
+    pub clip: Option<(f32, f32)>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+fn parse_clip(s: &str) -> Result<(f32, f32), String> {
+    let (lo, hi) = s.split_once(',').ok_or("expected LO,HI (e.g. 0,1)")?;
+    let lo: f32 = lo.trim().parse().map_err(|e| format!("LO: {e}"))?;
+    let hi: f32 = hi.trim().parse().map_err(|e| format!("HI: {e}"))?;
+    if !(lo < hi) {
+        return Err(format!("need LO < HI, got {lo} and {hi}"));
+    }
+    Ok((lo, hi))
+}
+
+impl FlowSettings {
+    pub fn kernel(&self) -> Result<Kernel> {
+        let k = match self.kernel {
+            KernelName::Riesz => Kernel::Riesz { r: self.r },
+            KernelName::Gaussian => Kernel::Gaussian { h: self.h.unwrap_or(0.1) },
+            KernelName::Imq => Kernel::Imq { h: self.h.unwrap_or(1.0) },
+            KernelName::Laplace => Kernel::Laplace { h: self.h.unwrap_or(0.5) },
+        };
+        k.validate()?;
+        Ok(k)
+    }
+
+    pub fn optimizer(&self) -> Result<Optimizer> {
+        let name = self.optimizer.unwrap_or(if self.momentum.is_some() { OptimizerName::Momentum } else { OptimizerName::Gd });
+        let method = match name {
+            OptimizerName::Gd => Method::Gd,
+            OptimizerName::Momentum => Method::by_name("momentum", self.momentum.unwrap_or(0.9))?,
+            OptimizerName::Adam => Method::by_name("adam", 0.0)?,
+        };
+        Ok(Optimizer::new(method, self.lr)?)
+    }
+
+    fn sampler(&self, dim: usize) -> Result<DirectionSampler> {
+        if let Some(path) = &self.directions {
+            let a = read_npy(path)?;
+            if a.shape.len() != 2 || a.shape[1] != dim {
+                bail!("{}: directions have shape {}, expected (L, {dim})", path.display(), a.shape_string());
+            }
+            let dirs = Directions::from_rows(a.shape[0], dim, a.to_f32()).with_context(|| format!("{}", path.display()))?;
+            return Ok(DirectionSampler::Fixed(dirs));
+        }
+        Ok(match self.sampler {
+            SamplerName::Gaussian => DirectionSampler::Gaussian,
+            SamplerName::Orthogonal => DirectionSampler::OrthogonalBlocks,
+        })
+    }
+
+    /// The SW-MMD objective towards `target`.
+    pub fn objective(&self, target: LabeledCloud) -> Result<SwMmd> {
+        let dim = target.dim();
+        let engine = match self.threads {
+            Some(t) => CpuEngine::with_threads(t)?,
+            None => CpuEngine::new(),
+        };
+        Ok(SwMmd::new(target, self.kernel()?, self.projections)?
+            .with_directions(self.sampler(dim)?)?
+            .with_target_batch(self.target_batch)?
+            .with_engine(Arc::new(engine)))
+    }
+
+    pub fn config(&self) -> FlowConfig {
+        FlowConfig { steps: self.steps, seed: self.seed, clip: self.clip }
+    }
+
+    pub fn run_settings(&self, source: &LabeledCloud, target: &LabeledCloud) -> Result<RunSettings> {
+        Ok(RunSettings {
+            objective: "sw-mmd".into(),
+            kernel: serde_json::to_value(self.kernel()?)?,
+            projections: self.projections,
+            directions: match &self.directions {
+                Some(p) => format!("fixed:{}", p.display()),
+                None => format!("{:?}", self.sampler).to_lowercase(),
+            },
+            target_batch: self.target_batch,
+            optimizer: serde_json::to_value(self.optimizer()?)?,
+            seed: self.seed,
+            clip: self.clip,
+            source_shape: (source.n_points(), source.dim()),
+            target_shape: (target.n_points(), target.dim()),
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct FlowArgs {
+    /// Source dataset: .npy (C, n, d), .npz with `x` (N, d) and `y` (N,), or CSV (label, features…).
+    #[arg(long, value_name = "FILE")]
+    pub source: PathBuf,
+    /// Target dataset, same formats.
+    #[arg(long, value_name = "FILE")]
+    pub target: PathBuf,
+    /// Output .npz: `x` (N, d) final particles in the source's row order, `y` (N,), `snapshots`
+    /// (S, N, d), `snapshot_steps` (S,), `loss` (K,), `grad_norm` (K,); plus OUT_loss.csv.
+    #[arg(long, value_name = "OUT.npz")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub settings: FlowSettings,
+    /// Keep a snapshot of the particles every k steps (always the first and the last).
+    #[arg(long, value_name = "k")]
+    pub save_every: Option<usize>,
+    /// Checkpoint file (default: OUT with `.ckpt.npz`); written on Ctrl-C and every
+    /// --checkpoint-every steps.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Write the checkpoint every k steps.
+    #[arg(long, value_name = "k")]
+    pub checkpoint_every: Option<usize>,
+    /// Continue from a checkpoint (same settings; --steps is the new total).
+    #[arg(long, value_name = "CKPT")]
+    pub resume: Option<PathBuf>,
+}
+
+/// `OUT.npz` → `OUT.ckpt.npz` or `OUT_loss.csv` beside it.
+pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "wowflow".into());
+    out.with_file_name(format!("{stem}{suffix}"))
+}
+
+/// Writes checkpoints every k steps from inside the flow.
+struct Checkpointer<'a> {
+    path: &'a Path,
+    every: usize,
+    settings: &'a RunSettings,
+}
+
+impl wowflow_core::Observer for Checkpointer<'_> {
+    fn on_step(&mut self, _info: &wowflow_core::StepInfo, state: &FlowState) -> wowflow_core::Result<wowflow_core::Control> {
+        if self.every > 0 && state.step % self.every == 0 {
+            checkpoint::save(self.path, state, self.settings)
+                .map_err(|e| wowflow_core::CoreError::Resume(format!("checkpoint failed: {e:#}")))?;
+        }
+        Ok(wowflow_core::Control::Continue)
+    }
+}
+
+pub fn run(args: FlowArgs) -> Result<()> {
+    let source = load_cloud(&args.source)?;
+    let target = load_cloud(&args.target)?;
+    if source.cloud.dim() != target.cloud.dim() {
+        bail!(
+            "{} has d = {} features but {} has d = {}: both datasets must live in the same space",
+            args.source.display(),
+            source.cloud.dim(),
+            args.target.display(),
+            target.cloud.dim()
+        );
+    }
+    let settings = args.run_settings_for(&source.cloud, &target.cloud)?;
+    let ckpt_path = args.checkpoint.clone().unwrap_or_else(|| sibling(&args.out, ".ckpt.npz"));
+    let mut state = match &args.resume {
+        Some(p) => checkpoint::load(p, &settings)?,
+        None => FlowState::new(source.cloud.clone()),
+    };
+    let mut objective = args.settings.objective(target.cloud.clone())?;
+    let mut flow = Flow {
+        objective: &mut objective,
+        optimizer: args.settings.optimizer()?,
+        config: args.settings.config(),
+    };
+    let interrupted = interrupt_flag();
+    let mut progress = Progress::new(args.settings.steps, state.step, interrupted.clone());
+    let mut snaps = SnapshotRecorder::new(args.save_every.unwrap_or(usize::MAX));
+    snaps.record(&state);
+    let mut ckpt = Checkpointer { path: &ckpt_path, every: args.checkpoint_every.unwrap_or(0), settings: &settings };
+    let started = Instant::now();
+    let first_step = state.step;
+    let outcome = flow.run(&mut state, &mut [&mut progress, &mut snaps, &mut ckpt]);
+    progress.finish();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            checkpoint::save(&ckpt_path, &state, &settings)?;
+            return Err(e).with_context(|| format!("the state of the last good step is saved in {}", ckpt_path.display()));
+        }
+    };
+    if outcome == Outcome::Stopped {
+        checkpoint::save(&ckpt_path, &state, &settings)?;
+        eprintln!(
+            "interrupted after step {}; checkpoint written to {}\nresume with: wowflow flow ... --resume {}",
+            state.step,
+            ckpt_path.display(),
+            ckpt_path.display()
+        );
+        return Ok(());
+    }
+    snaps.record(&state);
+    write_outputs(&args.out, &state, &source.order, &snaps)?;
+    let secs = started.elapsed().as_secs_f64();
+    let steps = state.step - first_step;
+    eprintln!(
+        "flowed {} particles ({} classes, d = {}) for {steps} steps in {secs:.1} s ({:.1} steps/s); F: {:.4e} → {:.4e}",
+        state.cloud.n_points(),
+        state.cloud.n_classes(),
+        state.cloud.dim(),
+        steps as f64 / secs.max(1e-9),
+        state.losses.first().copied().unwrap_or(f64::NAN),
+        state.losses.last().copied().unwrap_or(f64::NAN),
+    );
+    eprintln!("wrote {} and {}", args.out.display(), sibling(&args.out, "_loss.csv").display());
+    Ok(())
+}
+
+impl FlowArgs {
+    fn run_settings_for(&self, source: &LabeledCloud, target: &LabeledCloud) -> Result<RunSettings> {
+        self.settings.run_settings(source, target)
+    }
+}
+
+/// Writes the result `.npz` (input row order) and the loss CSV.
+pub fn write_outputs(out: &Path, state: &FlowState, order: &[usize], snaps: &SnapshotRecorder) -> Result<()> {
+    let cloud = &state.cloud;
+    let (n, d) = (cloud.n_points(), cloud.dim());
+    let mut labels = vec![0i64; n];
+    for (r, (&i, y)) in order.iter().zip(cloud.row_labels()).enumerate() {
+        let _ = r;
+        labels[i] = y;
+    }
+    let mut snapshot_data = Vec::with_capacity(snaps.snapshots.len() * n * d);
+    for (_, pts) in &snaps.snapshots {
+        snapshot_data.extend(rows_to_input_order(pts, d, order));
+    }
+    let steps: Vec<i64> = snaps.snapshots.iter().map(|(s, _)| *s as i64).collect();
+    let x = NpyArray::f32(vec![n, d], cloud.to_input_order(order));
+    let y = NpyArray::i64(vec![n], labels);
+    let snapshots = NpyArray::f32(vec![snaps.snapshots.len(), n, d], snapshot_data);
+    let snapshot_steps = NpyArray::i64(vec![steps.len()], steps);
+    let loss = NpyArray { shape: vec![state.losses.len()], data: wowflow_data::ArrayData::F64(state.losses.clone()) };
+    let grad_norm = NpyArray { shape: vec![state.grad_norms.len()], data: wowflow_data::ArrayData::F64(state.grad_norms.clone()) };
+    write_npz(
+        out,
+        &[("x", &x), ("y", &y), ("snapshots", &snapshots), ("snapshot_steps", &snapshot_steps), ("loss", &loss), ("grad_norm", &grad_norm)],
+    )?;
+    write_csv(
+        &sibling(out, "_loss.csv"),
+        &["step", "loss", "grad_norm"],
+        state.losses.iter().zip(&state.grad_norms).enumerate().map(|(k, (l, g))| vec![k.to_string(), l.to_string(), g.to_string()]),
+    )?;
+    Ok(())
+}
