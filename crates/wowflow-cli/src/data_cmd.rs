@@ -4,8 +4,8 @@
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use wowflow_data::{
-    cache_dir, dataset, draw_disjoint, fetch_with_progress, list, load_split, verify, Check, DataDirs, DatasetStatus,
-    FetchOutcome, Split,
+    cache_dir, dataset, draw_disjoint, fetch_with_progress, list, load_split, verify, Check,
+    DataDirs, DatasetStatus, FetchOutcome, Split,
 };
 
 #[derive(clap::Subcommand, Debug)]
@@ -78,7 +78,11 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             let mut bad = 0;
             for ds in &report {
                 print_status(ds);
-                bad += ds.files.iter().filter(|f| matches!(f.check, Some(Check::Mismatch(_)))).count();
+                bad += ds
+                    .files
+                    .iter()
+                    .filter(|f| matches!(f.check, Some(Check::Mismatch(_))))
+                    .count();
             }
             if bad > 0 {
                 bail!("{bad} file(s) do not match the registry's checksums");
@@ -93,31 +97,44 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         DataCommand::Fetch { name, to, base_url } => {
             let to = match to {
                 Some(t) => t,
-                None => cache_dir().context("no user cache directory on this system; pass --to DIR")?,
+                None => {
+                    cache_dir().context("no user cache directory on this system; pass --to DIR")?
+                }
             };
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{msg:32} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{msg:32} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let mut current = String::new();
-            let reports = fetch_with_progress(&name, &to, base_url.as_deref(), &mut |file, have, total| {
-                if current != file {
-                    current = file.to_string();
-                    bar.set_message(current.clone());
-                    bar.set_length(total);
-                }
-                bar.set_position(have);
-            });
+            let reports =
+                fetch_with_progress(&name, &to, base_url.as_deref(), &mut |file, have, total| {
+                    if current != file {
+                        current = file.to_string();
+                        bar.set_message(current.clone());
+                        bar.set_length(total);
+                    }
+                    bar.set_position(have);
+                });
             bar.finish_and_clear();
             for r in reports? {
                 let what = match r.outcome {
                     FetchOutcome::AlreadyPresent => "already present, verified".to_string(),
-                    FetchOutcome::Downloaded { bytes, resumed_from: 0 } => format!("downloaded {bytes} bytes, verified"),
-                    FetchOutcome::Downloaded { bytes, resumed_from } => {
+                    FetchOutcome::Downloaded {
+                        bytes,
+                        resumed_from: 0,
+                    } => format!("downloaded {bytes} bytes, verified"),
+                    FetchOutcome::Downloaded {
+                        bytes,
+                        resumed_from,
+                    } => {
                         format!("downloaded {bytes} bytes (resumed at {resumed_from}), verified")
                     }
-                    FetchOutcome::NoPublicUrl => "no public download address: place it by hand (see `data list`)".to_string(),
+                    FetchOutcome::NoPublicUrl => {
+                        "no public download address: place it by hand (see `data list`)".to_string()
+                    }
                 };
                 println!("{:32} {what}\n{:32} -> {}", r.file, "", r.path.display());
             }
@@ -144,14 +161,26 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                     if set.channels == 3 {
                         // The grid is grayscale: show colour images by luminance (ITU-R BT.601).
                         let p = h * w;
-                        images.extend((0..p).map(|k| 0.299 * img[k] + 0.587 * img[p + k] + 0.114 * img[2 * p + k]));
+                        images.extend(
+                            (0..p).map(|k| {
+                                0.299 * img[k] + 0.587 * img[p + k] + 0.114 * img[2 * p + k]
+                            }),
+                        );
                     } else {
                         images.extend_from_slice(&img[..h * w]);
                     }
                 }
             }
-            let grid = wowflow_viz::image_grid(&images, set.n_classes * per_class, h, w, per_class, scale)?;
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.png", dataset(&name)?.name, split)));
+            let grid = wowflow_viz::image_grid(
+                &images,
+                set.n_classes * per_class,
+                h,
+                w,
+                per_class,
+                scale,
+            )?;
+            let canonical = dataset(&name)?.name;
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{canonical}-{split}.png")));
             wowflow_viz::save_png(&grid, &out)?;
             println!(
                 "wrote {} ({} classes x {per_class} {split} images, seed {seed}, one row per class)",
@@ -173,14 +202,23 @@ fn print_roots(dirs: &DataDirs) {
 }
 
 fn print_status(ds: &DatasetStatus) {
-    let state = if ds.complete() { "complete" } else { "incomplete" };
+    let state = if ds.complete() {
+        "complete"
+    } else {
+        "incomplete"
+    };
     println!("{} — {} [{state}]", ds.spec.name, ds.spec.title);
     println!("  classes: {}", ds.spec.classes.join(", "));
     for f in &ds.files {
         let opt = if f.spec.required { "" } else { " (optional)" };
         match (&f.found, &f.check) {
             (Some((path, origin)), Some(check)) => {
-                println!("  {:28} {check}{opt}\n  {:28} {} ({origin})", f.spec.name, "", path.display())
+                println!(
+                    "  {:28} {check}{opt}\n  {:28} {} ({origin})",
+                    f.spec.name,
+                    "",
+                    path.display()
+                )
             }
             _ => println!("  {:28} not found{opt}", f.spec.name),
         }
