@@ -2,9 +2,26 @@
 //!
 //! Everything between files and [`wowflow_core::LabeledCloud`]:
 //!
-//! - the user formats of `wowflow flow` — numpy `.npy`/`.npz` and CSV — read and written
-//!   here so the CLI and the library share one implementation ([`load_cloud`],
-//!   [`save_cloud`], [`read_npy`], [`write_npz`], [`write_csv`], …);
+//! - **User formats** of `wowflow flow` — numpy `.npy`/`.npz` and CSV — read and written here
+//!   so the CLI and the library share one implementation: [`load_cloud`], [`save_cloud`],
+//!   [`read_npy`], [`read_npz`], [`write_npy`], [`write_npz`], [`write_csv`].
+//! - **Dataset parsers**: idx (MNIST, Fashion-MNIST, KMNIST; gzip or raw), KMNIST `.npz`,
+//!   USPS (`usps.h5` and torchvision's LIBSVM `usps*.bz2`), CIFAR-10 binary batches (also
+//!   straight from the tarball), SVHN `.mat` (MAT v5). Each decodes to an [`ImageSet`].
+//! - **Registry** ([`registry`]): files, sizes, md5, sha256, public addresses and class names
+//!   per dataset, and the search order `--data-dir`, `$WOWFLOW_DATA`, user cache directory,
+//!   `/usr/share/datasets/fashion-mnist`. [`load_split`] finds and decodes a split;
+//!   [`list`] and [`verify()`] report what is where; [`fetch()`] downloads with resume and
+//!   checksum verification.
+//! - **Sampling** ([`sample`]): seeded, class-balanced, disjoint draws into `(C, n, d)` clouds,
+//!   values in `[0, 1]`, optional normalisation, bilinear resizing (USPS 16→28), and the
+//!   documented fallback split where a train split is missing ([`pool_and_eval`]).
+//!
+//! Dependency choices: decompression is pure Rust (`flate2` on `zlib-rs`, `bzip2` on
+//! `libbz2-rs-sys`); `usps.h5` is read with the pure-Rust `rust-hdf5` crate, which reads this
+//! file's gzip-chunked datasets without libhdf5 (calls are guarded with `catch_unwind`, see
+//! [`usps`]); npz uses the `zip` crate; downloads use `ureq` with rustls. Nothing needs a
+//! system library.
 //!
 //! Every reader returns a [`DataError`] naming the file and the problem on bad input; none
 //! panics. Every writer is atomic (temporary file in the same directory, then rename).
@@ -14,6 +31,7 @@ pub mod cifar;
 pub mod compress;
 pub mod csv;
 pub mod error;
+pub mod fetch;
 pub mod idx;
 pub mod images;
 pub mod load;
@@ -29,6 +47,7 @@ pub mod verify;
 
 pub use csv::{read_labeled_csv, write_csv, LabeledRows};
 pub use error::{DataError, Result};
+pub use fetch::{fetch, fetch_with_progress, FetchOutcome, FetchReport};
 pub use images::{ImageSet, Pixels};
 pub use load::{load_split, Split};
 pub use npy::{read_npy, write_npy, ArrayData, NpyArray};
