@@ -6,31 +6,42 @@
 //! gradient, optimisers and the flow loop.
 //!
 //! Formulas and conventions are those of `MATH.md` (sections cited in each module).
+//!
+//! ```
+//! use wowflow_core::{toy, Flow, FlowConfig, FlowState, Kernel, Method, Optimizer, SwMmd};
+//! # fn main() -> wowflow_core::Result<()> {
+//! let target = toy::rings(40, 0)?;
+//! let mut objective = SwMmd::new(target, Kernel::RIESZ, 100)?;
+//! let optimizer = Optimizer::new(Method::Momentum { m: 0.9 }, 0.1)?;
+//! let mut state = FlowState::new(toy::gaussian_noise(3, 40, 2, 1.0, 1)?);
+//! Flow { objective: &mut objective, optimizer, config: FlowConfig { steps: 50, seed: 0, clip: None } }
+//!     .run(&mut state, &mut [])?;
+//! assert!(state.losses[49] < state.losses[0]);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod bench;
 pub mod cloud;
-pub mod error;
-
-pub use cloud::LabeledCloud;
-pub use error::{CoreError, Result};
 pub mod directions;
-pub mod ot1d;
-
-pub use directions::{DirectionSampler, Directions};
-pub use ot1d::{wasserstein_1d, wasserstein_1d_grad, CostPower};
 pub mod engine;
+pub mod error;
+pub mod flow;
 pub mod kernel;
 pub mod objective;
+pub mod optim;
+pub mod ot1d;
 pub mod reference;
 pub mod sliced;
-
-pub use engine::{CpuEngine, Engine, SwMmdOutput};
-pub use kernel::Kernel;
-pub use objective::{Objective, SwMmd};
-pub use sliced::SlicedCloud;
-pub mod flow;
-pub mod optim;
 pub mod toy;
 
+pub use cloud::LabeledCloud;
+pub use directions::{DirectionSampler, Directions};
+pub use engine::{CpuEngine, Engine, SwMmdOutput};
+pub use error::{CoreError, Result};
 pub use flow::{Control, Flow, FlowConfig, FlowState, Observer, Outcome, SnapshotRecorder, StepInfo};
+pub use kernel::Kernel;
+pub use objective::{Objective, SwMmd};
 pub use optim::{Method, Optimizer, OptimizerState, Schedule};
+pub use ot1d::{wasserstein_1d, wasserstein_1d_grad, CostPower};
+pub use sliced::SlicedCloud;
