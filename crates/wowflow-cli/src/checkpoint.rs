@@ -43,17 +43,41 @@ pub fn save(path: &Path, state: &FlowState, settings: &RunSettings) -> Result<()
     let cloud = &state.cloud;
     let meta = serde_json::to_vec(settings)?;
     let mut arrays: Vec<(&str, NpyArray)> = vec![
-        ("x", NpyArray::f32(vec![cloud.n_points(), cloud.dim()], cloud.points().to_vec())),
-        ("offsets", i64_array(cloud.offsets().iter().map(|&o| o as i64).collect())),
+        (
+            "x",
+            NpyArray::f32(vec![cloud.n_points(), cloud.dim()], cloud.points().to_vec()),
+        ),
+        (
+            "offsets",
+            i64_array(cloud.offsets().iter().map(|&o| o as i64).collect()),
+        ),
         ("class_ids", i64_array(cloud.class_ids().to_vec())),
         ("class_weights", f64_array(cloud.class_weights())),
         ("step", i64_array(vec![state.step as i64])),
-        ("opt_first", NpyArray::f32(vec![state.optimizer.first.len()], state.optimizer.first.clone())),
-        ("opt_second", NpyArray::f32(vec![state.optimizer.second.len()], state.optimizer.second.clone())),
+        (
+            "opt_first",
+            NpyArray::f32(
+                vec![state.optimizer.first.len()],
+                state.optimizer.first.clone(),
+            ),
+        ),
+        (
+            "opt_second",
+            NpyArray::f32(
+                vec![state.optimizer.second.len()],
+                state.optimizer.second.clone(),
+            ),
+        ),
         ("opt_t", i64_array(vec![state.optimizer.t as i64])),
         ("losses", f64_array(&state.losses)),
         ("grad_norms", f64_array(&state.grad_norms)),
-        ("meta", NpyArray { shape: vec![meta.len()], data: ArrayData::U8(meta) }),
+        (
+            "meta",
+            NpyArray {
+                shape: vec![meta.len()],
+                data: ArrayData::U8(meta),
+            },
+        ),
     ];
     if let Some(w) = cloud.particle_weights() {
         arrays.push(("particle_weights", f64_array(w)));
@@ -62,10 +86,17 @@ pub fn save(path: &Path, state: &FlowState, settings: &RunSettings) -> Result<()
     write_npz(path, &refs).with_context(|| format!("writing checkpoint {}", path.display()))
 }
 
-fn get<'a>(arrays: &'a BTreeMap<String, NpyArray>, name: &str, path: &Path) -> Result<&'a NpyArray> {
-    arrays
-        .get(name)
-        .with_context(|| format!("{}: not a wowflow checkpoint (no array `{name}`)", path.display()))
+fn get<'a>(
+    arrays: &'a BTreeMap<String, NpyArray>,
+    name: &str,
+    path: &Path,
+) -> Result<&'a NpyArray> {
+    arrays.get(name).with_context(|| {
+        format!(
+            "{}: not a wowflow checkpoint (no array `{name}`)",
+            path.display()
+        )
+    })
 }
 
 fn f64_of(a: &NpyArray, name: &str, path: &Path) -> Result<Vec<f64>> {
@@ -77,12 +108,14 @@ fn f64_of(a: &NpyArray, name: &str, path: &Path) -> Result<Vec<f64>> {
 
 /// Reads a checkpoint and checks that it was written under `settings`.
 pub fn load(path: &Path, settings: &RunSettings) -> Result<FlowState> {
-    let arrays = read_npz(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let arrays =
+        read_npz(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
     let meta = match &get(&arrays, "meta", path)?.data {
         ArrayData::U8(bytes) => bytes.clone(),
         _ => bail!("{}: array `meta` must be uint8", path.display()),
     };
-    let saved: RunSettings = serde_json::from_slice(&meta).with_context(|| format!("{}: unreadable settings", path.display()))?;
+    let saved: RunSettings = serde_json::from_slice(&meta)
+        .with_context(|| format!("{}: unreadable settings", path.display()))?;
     let differences = differences(&saved, settings);
     if !differences.is_empty() {
         bail!(
@@ -93,9 +126,17 @@ pub fn load(path: &Path, settings: &RunSettings) -> Result<FlowState> {
     }
     let x = get(&arrays, "x", path)?;
     if x.shape.len() != 2 {
-        bail!("{}: array `x` has shape {}, expected (N, d)", path.display(), x.shape_string());
+        bail!(
+            "{}: array `x` has shape {}, expected (N, d)",
+            path.display(),
+            x.shape_string()
+        );
     }
-    let offsets: Vec<usize> = get(&arrays, "offsets", path)?.to_i64()?.into_iter().map(|o| o.max(0) as usize).collect();
+    let offsets: Vec<usize> = get(&arrays, "offsets", path)?
+        .to_i64()?
+        .into_iter()
+        .map(|o| o.max(0) as usize)
+        .collect();
     let class_ids = get(&arrays, "class_ids", path)?.to_i64()?;
     let class_weights = f64_of(get(&arrays, "class_weights", path)?, "class_weights", path)?;
     let mut cloud = LabeledCloud::from_parts(x.to_f32(), x.shape[1], offsets, class_ids)
@@ -134,6 +175,11 @@ fn differences(saved: &RunSettings, now: &RunSettings) -> Vec<String> {
     };
     a.iter()
         .filter(|(k, v)| b.get(*k) != Some(v))
-        .map(|(k, v)| format!("{k}: checkpoint has {v}, this run has {}", b.get(k).cloned().unwrap_or_default()))
+        .map(|(k, v)| {
+            format!(
+                "{k}: checkpoint has {v}, this run has {}",
+                b.get(k).cloned().unwrap_or_default()
+            )
+        })
         .collect()
 }

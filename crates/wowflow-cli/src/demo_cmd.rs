@@ -62,7 +62,9 @@ fn rings_demo(args: &RingsArgs) -> Result<()> {
     let source = gaussian_noise(3, args.per_class, 2, 1.0, args.seed.wrapping_add(1))?;
     let settings = FlowSettings {
         kernel: args.kernel,
-        h: args.h.or(matches!(args.kernel, KernelName::Gaussian).then_some(0.05)),
+        h: args
+            .h
+            .or(matches!(args.kernel, KernelName::Gaussian).then_some(0.05)),
         r: 1.0,
         projections: args.projections,
         sampler: SamplerName::Gaussian,
@@ -78,7 +80,11 @@ fn rings_demo(args: &RingsArgs) -> Result<()> {
     };
     let kernel = settings.kernel()?;
     let mut objective = settings.objective(target.clone())?;
-    let mut flow = Flow { objective: &mut objective, optimizer: settings.optimizer()?, config: settings.config() };
+    let mut flow = Flow {
+        objective: &mut objective,
+        optimizer: settings.optimizer()?,
+        config: settings.config(),
+    };
     let mut state = FlowState::new(source);
     let mut snaps = SnapshotRecorder::new(args.frame_every);
     snaps.record(&state);
@@ -89,11 +95,15 @@ fn rings_demo(args: &RingsArgs) -> Result<()> {
     snaps.record(&state);
     let secs = started.elapsed().as_secs_f64();
 
-    std::fs::create_dir_all(args.out.join("frames")).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(args.out.join("frames"))
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let title = format!("SW-MMD flow, {} kernel", kernel.name());
     let frames = render_frames(&snaps, &state.losses, &target, &title)?;
     for ((step, _), frame) in snaps.snapshots.iter().zip(&frames) {
-        save_png(frame, &args.out.join("frames").join(format!("step_{step:05}.png")))?;
+        save_png(
+            frame,
+            &args.out.join("frames").join(format!("step_{step:05}.png")),
+        )?;
     }
     if let Some(last) = frames.last() {
         save_png(last, &args.out.join("final.png"))?;
@@ -109,7 +119,10 @@ fn rings_demo(args: &RingsArgs) -> Result<()> {
         args.steps,
         first / last
     );
-    eprintln!("wrote {}/{{flow.gif, final.png, loss.png, loss.csv, frames/}}", args.out.display());
+    eprintln!(
+        "wrote {}/{{flow.gif, final.png, loss.png, loss.csv, frames/}}",
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -119,19 +132,32 @@ fn as_xy(points: &[f32]) -> Vec<[f32; 2]> {
 
 /// One scatter frame per snapshot, all on the same axes (covering every frame and the
 /// target) so motion is not confused with rescaling.
-fn render_frames(snaps: &SnapshotRecorder, losses: &[f64], target: &LabeledCloud, title: &str) -> Result<Vec<wowflow_viz::Rgb8Image>> {
+fn render_frames(
+    snaps: &SnapshotRecorder,
+    losses: &[f64],
+    target: &LabeledCloud,
+    title: &str,
+) -> Result<Vec<wowflow_viz::Rgb8Image>> {
     let target_xy = as_xy(target.points());
-    let target_labels: Vec<usize> = (0..target.n_classes()).flat_map(|c| std::iter::repeat_n(c, target.class_len(c))).collect();
+    let target_labels: Vec<usize> = (0..target.n_classes())
+        .flat_map(|c| std::iter::repeat_n(c, target.class_len(c)))
+        .collect();
     let all: Vec<Vec<[f32; 2]>> = snaps.snapshots.iter().map(|(_, p)| as_xy(p)).collect();
     let mut sets: Vec<&[[f32; 2]]> = all.iter().map(Vec::as_slice).collect();
     sets.push(&target_xy);
     let bounds = Bounds::covering(&sets, 0.05);
     let per = target.class_len(0);
-    let labels: Vec<usize> = (0..all.first().map_or(0, Vec::len)).map(|i| i / per).collect();
+    let labels: Vec<usize> = (0..all.first().map_or(0, Vec::len))
+        .map(|i| i / per)
+        .collect();
     all.iter()
         .zip(&snaps.snapshots)
         .map(|(pts, (step, _))| {
-            let loss = losses.get(*step).or(losses.last()).copied().unwrap_or(f64::NAN);
+            let loss = losses
+                .get(*step)
+                .or(losses.last())
+                .copied()
+                .unwrap_or(f64::NAN);
             let frame = ScatterFrame {
                 points: pts,
                 labels: &labels,
@@ -151,9 +177,20 @@ fn write_loss(dir: &Path, losses: &[f64]) -> Result<()> {
         x_label: "step",
         y_label: "F",
         log_y: true,
-        series: &[Series { name: "SW-MMD", x: &x, y: losses }],
+        series: &[Series {
+            name: "SW-MMD",
+            x: &x,
+            y: losses,
+        }],
     };
     save_png(&line_plot(&plot, (640, 400))?, &dir.join("loss.png"))?;
-    write_csv(&dir.join("loss.csv"), &["step", "loss"], losses.iter().enumerate().map(|(k, l)| vec![k.to_string(), l.to_string()]))?;
+    write_csv(
+        &dir.join("loss.csv"),
+        &["step", "loss"],
+        losses
+            .iter()
+            .enumerate()
+            .map(|(k, l)| vec![k.to_string(), l.to_string()]),
+    )?;
     Ok(())
 }

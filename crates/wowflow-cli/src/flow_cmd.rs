@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use wowflow_core::cloud::rows_to_input_order;
 use wowflow_core::{
-    CpuEngine, DirectionSampler, Directions, Flow, FlowConfig, FlowState, Kernel, LabeledCloud, Method, Optimizer,
-    Outcome, SnapshotRecorder, SwMmd,
+    CpuEngine, DirectionSampler, Directions, Flow, FlowConfig, FlowState, Kernel, LabeledCloud,
+    Method, Optimizer, Outcome, SnapshotRecorder, SwMmd,
 };
 use wowflow_data::{load_cloud, read_npy, write_csv, write_npz, NpyArray};
 
@@ -88,7 +88,7 @@ fn parse_clip(s: &str) -> Result<(f32, f32), String> {
     let (lo, hi) = s.split_once(',').ok_or("expected LO,HI (e.g. 0,1)")?;
     let lo: f32 = lo.trim().parse().map_err(|e| format!("LO: {e}"))?;
     let hi: f32 = hi.trim().parse().map_err(|e| format!("HI: {e}"))?;
-    if !(lo < hi) {
+    if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
         return Err(format!("need LO < HI, got {lo} and {hi}"));
     }
     Ok((lo, hi))
@@ -98,16 +98,26 @@ impl FlowSettings {
     pub fn kernel(&self) -> Result<Kernel> {
         let k = match self.kernel {
             KernelName::Riesz => Kernel::Riesz { r: self.r },
-            KernelName::Gaussian => Kernel::Gaussian { h: self.h.unwrap_or(0.1) },
-            KernelName::Imq => Kernel::Imq { h: self.h.unwrap_or(1.0) },
-            KernelName::Laplace => Kernel::Laplace { h: self.h.unwrap_or(0.5) },
+            KernelName::Gaussian => Kernel::Gaussian {
+                h: self.h.unwrap_or(0.1),
+            },
+            KernelName::Imq => Kernel::Imq {
+                h: self.h.unwrap_or(1.0),
+            },
+            KernelName::Laplace => Kernel::Laplace {
+                h: self.h.unwrap_or(0.5),
+            },
         };
         k.validate()?;
         Ok(k)
     }
 
     pub fn optimizer(&self) -> Result<Optimizer> {
-        let name = self.optimizer.unwrap_or(if self.momentum.is_some() { OptimizerName::Momentum } else { OptimizerName::Gd });
+        let name = self.optimizer.unwrap_or(if self.momentum.is_some() {
+            OptimizerName::Momentum
+        } else {
+            OptimizerName::Gd
+        });
         let method = match name {
             OptimizerName::Gd => Method::Gd,
             OptimizerName::Momentum => Method::by_name("momentum", self.momentum.unwrap_or(0.9))?,
@@ -120,9 +130,14 @@ impl FlowSettings {
         if let Some(path) = &self.directions {
             let a = read_npy(path)?;
             if a.shape.len() != 2 || a.shape[1] != dim {
-                bail!("{}: directions have shape {}, expected (L, {dim})", path.display(), a.shape_string());
+                bail!(
+                    "{}: directions have shape {}, expected (L, {dim})",
+                    path.display(),
+                    a.shape_string()
+                );
             }
-            let dirs = Directions::from_rows(a.shape[0], dim, a.to_f32()).with_context(|| format!("{}", path.display()))?;
+            let dirs = Directions::from_rows(a.shape[0], dim, a.to_f32())
+                .with_context(|| format!("{}", path.display()))?;
             return Ok(DirectionSampler::Fixed(dirs));
         }
         Ok(match self.sampler {
@@ -145,10 +160,18 @@ impl FlowSettings {
     }
 
     pub fn config(&self) -> FlowConfig {
-        FlowConfig { steps: self.steps, seed: self.seed, clip: self.clip }
+        FlowConfig {
+            steps: self.steps,
+            seed: self.seed,
+            clip: self.clip,
+        }
     }
 
-    pub fn run_settings(&self, source: &LabeledCloud, target: &LabeledCloud) -> Result<RunSettings> {
+    pub fn run_settings(
+        &self,
+        source: &LabeledCloud,
+        target: &LabeledCloud,
+    ) -> Result<RunSettings> {
         Ok(RunSettings {
             objective: "sw-mmd".into(),
             kernel: serde_json::to_value(self.kernel()?)?,
@@ -198,7 +221,10 @@ pub struct FlowArgs {
 
 /// `OUT.npz` → `OUT.ckpt.npz` or `OUT_loss.csv` beside it.
 pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "wowflow".into());
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "wowflow".into());
     out.with_file_name(format!("{stem}{suffix}"))
 }
 
@@ -210,10 +236,15 @@ struct Checkpointer<'a> {
 }
 
 impl wowflow_core::Observer for Checkpointer<'_> {
-    fn on_step(&mut self, _info: &wowflow_core::StepInfo, state: &FlowState) -> wowflow_core::Result<wowflow_core::Control> {
+    fn on_step(
+        &mut self,
+        _info: &wowflow_core::StepInfo,
+        state: &FlowState,
+    ) -> wowflow_core::Result<wowflow_core::Control> {
         if self.every > 0 && state.step % self.every == 0 {
-            checkpoint::save(self.path, state, self.settings)
-                .map_err(|e| wowflow_core::CoreError::Resume(format!("checkpoint failed: {e:#}")))?;
+            checkpoint::save(self.path, state, self.settings).map_err(|e| {
+                wowflow_core::CoreError::Resume(format!("checkpoint failed: {e:#}"))
+            })?;
         }
         Ok(wowflow_core::Control::Continue)
     }
@@ -232,7 +263,10 @@ pub fn run(args: FlowArgs) -> Result<()> {
         );
     }
     let settings = args.run_settings_for(&source.cloud, &target.cloud)?;
-    let ckpt_path = args.checkpoint.clone().unwrap_or_else(|| sibling(&args.out, ".ckpt.npz"));
+    let ckpt_path = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| sibling(&args.out, ".ckpt.npz"));
     let mut state = match &args.resume {
         Some(p) => checkpoint::load(p, &settings)?,
         None => FlowState::new(source.cloud.clone()),
@@ -247,7 +281,11 @@ pub fn run(args: FlowArgs) -> Result<()> {
     let mut progress = Progress::new(args.settings.steps, state.step, interrupted.clone());
     let mut snaps = SnapshotRecorder::new(args.save_every.unwrap_or(usize::MAX));
     snaps.record(&state);
-    let mut ckpt = Checkpointer { path: &ckpt_path, every: args.checkpoint_every.unwrap_or(0), settings: &settings };
+    let mut ckpt = Checkpointer {
+        path: &ckpt_path,
+        every: args.checkpoint_every.unwrap_or(0),
+        settings: &settings,
+    };
     let started = Instant::now();
     let first_step = state.step;
     let outcome = flow.run(&mut state, &mut [&mut progress, &mut snaps, &mut ckpt]);
@@ -256,7 +294,12 @@ pub fn run(args: FlowArgs) -> Result<()> {
         Ok(o) => o,
         Err(e) => {
             checkpoint::save(&ckpt_path, &state, &settings)?;
-            return Err(e).with_context(|| format!("the state of the last good step is saved in {}", ckpt_path.display()));
+            return Err(e).with_context(|| {
+                format!(
+                    "the state of the last good step is saved in {}",
+                    ckpt_path.display()
+                )
+            });
         }
     };
     if outcome == Outcome::Stopped {
@@ -282,18 +325,31 @@ pub fn run(args: FlowArgs) -> Result<()> {
         state.losses.first().copied().unwrap_or(f64::NAN),
         state.losses.last().copied().unwrap_or(f64::NAN),
     );
-    eprintln!("wrote {} and {}", args.out.display(), sibling(&args.out, "_loss.csv").display());
+    eprintln!(
+        "wrote {} and {}",
+        args.out.display(),
+        sibling(&args.out, "_loss.csv").display()
+    );
     Ok(())
 }
 
 impl FlowArgs {
-    fn run_settings_for(&self, source: &LabeledCloud, target: &LabeledCloud) -> Result<RunSettings> {
+    fn run_settings_for(
+        &self,
+        source: &LabeledCloud,
+        target: &LabeledCloud,
+    ) -> Result<RunSettings> {
         self.settings.run_settings(source, target)
     }
 }
 
 /// Writes the result `.npz` (input row order) and the loss CSV.
-pub fn write_outputs(out: &Path, state: &FlowState, order: &[usize], snaps: &SnapshotRecorder) -> Result<()> {
+pub fn write_outputs(
+    out: &Path,
+    state: &FlowState,
+    order: &[usize],
+    snaps: &SnapshotRecorder,
+) -> Result<()> {
     let cloud = &state.cloud;
     let (n, d) = (cloud.n_points(), cloud.dim());
     let mut labels = vec![0i64; n];
@@ -310,16 +366,34 @@ pub fn write_outputs(out: &Path, state: &FlowState, order: &[usize], snaps: &Sna
     let y = NpyArray::i64(vec![n], labels);
     let snapshots = NpyArray::f32(vec![snaps.snapshots.len(), n, d], snapshot_data);
     let snapshot_steps = NpyArray::i64(vec![steps.len()], steps);
-    let loss = NpyArray { shape: vec![state.losses.len()], data: wowflow_data::ArrayData::F64(state.losses.clone()) };
-    let grad_norm = NpyArray { shape: vec![state.grad_norms.len()], data: wowflow_data::ArrayData::F64(state.grad_norms.clone()) };
+    let loss = NpyArray {
+        shape: vec![state.losses.len()],
+        data: wowflow_data::ArrayData::F64(state.losses.clone()),
+    };
+    let grad_norm = NpyArray {
+        shape: vec![state.grad_norms.len()],
+        data: wowflow_data::ArrayData::F64(state.grad_norms.clone()),
+    };
     write_npz(
         out,
-        &[("x", &x), ("y", &y), ("snapshots", &snapshots), ("snapshot_steps", &snapshot_steps), ("loss", &loss), ("grad_norm", &grad_norm)],
+        &[
+            ("x", &x),
+            ("y", &y),
+            ("snapshots", &snapshots),
+            ("snapshot_steps", &snapshot_steps),
+            ("loss", &loss),
+            ("grad_norm", &grad_norm),
+        ],
     )?;
     write_csv(
         &sibling(out, "_loss.csv"),
         &["step", "loss", "grad_norm"],
-        state.losses.iter().zip(&state.grad_norms).enumerate().map(|(k, (l, g))| vec![k.to_string(), l.to_string(), g.to_string()]),
+        state
+            .losses
+            .iter()
+            .zip(&state.grad_norms)
+            .enumerate()
+            .map(|(k, (l, g))| vec![k.to_string(), l.to_string(), g.to_string()]),
     )?;
     Ok(())
 }

@@ -16,8 +16,10 @@ impl Progress {
     pub fn new(total: usize, done: usize, interrupted: Arc<AtomicBool>) -> Self {
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} step {pos}/{len}  loss {msg}  {per_sec}  ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{bar:30} step {pos}/{len}  loss {msg}  {per_sec}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_position(done as u64);
         bar.reset_eta();

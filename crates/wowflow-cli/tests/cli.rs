@@ -5,7 +5,10 @@ use std::process::Command;
 use wowflow_data::{read_npz, write_npz, NpyArray};
 
 fn wowflow(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_wowflow")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_wowflow"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -29,28 +32,63 @@ fn dataset(n: usize, d: usize, shift: f32, seed: u32) -> (Vec<f32>, Vec<i64>) {
         (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
     };
     let y: Vec<i64> = (0..n).map(|i| [2, 0, 1, 0, 2][i % 5]).collect();
-    let x = (0..n * d).map(|k| next() + shift * y[k / d] as f32).collect();
+    let x = (0..n * d)
+        .map(|k| next() + shift * y[k / d] as f32)
+        .collect();
     (x, y)
 }
 
 fn write_dataset(path: &Path, x: Vec<f32>, y: Vec<i64>, d: usize) {
     let n = y.len();
-    write_npz(path, &[("x", &NpyArray::f32(vec![n, d], x)), ("y", &NpyArray::i64(vec![n], y))]).unwrap();
+    write_npz(
+        path,
+        &[
+            ("x", &NpyArray::f32(vec![n, d], x)),
+            ("y", &NpyArray::i64(vec![n], y)),
+        ],
+    )
+    .unwrap();
 }
 
 #[test]
 fn flow_keeps_input_row_order_and_lowers_the_loss() {
     let dir = tempfile::tempdir().unwrap();
-    let (src, tgt, out) = (dir.path().join("s.npz"), dir.path().join("t.npz"), dir.path().join("o.npz"));
+    let (src, tgt, out) = (
+        dir.path().join("s.npz"),
+        dir.path().join("t.npz"),
+        dir.path().join("o.npz"),
+    );
     let (x, y) = dataset(50, 3, 1.0, 1);
     write_dataset(&src, x, y.clone(), 3);
     let (xt, yt) = dataset(40, 3, -1.0, 2);
     write_dataset(&tgt, xt, yt, 3);
     let p = |p: &Path| p.to_str().unwrap().to_string();
-    ok(&["flow", "--source", &p(&src), "--target", &p(&tgt), "--out", &p(&out), "--steps", "60", "-L", "50", "--lr", "0.1", "--momentum", "0.9", "--save-every", "20"]);
+    ok(&[
+        "flow",
+        "--source",
+        &p(&src),
+        "--target",
+        &p(&tgt),
+        "--out",
+        &p(&out),
+        "--steps",
+        "60",
+        "-L",
+        "50",
+        "--lr",
+        "0.1",
+        "--momentum",
+        "0.9",
+        "--save-every",
+        "20",
+    ]);
     let res = read_npz(&out).unwrap();
     assert_eq!(res["x"].shape, vec![50, 3]);
-    assert_eq!(res["y"].to_i64().unwrap(), y, "labels must come back in the input's row order");
+    assert_eq!(
+        res["y"].to_i64().unwrap(),
+        y,
+        "labels must come back in the input's row order"
+    );
     assert_eq!(res["snapshots"].shape, vec![4, 50, 3]); // steps 0, 20, 40, 60
     assert_eq!(res["snapshot_steps"].to_i64().unwrap(), vec![0, 20, 40, 60]);
     let loss = res["loss"].to_f32();
@@ -70,16 +108,44 @@ fn resume_from_a_checkpoint_is_bit_identical() {
     write_dataset(Path::new(&p("s.npz")), x, y, 2);
     let (xt, yt) = dataset(30, 2, -1.0, 4);
     write_dataset(Path::new(&p("t.npz")), xt, yt, 2);
-    let common = ["--source", &p("s.npz"), "--target", &p("t.npz"), "-L", "40", "--momentum", "0.9", "--seed", "7"];
-    let (whole_out, part_out, resumed_out, x_out) = (p("whole.npz"), p("part.npz"), p("resumed.npz"), p("x.npz"));
+    let common = [
+        "--source",
+        &p("s.npz"),
+        "--target",
+        &p("t.npz"),
+        "-L",
+        "40",
+        "--momentum",
+        "0.9",
+        "--seed",
+        "7",
+    ];
+    let (whole_out, part_out, resumed_out, x_out) =
+        (p("whole.npz"), p("part.npz"), p("resumed.npz"), p("x.npz"));
     let mut whole = vec!["flow", "--out", &whole_out, "--steps", "25"];
     whole.extend(common);
     ok(&whole);
-    let mut part = vec!["flow", "--out", &part_out, "--steps", "10", "--checkpoint-every", "10"];
+    let mut part = vec![
+        "flow",
+        "--out",
+        &part_out,
+        "--steps",
+        "10",
+        "--checkpoint-every",
+        "10",
+    ];
     part.extend(common);
     ok(&part);
     let ckpt = p("part.ckpt.npz");
-    let mut resumed = vec!["flow", "--out", &resumed_out, "--steps", "25", "--resume", &ckpt];
+    let mut resumed = vec![
+        "flow",
+        "--out",
+        &resumed_out,
+        "--steps",
+        "25",
+        "--resume",
+        &ckpt,
+    ];
     resumed.extend(common);
     ok(&resumed);
     let a = read_npz(Path::new(&p("whole.npz"))).unwrap();
@@ -89,7 +155,9 @@ fn resume_from_a_checkpoint_is_bit_identical() {
     assert_eq!(a["loss"].to_f32(), b["loss"].to_f32());
 
     // Other settings: refused, naming what differs.
-    let mut wrong = vec!["flow", "--out", &x_out, "--steps", "25", "--resume", &ckpt, "--lr", "0.2"];
+    let mut wrong = vec![
+        "flow", "--out", &x_out, "--steps", "25", "--resume", &ckpt, "--lr", "0.2",
+    ];
     wrong.extend(common);
     let err = fails(&wrong);
     assert!(err.contains("optimizer") && err.contains("0.2"), "{err}");
@@ -103,25 +171,91 @@ fn bad_inputs_get_named_errors() {
     write_dataset(Path::new(&p("d3.npz")), x, y, 3);
     let (x, y) = dataset(10, 2, 1.0, 6);
     write_dataset(Path::new(&p("d2.npz")), x, y, 2);
-    let err = fails(&["flow", "--source", &p("d3.npz"), "--target", &p("d2.npz"), "--out", &p("o.npz")]);
-    assert!(err.contains("d3.npz") && err.contains("d = 3") && err.contains("d = 2"), "{err}");
-    let err = fails(&["flow", "--source", &p("missing.npz"), "--target", &p("d2.npz"), "--out", &p("o.npz")]);
+    let err = fails(&[
+        "flow",
+        "--source",
+        &p("d3.npz"),
+        "--target",
+        &p("d2.npz"),
+        "--out",
+        &p("o.npz"),
+    ]);
+    assert!(
+        err.contains("d3.npz") && err.contains("d = 3") && err.contains("d = 2"),
+        "{err}"
+    );
+    let err = fails(&[
+        "flow",
+        "--source",
+        &p("missing.npz"),
+        "--target",
+        &p("d2.npz"),
+        "--out",
+        &p("o.npz"),
+    ]);
     assert!(err.contains("missing.npz"), "{err}");
-    write_npz(Path::new(&p("bad.npz")), &[("x", &NpyArray::f32(vec![4, 2], vec![0.0; 8])), ("y", &NpyArray::i64(vec![3], vec![0, 1, 1]))]).unwrap();
-    let err = fails(&["flow", "--source", &p("bad.npz"), "--target", &p("d2.npz"), "--out", &p("o.npz")]);
+    write_npz(
+        Path::new(&p("bad.npz")),
+        &[
+            ("x", &NpyArray::f32(vec![4, 2], vec![0.0; 8])),
+            ("y", &NpyArray::i64(vec![3], vec![0, 1, 1])),
+        ],
+    )
+    .unwrap();
+    let err = fails(&[
+        "flow",
+        "--source",
+        &p("bad.npz"),
+        "--target",
+        &p("d2.npz"),
+        "--out",
+        &p("o.npz"),
+    ]);
     assert!(err.contains("bad.npz") && err.contains('y'), "{err}");
-    let err = fails(&["flow", "--source", &p("d2.npz"), "--target", &p("d2.npz"), "--out", &p("o.npz"), "--kernel", "gaussian", "--h=-1"]);
+    let err = fails(&[
+        "flow",
+        "--source",
+        &p("d2.npz"),
+        "--target",
+        &p("d2.npz"),
+        "--out",
+        &p("o.npz"),
+        "--kernel",
+        "gaussian",
+        "--h=-1",
+    ]);
     assert!(err.contains("bandwidth"), "{err}");
-    assert!(!Path::new(&p("o.npz")).exists(), "no output is written on error");
+    assert!(
+        !Path::new(&p("o.npz")).exists(),
+        "no output is written on error"
+    );
 }
 
 #[test]
 fn rings_demo_writes_its_pictures() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rings");
-    let log = ok(&["demo", "rings", "--out", out.to_str().unwrap(), "--steps", "40", "--projections", "50", "--frame-every", "10"]);
+    let log = ok(&[
+        "demo",
+        "rings",
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "40",
+        "--projections",
+        "50",
+        "--frame-every",
+        "10",
+    ]);
     assert!(log.contains("a factor"), "{log}");
-    for f in ["flow.gif", "final.png", "loss.png", "loss.csv", "frames/step_00000.png", "frames/step_00040.png"] {
+    for f in [
+        "flow.gif",
+        "final.png",
+        "loss.png",
+        "loss.csv",
+        "frames/step_00000.png",
+        "frames/step_00040.png",
+    ] {
         assert!(out.join(f).exists(), "missing {f}");
     }
 }
@@ -129,8 +263,20 @@ fn rings_demo_writes_its_pictures() {
 #[test]
 fn bench_prints_one_line_per_config() {
     let out = ok(&["bench", "--config", "rings", "--reps", "2"]);
-    let line = out.lines().find(|l| l.starts_with("bench rings:")).expect("a bench line");
-    for key in ["C=3", "n=80", "m=80", "d=2", "L=500", "min_ms=", "median_ms=", "gflops="] {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("bench rings:"))
+        .expect("a bench line");
+    for key in [
+        "C=3",
+        "n=80",
+        "m=80",
+        "d=2",
+        "L=500",
+        "min_ms=",
+        "median_ms=",
+        "gflops=",
+    ] {
         assert!(line.contains(key), "{line}");
     }
 }

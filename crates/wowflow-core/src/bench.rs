@@ -35,28 +35,71 @@ impl BenchConfig {
     /// The four workloads of the paper (DESIGN.md, issue 2): rings, domain adaptation,
     /// transfer learning (k = 5) and dataset distillation (k = 50, batch 256).
     pub const ALL: [BenchConfig; 4] = [
-        BenchConfig { name: "rings", classes: 3, per_class: 80, target_per_class: 80, target_batch: None, dim: 2, projections: 500 },
-        BenchConfig { name: "da", classes: 10, per_class: 500, target_per_class: 500, target_batch: None, dim: 784, projections: 500 },
-        BenchConfig { name: "tl", classes: 10, per_class: 200, target_per_class: 5, target_batch: None, dim: 784, projections: 500 },
-        BenchConfig { name: "dd", classes: 10, per_class: 50, target_per_class: 5000, target_batch: Some(256), dim: 784, projections: 500 },
+        BenchConfig {
+            name: "rings",
+            classes: 3,
+            per_class: 80,
+            target_per_class: 80,
+            target_batch: None,
+            dim: 2,
+            projections: 500,
+        },
+        BenchConfig {
+            name: "da",
+            classes: 10,
+            per_class: 500,
+            target_per_class: 500,
+            target_batch: None,
+            dim: 784,
+            projections: 500,
+        },
+        BenchConfig {
+            name: "tl",
+            classes: 10,
+            per_class: 200,
+            target_per_class: 5,
+            target_batch: None,
+            dim: 784,
+            projections: 500,
+        },
+        BenchConfig {
+            name: "dd",
+            classes: 10,
+            per_class: 50,
+            target_per_class: 5000,
+            target_batch: Some(256),
+            dim: 784,
+            projections: 500,
+        },
     ];
 
     /// Looks a workload up by name.
     pub fn by_name(name: &str) -> Result<Self> {
-        Self::ALL.iter().copied().find(|c| c.name == name).ok_or_else(|| {
-            invalid("config", format!("unknown bench config `{name}` (expected rings, da, tl, dd or all)"))
-        })
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|c| c.name == name)
+            .ok_or_else(|| {
+                invalid(
+                    "config",
+                    format!("unknown bench config `{name}` (expected rings, da, tl, dd or all)"),
+                )
+            })
     }
 
     /// Target particles per class actually compared each step.
     pub fn m(&self) -> usize {
-        self.target_batch.map_or(self.target_per_class, |b| b.min(self.target_per_class))
+        self.target_batch
+            .map_or(self.target_per_class, |b| b.min(self.target_per_class))
     }
 
     /// Floating-point operations of the three GEMMs (projections of both clouds and the
     /// back-projection), the part of the step with a known operation count.
     pub fn gemm_flops(&self) -> f64 {
-        let (n, m) = ((self.classes * self.per_class) as f64, (self.classes * self.m()) as f64);
+        let (n, m) = (
+            (self.classes * self.per_class) as f64,
+            (self.classes * self.m()) as f64,
+        );
         2.0 * self.projections as f64 * self.dim as f64 * (2.0 * n + m)
     }
 }
@@ -92,7 +135,13 @@ impl BenchResult {
     }
 }
 
-fn gaussian_cloud(classes: usize, per_class: usize, dim: usize, shift: f32, seed: u64) -> Result<LabeledCloud> {
+fn gaussian_cloud(
+    classes: usize,
+    per_class: usize,
+    dim: usize,
+    shift: f32,
+    seed: u64,
+) -> Result<LabeledCloud> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let pts = (0..classes * per_class * dim)
         .map(|_| <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng) + shift)

@@ -29,7 +29,10 @@ impl LabeledCloud {
     /// `(C, n, d)` array, uniform weights, class ids `0..C`.
     pub fn uniform(classes: usize, per_class: usize, dim: usize, points: Vec<f32>) -> Result<Self> {
         if classes == 0 {
-            return Err(invalid("classes", "a labeled cloud needs at least one class"));
+            return Err(invalid(
+                "classes",
+                "a labeled cloud needs at least one class",
+            ));
         }
         if per_class == 0 {
             return Err(CoreError::EmptyClass { class: 0, id: 0 });
@@ -64,14 +67,22 @@ impl LabeledCloud {
     /// Returns the cloud and `order`, where row `r` of the cloud is row `order[r]` of the
     /// input, so results can be written back in the caller's original order
     /// (see [`LabeledCloud::to_input_order`]).
-    pub fn from_labeled_rows(points: &[f32], dim: usize, labels: &[i64]) -> Result<(Self, Vec<usize>)> {
+    pub fn from_labeled_rows(
+        points: &[f32],
+        dim: usize,
+        labels: &[i64],
+    ) -> Result<(Self, Vec<usize>)> {
         if dim == 0 {
             return Err(CoreError::ZeroDimension);
         }
         if points.len() != labels.len() * dim {
             return Err(shape(
                 "points",
-                format!("{} values ({} labels × d = {dim})", labels.len() * dim, labels.len()),
+                format!(
+                    "{} values ({} labels × d = {dim})",
+                    labels.len() * dim,
+                    labels.len()
+                ),
                 format!("{} values", points.len()),
             ));
         }
@@ -131,7 +142,10 @@ impl LabeledCloud {
         }
         let classes = self.offsets.len().saturating_sub(1);
         if classes == 0 {
-            return Err(invalid("offsets", "need at least one class (offsets of length ≥ 2)"));
+            return Err(invalid(
+                "offsets",
+                "need at least one class (offsets of length ≥ 2)",
+            ));
         }
         if self.offsets[0] != 0 {
             return Err(shape("offsets[0]", 0, self.offsets[0]));
@@ -141,7 +155,10 @@ impl LabeledCloud {
         }
         for c in 0..classes {
             if self.offsets[c + 1] < self.offsets[c] {
-                return Err(invalid("offsets", format!("offsets must not decrease (class {c})")));
+                return Err(invalid(
+                    "offsets",
+                    format!("offsets must not decrease (class {c})"),
+                ));
             }
             if self.offsets[c + 1] == self.offsets[c] {
                 return Err(CoreError::EmptyClass {
@@ -160,7 +177,11 @@ impl LabeledCloud {
         }
         if let Some(i) = self.points.iter().position(|v| !v.is_finite()) {
             return Err(CoreError::NonFinite {
-                what: format!("points (particle {}, feature {})", i / self.dim, i % self.dim),
+                what: format!(
+                    "points (particle {}, feature {})",
+                    i / self.dim,
+                    i % self.dim
+                ),
                 index: i,
                 value: self.points[i] as f64,
             });
@@ -244,7 +265,10 @@ impl LabeledCloud {
         let a = 1.0 / self.n_classes() as f64;
         self.particle_weights.is_none()
             && (0..self.n_classes()).all(|c| self.class_len(c) == n0)
-            && self.class_weights.iter().all(|&w| (w - a).abs() <= 1e-12 * a)
+            && self
+                .class_weights
+                .iter()
+                .all(|&w| (w - a).abs() <= 1e-12 * a)
     }
 
     /// Rows put back in the order of the input given to [`LabeledCloud::from_labeled_rows`]
@@ -267,7 +291,11 @@ impl LabeledCloud {
             let start = self.offsets[c];
             for &i in sel {
                 if i >= self.class_len(c) {
-                    return Err(shape(format!("row selection of class {c}"), format!("index < {}", self.class_len(c)), i));
+                    return Err(shape(
+                        format!("row selection of class {c}"),
+                        format!("index < {}", self.class_len(c)),
+                        i,
+                    ));
                 }
                 points.extend_from_slice(&self.points[(start + i) * d..(start + i + 1) * d]);
                 if let (Some(out), Some(w)) = (weights.as_mut(), self.particle_weights.as_ref()) {
@@ -333,7 +361,10 @@ mod tests {
 
     #[test]
     fn named_errors() {
-        assert_eq!(LabeledCloud::uniform(2, 2, 0, vec![]).unwrap_err(), CoreError::ZeroDimension);
+        assert_eq!(
+            LabeledCloud::uniform(2, 2, 0, vec![]).unwrap_err(),
+            CoreError::ZeroDimension
+        );
         assert!(matches!(
             LabeledCloud::uniform(2, 2, 2, vec![0.0; 7]).unwrap_err(),
             CoreError::Shape { .. }
@@ -350,11 +381,16 @@ mod tests {
         ));
         let cloud = LabeledCloud::uniform(2, 2, 2, vec![0.0; 8]).unwrap();
         assert!(matches!(
-            cloud.clone().with_class_weights(vec![1.0, 0.0]).unwrap_err(),
+            cloud
+                .clone()
+                .with_class_weights(vec![1.0, 0.0])
+                .unwrap_err(),
             CoreError::BadWeight { index: 1, .. }
         ));
         assert!(matches!(
-            cloud.with_particle_weights(vec![1.0, -1.0, 1.0, 1.0]).unwrap_err(),
+            cloud
+                .with_particle_weights(vec![1.0, -1.0, 1.0, 1.0])
+                .unwrap_err(),
             CoreError::BadWeight { index: 1, .. }
         ));
     }

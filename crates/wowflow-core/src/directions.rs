@@ -29,7 +29,11 @@ impl Directions {
             return Err(invalid("directions", "need at least one direction (L ≥ 1)"));
         }
         if data.len() != count * dim {
-            return Err(shape("directions", format!("L × d = {count} × {dim} values"), data.len()));
+            return Err(shape(
+                "directions",
+                format!("L × d = {count} × {dim} values"),
+                data.len(),
+            ));
         }
         for (l, row) in data.chunks_exact_mut(dim).enumerate() {
             if let Some(j) = row.iter().position(|v| !v.is_finite()) {
@@ -39,9 +43,16 @@ impl Directions {
                     value: row[j] as f64,
                 });
             }
-            let norm = row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt();
+            let norm = row
+                .iter()
+                .map(|&v| (v as f64) * (v as f64))
+                .sum::<f64>()
+                .sqrt();
             if norm == 0.0 {
-                return Err(invalid("directions", format!("row {l} is zero and has no direction")));
+                return Err(invalid(
+                    "directions",
+                    format!("row {l} is zero and has no direction"),
+                ));
             }
             row.iter_mut().for_each(|v| *v = (*v as f64 / norm) as f32);
         }
@@ -164,19 +175,27 @@ mod tests {
             assert!((dot(a.row(l), a.row(l)) - 1.0).abs() < 1e-6);
         }
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        assert_eq!(a, DirectionSampler::Gaussian.sample(50, 7, &mut rng).unwrap());
+        assert_eq!(
+            a,
+            DirectionSampler::Gaussian.sample(50, 7, &mut rng).unwrap()
+        );
     }
 
     #[test]
     fn orthogonal_blocks_are_orthonormal_within_a_block() {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
-        let dirs = DirectionSampler::OrthogonalBlocks.sample(13, 5, &mut rng).unwrap();
+        let dirs = DirectionSampler::OrthogonalBlocks
+            .sample(13, 5, &mut rng)
+            .unwrap();
         assert_eq!(dirs.count(), 13);
         for block in [0..5, 5..10, 10..13] {
             for i in block.clone() {
                 for j in block.clone() {
                     let want = if i == j { 1.0 } else { 0.0 };
-                    assert!((dot(dirs.row(i), dirs.row(j)) - want).abs() < 1e-6, "{i} {j}");
+                    assert!(
+                        (dot(dirs.row(i), dirs.row(j)) - want).abs() < 1e-6,
+                        "{i} {j}"
+                    );
                 }
             }
         }
@@ -192,6 +211,9 @@ mod tests {
             Directions::from_rows(2, 2, vec![1.0, f32::INFINITY, 0.0, 1.0]),
             Err(CoreError::NonFinite { index: 1, .. })
         ));
-        assert!(matches!(Directions::from_rows(2, 2, vec![1.0; 3]), Err(CoreError::Shape { .. })));
+        assert!(matches!(
+            Directions::from_rows(2, 2, vec![1.0; 3]),
+            Err(CoreError::Shape { .. })
+        ));
     }
 }

@@ -51,7 +51,13 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 
     /// Sliced costs (`SW_2²` or `SW_1`) between every class of `a` and every class of `b`,
     /// row-major `C_a × C_b`.
-    fn sliced_costs(&self, a: &LabeledCloud, b: &LabeledCloud, directions: &Directions, power: CostPower) -> Result<Vec<f64>>;
+    fn sliced_costs(
+        &self,
+        a: &LabeledCloud,
+        b: &LabeledCloud,
+        directions: &Directions,
+        power: CostPower,
+    ) -> Result<Vec<f64>>;
 }
 
 /// The CPU engine: `gemm` for projections, rayon over directions for sorting and pairing.
@@ -72,7 +78,9 @@ impl CpuEngine {
             .num_threads(threads)
             .build()
             .map_err(|e| crate::error::invalid("threads", e.to_string()))?;
-        Ok(Self { pool: Some(Arc::new(pool)) })
+        Ok(Self {
+            pool: Some(Arc::new(pool)),
+        })
     }
 
     fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
@@ -115,7 +123,13 @@ impl Engine for CpuEngine {
         self.run(|| sw_mmd_cpu(source, target, directions, kernel, grad))
     }
 
-    fn sliced_costs(&self, a: &LabeledCloud, b: &LabeledCloud, directions: &Directions, power: CostPower) -> Result<Vec<f64>> {
+    fn sliced_costs(
+        &self,
+        a: &LabeledCloud,
+        b: &LabeledCloud,
+        directions: &Directions,
+        power: CostPower,
+    ) -> Result<Vec<f64>> {
         check_dims("first cloud", a, directions)?;
         check_dims("second cloud", b, directions)?;
         self.run(|| {
@@ -171,7 +185,12 @@ fn pair_cost(a: SortedMeasure<f32>, b: SortedMeasure<f32>, power: CostPower) -> 
 }
 
 /// Direction-averaged costs of the listed pairs, summed over directions in a fixed order.
-fn mean_pair_costs(sa: &SlicedCloud, sb: &SlicedCloud, pairs: &[(Side, usize, Side, usize)], power: CostPower) -> Vec<f64> {
+fn mean_pair_costs(
+    sa: &SlicedCloud,
+    sb: &SlicedCloud,
+    pairs: &[(Side, usize, Side, usize)],
+    power: CostPower,
+) -> Vec<f64> {
     let (l, p) = (sa.n_dirs(), pairs.len());
     if p == 0 {
         return Vec::new();
@@ -286,7 +305,9 @@ fn sw_mmd_cpu(
         |(acc, tmp), (l, drow)| {
             for (c, partners) in coefs.iter().enumerate() {
                 let u = measure(&sx, l, c);
-                let perm = sx.segment_perm(l, c).expect("source is sliced with its permutation");
+                let perm = sx
+                    .segment_perm(l, c)
+                    .expect("source is sliced with its permutation");
                 let off = source.offsets()[c];
                 acc.clear();
                 acc.resize(u.values.len(), 0.0);
@@ -310,7 +331,15 @@ fn sw_mmd_cpu(
     );
 
     // Stage 4: G = (1/L) Dᵀ Θ.
-    back_project(&derivs, n, directions.as_slice(), l_n, d, 1.0 / l_n as f32, grad);
+    back_project(
+        &derivs,
+        n,
+        directions.as_slice(),
+        l_n,
+        d,
+        1.0 / l_n as f32,
+        grad,
+    );
     Ok(SwMmdOutput {
         value,
         source_costs,
@@ -322,7 +351,14 @@ fn sw_mmd_cpu(
 /// `acc_k += w · m_k` where `m_k` is the mean over atom `k`'s quantile interval of `G⁻¹`
 /// (power Two) or of `sign(u_k − G⁻¹)` (power One).
 #[inline]
-fn accumulate_partner(u: SortedMeasure<f32>, v: SortedMeasure<f32>, power: CostPower, w: f32, acc: &mut [f32], tmp: &mut Vec<f64>) {
+fn accumulate_partner(
+    u: SortedMeasure<f32>,
+    v: SortedMeasure<f32>,
+    power: CostPower,
+    w: f32,
+    acc: &mut [f32],
+    tmp: &mut Vec<f64>,
+) {
     if u.weights.is_none() && v.weights.is_none() && u.values.len() == v.values.len() {
         match power {
             CostPower::Two => acc.iter_mut().zip(v.values).for_each(|(a, &y)| *a += w * y),
@@ -335,6 +371,8 @@ fn accumulate_partner(u: SortedMeasure<f32>, v: SortedMeasure<f32>, power: CostP
         tmp.clear();
         tmp.resize(u.values.len(), 0.0);
         interval_means(u, v, power, tmp);
-        acc.iter_mut().zip(tmp.iter()).for_each(|(a, &m)| *a += w * m as f32);
+        acc.iter_mut()
+            .zip(tmp.iter())
+            .for_each(|(a, &m)| *a += w * m as f32);
     }
 }

@@ -46,7 +46,9 @@ pub enum CoreError {
     #[error("invalid parameter `{name}`: {reason}")]
     InvalidParameter { name: String, reason: String },
     /// The flow produced a non-finite loss or gradient; the last good state is kept.
-    #[error("flow diverged at step {step}: {reason} (the state of step {last_good_step} was kept)")]
+    #[error(
+        "flow diverged at step {step}: {reason} (the state of step {last_good_step} was kept)"
+    )]
     Diverged {
         step: usize,
         last_good_step: usize,
@@ -60,7 +62,11 @@ pub enum CoreError {
 /// Convenience alias used across the crate.
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 
-pub(crate) fn shape(what: impl Into<String>, expected: impl ToString, got: impl ToString) -> CoreError {
+pub(crate) fn shape(
+    what: impl Into<String>,
+    expected: impl ToString,
+    got: impl ToString,
+) -> CoreError {
     CoreError::Shape {
         what: what.into(),
         expected: expected.to_string(),

@@ -81,12 +81,16 @@ pub struct SnapshotRecorder {
 
 impl SnapshotRecorder {
     pub fn new(every: usize) -> Self {
-        Self { every: every.max(1), snapshots: Vec::new() }
+        Self {
+            every: every.max(1),
+            snapshots: Vec::new(),
+        }
     }
     /// Records the initial state (call before running).
     pub fn record(&mut self, state: &FlowState) {
         if self.snapshots.last().map(|s| s.0) != Some(state.step) {
-            self.snapshots.push((state.step, state.cloud.points().to_vec()));
+            self.snapshots
+                .push((state.step, state.cloud.points().to_vec()));
         }
     }
 }
@@ -139,13 +143,19 @@ impl Flow<'_> {
     ///
     /// On a non-finite loss or gradient it returns [`CoreError::Diverged`] and leaves
     /// `state` at the last good step (the bad update is never applied).
-    pub fn run(&mut self, state: &mut FlowState, observers: &mut [&mut dyn Observer]) -> Result<Outcome> {
+    pub fn run(
+        &mut self,
+        state: &mut FlowState,
+        observers: &mut [&mut dyn Observer],
+    ) -> Result<Outcome> {
         let mut grad = vec![0.0f32; state.cloud.points().len()];
         while state.step < self.config.steps {
             let started = Instant::now();
             let step = state.step;
             let mut rng = step_rng(self.config.seed, step);
-            let loss = self.objective.value_and_wow_grad(&state.cloud, &mut rng, &mut grad)?;
+            let loss = self
+                .objective
+                .value_and_wow_grad(&state.cloud, &mut rng, &mut grad)?;
             let diverged = |reason: String| CoreError::Diverged {
                 step,
                 last_good_step: step,
@@ -156,13 +166,23 @@ impl Flow<'_> {
             }
             if let Some(i) = grad.iter().position(|g| !g.is_finite()) {
                 let d = state.cloud.dim();
-                return Err(diverged(format!("the gradient of particle {} (feature {}) is {}", i / d, i % d, grad[i])));
+                return Err(diverged(format!(
+                    "the gradient of particle {} (feature {}) is {}",
+                    i / d,
+                    i % d,
+                    grad[i]
+                )));
             }
             let sq: f64 = grad.iter().map(|&g| g as f64 * g as f64).sum();
             let grad_norm = (sq / grad.len().max(1) as f64).sqrt();
-            self.optimizer.step(state.cloud.points_mut(), &grad, &mut state.optimizer)?;
+            self.optimizer
+                .step(state.cloud.points_mut(), &grad, &mut state.optimizer)?;
             if let Some((lo, hi)) = self.config.clip {
-                state.cloud.points_mut().iter_mut().for_each(|x| *x = x.clamp(lo, hi));
+                state
+                    .cloud
+                    .points_mut()
+                    .iter_mut()
+                    .for_each(|x| *x = x.clamp(lo, hi));
             }
             state.step += 1;
             state.losses.push(loss);

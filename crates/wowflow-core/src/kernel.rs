@@ -32,10 +32,18 @@ impl Kernel {
     /// parameter (`r` for Riesz, bandwidth `h` otherwise); `None` takes the MATH.md default.
     pub fn by_name(name: &str, param: Option<f64>) -> Result<Self> {
         let k = match name.to_ascii_lowercase().as_str() {
-            "riesz" => Kernel::Riesz { r: param.unwrap_or(1.0) },
-            "gaussian" => Kernel::Gaussian { h: param.unwrap_or(0.1) },
-            "imq" => Kernel::Imq { h: param.unwrap_or(1.0) },
-            "laplace" => Kernel::Laplace { h: param.unwrap_or(0.5) },
+            "riesz" => Kernel::Riesz {
+                r: param.unwrap_or(1.0),
+            },
+            "gaussian" => Kernel::Gaussian {
+                h: param.unwrap_or(0.1),
+            },
+            "imq" => Kernel::Imq {
+                h: param.unwrap_or(1.0),
+            },
+            "laplace" => Kernel::Laplace {
+                h: param.unwrap_or(0.5),
+            },
             other => {
                 return Err(invalid(
                     "kernel",
@@ -50,9 +58,17 @@ impl Kernel {
     /// Checks the parameter range.
     pub fn validate(&self) -> Result<()> {
         match *self {
-            Kernel::Riesz { r } if !(r > 0.0 && r < 2.0) => Err(invalid("r", format!("Riesz exponent must lie in (0, 2), got {r}"))),
-            Kernel::Gaussian { h } | Kernel::Imq { h } | Kernel::Laplace { h } if !(h > 0.0 && h.is_finite()) => {
-                Err(invalid("h", format!("bandwidth must be finite and > 0, got {h}")))
+            Kernel::Riesz { r } if !(r > 0.0 && r < 2.0) => Err(invalid(
+                "r",
+                format!("Riesz exponent must lie in (0, 2), got {r}"),
+            )),
+            Kernel::Gaussian { h } | Kernel::Imq { h } | Kernel::Laplace { h }
+                if !(h > 0.0 && h.is_finite()) =>
+            {
+                Err(invalid(
+                    "h",
+                    format!("bandwidth must be finite and > 0, got {h}"),
+                ))
             }
             _ => Ok(()),
         }
@@ -123,7 +139,10 @@ mod tests {
             for s in [0.05, 0.7, 3.0] {
                 let e = 1e-6;
                 let fd = (k.value(s + e) - k.value(s - e)) / (2.0 * e);
-                assert!((fd - k.derivative(s)).abs() < 1e-6 * (1.0 + fd.abs()), "{k:?} at {s}");
+                assert!(
+                    (fd - k.derivative(s)).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "{k:?} at {s}"
+                );
             }
         }
     }
@@ -131,7 +150,10 @@ mod tests {
     #[test]
     fn by_name_and_validation() {
         assert_eq!(Kernel::by_name("Riesz", None).unwrap(), Kernel::RIESZ);
-        assert_eq!(Kernel::by_name("gaussian", Some(0.05)).unwrap(), Kernel::Gaussian { h: 0.05 });
+        assert_eq!(
+            Kernel::by_name("gaussian", Some(0.05)).unwrap(),
+            Kernel::Gaussian { h: 0.05 }
+        );
         assert!(Kernel::by_name("cauchy", None).is_err());
         assert!(Kernel::by_name("gaussian", Some(0.0)).is_err());
         assert!(Kernel::by_name("riesz", Some(2.5)).is_err());

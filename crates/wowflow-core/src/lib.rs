@@ -39,7 +39,9 @@ pub use cloud::LabeledCloud;
 pub use directions::{DirectionSampler, Directions};
 pub use engine::{CpuEngine, Engine, SwMmdOutput};
 pub use error::{CoreError, Result};
-pub use flow::{Control, Flow, FlowConfig, FlowState, Observer, Outcome, SnapshotRecorder, StepInfo};
+pub use flow::{
+    Control, Flow, FlowConfig, FlowState, Observer, Outcome, SnapshotRecorder, StepInfo,
+};
 pub use kernel::Kernel;
 pub use objective::{Objective, SwMmd};
 pub use optim::{Method, Optimizer, OptimizerState, Schedule};

@@ -20,7 +20,12 @@ pub trait Objective: Send {
     /// Evaluates `F` at `cloud` and writes its WoW gradient (row-major `N × d`, the cloud's
     /// row order) into `grad`. Randomness (directions, mini-batches) comes only from `rng`,
     /// so a seeded generator makes the step reproducible.
-    fn value_and_wow_grad(&mut self, cloud: &LabeledCloud, rng: &mut dyn RngCore, grad: &mut [f32]) -> Result<f64>;
+    fn value_and_wow_grad(
+        &mut self,
+        cloud: &LabeledCloud,
+        rng: &mut dyn RngCore,
+        grad: &mut [f32],
+    ) -> Result<f64>;
 }
 
 /// `F(P) = ½ MMD_K²(P, Q)` with a sliced-Wasserstein kernel `K` (MATH.md §4–5), the
@@ -42,7 +47,10 @@ impl SwMmd {
     pub fn new(target: LabeledCloud, kernel: Kernel, projections: usize) -> Result<Self> {
         kernel.validate()?;
         if projections == 0 {
-            return Err(invalid("projections", "need at least one direction (L ≥ 1)"));
+            return Err(invalid(
+                "projections",
+                "need at least one direction (L ≥ 1)",
+            ));
         }
         target.validate()?;
         Ok(Self {
@@ -107,7 +115,11 @@ impl SwMmd {
 
 /// Draws `batch` rows (without replacement) of every class of `cloud`, or returns `None`
 /// when every class is already that small.
-pub(crate) fn class_batch(cloud: &LabeledCloud, batch: usize, rng: &mut dyn RngCore) -> Result<Option<LabeledCloud>> {
+pub(crate) fn class_batch(
+    cloud: &LabeledCloud,
+    batch: usize,
+    rng: &mut dyn RngCore,
+) -> Result<Option<LabeledCloud>> {
     if (0..cloud.n_classes()).all(|c| cloud.class_len(c) <= batch) {
         return Ok(None);
     }
@@ -129,14 +141,21 @@ impl Objective for SwMmd {
         format!("sw-mmd({})", self.kernel.name())
     }
 
-    fn value_and_wow_grad(&mut self, cloud: &LabeledCloud, rng: &mut dyn RngCore, grad: &mut [f32]) -> Result<f64> {
+    fn value_and_wow_grad(
+        &mut self,
+        cloud: &LabeledCloud,
+        rng: &mut dyn RngCore,
+        grad: &mut [f32],
+    ) -> Result<f64> {
         let dirs = self.sampler.sample(self.projections, cloud.dim(), rng)?;
         let batch = match self.target_batch {
             Some(b) => class_batch(&self.target, b, rng)?,
             None => None,
         };
         let target = batch.as_ref().unwrap_or(&self.target);
-        let out = self.engine.sw_mmd(cloud, target, &dirs, &self.kernel, grad)?;
+        let out = self
+            .engine
+            .sw_mmd(cloud, target, &dirs, &self.kernel, grad)?;
         let value = out.value;
         self.last = Some(out);
         Ok(value)

@@ -25,12 +25,22 @@ impl Method {
             "gd" | "sgd" => Ok(Method::Gd),
             "momentum" | "heavy-ball" => {
                 if !(0.0..1.0).contains(&momentum) {
-                    return Err(invalid("momentum", format!("must lie in [0, 1), got {momentum}")));
+                    return Err(invalid(
+                        "momentum",
+                        format!("must lie in [0, 1), got {momentum}"),
+                    ));
                 }
                 Ok(Method::Momentum { m: momentum })
             }
-            "adam" => Ok(Method::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
-            other => Err(invalid("optimizer", format!("unknown optimizer `{other}` (expected gd, momentum or adam)"))),
+            "adam" => Ok(Method::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            }),
+            other => Err(invalid(
+                "optimizer",
+                format!("unknown optimizer `{other}` (expected gd, momentum or adam)"),
+            )),
         }
     }
 }
@@ -77,14 +87,21 @@ impl Optimizer {
     /// Checks `τ > 0` and the method's parameters.
     pub fn new(method: Method, lr: f64) -> Result<Self> {
         if !(lr > 0.0 && lr.is_finite()) {
-            return Err(invalid("lr", format!("step size must be finite and > 0, got {lr}")));
+            return Err(invalid(
+                "lr",
+                format!("step size must be finite and > 0, got {lr}"),
+            ));
         }
         if let Method::Adam { beta1, beta2, eps } = method {
             if !((0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2) && eps > 0.0) {
                 return Err(invalid("adam", "need 0 ≤ β1, β2 < 1 and ε > 0"));
             }
         }
-        Ok(Self { method, lr, schedule: Schedule::Constant })
+        Ok(Self {
+            method,
+            lr,
+            schedule: Schedule::Constant,
+        })
     }
 
     /// Uses a step-size schedule.
@@ -116,7 +133,12 @@ impl Optimizer {
                 let c1 = (1.0 - beta1.powi(t)) as f32;
                 let c2 = (1.0 - beta2.powi(t)) as f32;
                 let (b1, b2, eps) = (beta1 as f32, beta2 as f32, eps as f32);
-                for (((x, m), v), &g) in x.iter_mut().zip(state.first.iter_mut()).zip(state.second.iter_mut()).zip(g) {
+                for (((x, m), v), &g) in x
+                    .iter_mut()
+                    .zip(state.first.iter_mut())
+                    .zip(state.second.iter_mut())
+                    .zip(g)
+                {
                     *m = b1 * *m + (1.0 - b1) * g;
                     *v = b2 * *v + (1.0 - b2) * g * g;
                     *x -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
@@ -155,7 +177,12 @@ mod tests {
 
     #[test]
     fn gd_minimises_a_quadratic_and_schedule_decays() {
-        let opt = Optimizer::new(Method::Gd, 0.25).unwrap().with_schedule(Schedule::Step { every: 20, factor: 0.5 });
+        let opt = Optimizer::new(Method::Gd, 0.25)
+            .unwrap()
+            .with_schedule(Schedule::Step {
+                every: 20,
+                factor: 0.5,
+            });
         assert_eq!(opt.schedule.rate(0.25, 45), 0.0625);
         let mut st = OptimizerState::default();
         let mut x = vec![4.0f32];

@@ -105,7 +105,11 @@ impl<T> SortedMeasure<'_, T> {
 }
 
 /// Calls `piece(i, j, mass)` for each piece of the monotone coupling of two sorted measures.
-pub(crate) fn for_each_piece<T>(a: SortedMeasure<T>, b: SortedMeasure<T>, mut piece: impl FnMut(usize, usize, f64)) {
+pub(crate) fn for_each_piece<T>(
+    a: SortedMeasure<T>,
+    b: SortedMeasure<T>,
+    mut piece: impl FnMut(usize, usize, f64),
+) {
     let (ca, cb) = (a.cumulative(), b.cumulative());
     let (na, nb) = (a.values.len(), b.values.len());
     let (mut i, mut j, mut t) = (0usize, 0usize, 0.0f64);
@@ -126,7 +130,11 @@ pub(crate) fn for_each_piece<T>(a: SortedMeasure<T>, b: SortedMeasure<T>, mut pi
 }
 
 /// `W_p^p` between two sorted measures (exact).
-pub fn wasserstein_sorted<T: Atom>(a: SortedMeasure<T>, b: SortedMeasure<T>, power: CostPower) -> f64 {
+pub fn wasserstein_sorted<T: Atom>(
+    a: SortedMeasure<T>,
+    b: SortedMeasure<T>,
+    power: CostPower,
+) -> f64 {
     let mut total = 0.0;
     for_each_piece(a, b, |i, j, m| {
         total += m * power.cost(a.values[i].to_f64() - b.values[j].to_f64());
@@ -140,7 +148,12 @@ pub fn wasserstein_sorted<T: Atom>(a: SortedMeasure<T>, b: SortedMeasure<T>, pow
 /// These are the derivatives of MATH.md §2 divided by the atom's mass:
 /// `∂W_2²/∂u_i / a_i = 2(u_i − out_i)` and `∂W_1/∂u_i / a_i = out_i`. Dividing by the mass is
 /// exactly the WoW rescaling, so the engine uses these directly.
-pub fn interval_means<T: Atom>(a: SortedMeasure<T>, b: SortedMeasure<T>, power: CostPower, out: &mut [f64]) {
+pub fn interval_means<T: Atom>(
+    a: SortedMeasure<T>,
+    b: SortedMeasure<T>,
+    power: CostPower,
+    out: &mut [f64],
+) {
     out.iter_mut().for_each(|o| *o = 0.0);
     for_each_piece(a, b, |i, j, m| {
         out[i] += m * match power {
@@ -167,7 +180,10 @@ pub(crate) fn sign(x: f64) -> f64 {
 
 /// Sorts `values` (with their weights) ascending; returns the sorted values, weights and the
 /// permutation (`sorted[k] = values[perm[k]]`).
-fn sort_measure<T: Atom>(values: &[T], weights: Option<&[f64]>) -> (Vec<T>, Option<Vec<f64>>, Vec<usize>) {
+fn sort_measure<T: Atom>(
+    values: &[T],
+    weights: Option<&[f64]>,
+) -> (Vec<T>, Option<Vec<f64>>, Vec<usize>) {
     let mut perm: Vec<usize> = (0..values.len()).collect();
     perm.sort_by(|&x, &y| values[x].total_cmp_(&values[y]));
     let sorted = perm.iter().map(|&k| values[k]).collect();
@@ -192,8 +208,14 @@ pub fn wasserstein_1d<T: Atom>(
     let (us, uw, _) = sort_measure(u, u_weights);
     let (vs, vw, _) = sort_measure(v, v_weights);
     wasserstein_sorted(
-        SortedMeasure { values: &us, weights: uw.as_deref() },
-        SortedMeasure { values: &vs, weights: vw.as_deref() },
+        SortedMeasure {
+            values: &us,
+            weights: uw.as_deref(),
+        },
+        SortedMeasure {
+            values: &vs,
+            weights: vw.as_deref(),
+        },
         power,
     )
 }
@@ -208,8 +230,14 @@ pub fn wasserstein_1d_grad<T: Atom>(
 ) -> (f64, Vec<f64>) {
     let (us, uw, perm) = sort_measure(u, u_weights);
     let (vs, vw, _) = sort_measure(v, v_weights);
-    let a = SortedMeasure { values: &us, weights: uw.as_deref() };
-    let b = SortedMeasure { values: &vs, weights: vw.as_deref() };
+    let a = SortedMeasure {
+        values: &us,
+        weights: uw.as_deref(),
+    };
+    let b = SortedMeasure {
+        values: &vs,
+        weights: vw.as_deref(),
+    };
     let value = wasserstein_sorted(a, b, power);
     let mut means = vec![0.0; us.len()];
     interval_means(a, b, power, &mut means);
@@ -232,14 +260,21 @@ mod tests {
     /// minimise over all permutations.
     fn brute(u: &[f32], um: &[usize], v: &[f32], vm: &[usize], power: CostPower) -> f64 {
         let expand = |x: &[f32], m: &[usize]| -> Vec<f32> {
-            x.iter().zip(m).flat_map(|(&x, &k)| std::iter::repeat_n(x, k)).collect()
+            x.iter()
+                .zip(m)
+                .flat_map(|(&x, &k)| std::iter::repeat_n(x, k))
+                .collect()
         };
         let (a, b) = (expand(u, um), expand(v, vm));
         assert_eq!(a.len(), b.len());
         let mut idx: Vec<usize> = (0..b.len()).collect();
         let mut best = f64::INFINITY;
         permute(&mut idx, 0, &mut |p| {
-            let c: f64 = a.iter().zip(p).map(|(&x, &j)| power.cost(x as f64 - b[j] as f64)).sum();
+            let c: f64 = a
+                .iter()
+                .zip(p)
+                .map(|(&x, &j)| power.cost(x as f64 - b[j] as f64))
+                .sum();
             best = best.min(c / a.len() as f64);
         });
         best
@@ -258,7 +293,9 @@ mod tests {
     }
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
     }
 
@@ -279,7 +316,10 @@ mod tests {
             for power in [CostPower::One, CostPower::Two] {
                 let want = brute(&u, &vec![m; n], &v, &vec![n; m], power);
                 let got = wasserstein_1d(&u, None, &v, None, power);
-                assert!((got - want).abs() < 1e-9, "case {case} {power:?}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 1e-9,
+                    "case {case} {power:?}: {got} vs {want}"
+                );
             }
             // Integer weights (normalised inside); totals must match for the expansion.
             if n == 2 && m == 3 {
@@ -287,7 +327,10 @@ mod tests {
                 let uw: Vec<f64> = um.iter().map(|&k| k as f64).collect();
                 let want = brute(&u, &um, &v, &vm, CostPower::Two);
                 let got = wasserstein_1d(&u, Some(&uw), &v, None, CostPower::Two);
-                assert!((got - want).abs() < 1e-9, "weighted case {case}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 1e-9,
+                    "weighted case {case}: {got} vs {want}"
+                );
             }
         }
     }
@@ -311,7 +354,11 @@ mod tests {
                         let fd = (wasserstein_1d(&up, weights, &v, None, power)
                             - wasserstein_1d(&dn, weights, &v, None, power))
                             / (up[i] as f64 - dn[i] as f64);
-                        assert!((fd - grad[i]).abs() < 1e-4, "n={n} m={m} i={i} {power:?}: fd {fd} vs {}", grad[i]);
+                        assert!(
+                            (fd - grad[i]).abs() < 1e-4,
+                            "n={n} m={m} i={i} {power:?}: fd {fd} vs {}",
+                            grad[i]
+                        );
                     }
                 }
             }

@@ -12,38 +12,51 @@ use crate::directions::Directions;
 use crate::kernel::Kernel;
 use crate::ot1d::wasserstein_1d_grad;
 
-/// Projections of class `c` on direction `theta`, in `f64`.
-fn project(cloud: &LabeledCloud, points: &[f64], c: usize, theta: &[f32]) -> Vec<f64> {
-    let d = cloud.dim();
-    cloud
-        .class_range(c)
-        .map(|i| (0..d).map(|k| points[i * d + k] * theta[k] as f64).sum())
-        .collect()
+/// A cloud's structure with its particles in `f64`.
+#[derive(Clone, Copy)]
+struct Points<'a> {
+    cloud: &'a LabeledCloud,
+    values: &'a [f64],
 }
 
-fn class_weights(cloud: &LabeledCloud, c: usize) -> Option<Vec<f64>> {
-    cloud.particle_weights().map(|w| w[cloud.class_range(c)].to_vec())
+impl Points<'_> {
+    /// Projections of class `c` on direction `theta`, in `f64`.
+    fn project(&self, c: usize, theta: &[f32]) -> Vec<f64> {
+        let d = self.cloud.dim();
+        self.cloud
+            .class_range(c)
+            .map(|i| {
+                (0..d)
+                    .map(|k| self.values[i * d + k] * theta[k] as f64)
+                    .sum()
+            })
+            .collect()
+    }
+
+    fn class_weights(&self, c: usize) -> Option<Vec<f64>> {
+        self.cloud
+            .particle_weights()
+            .map(|w| w[self.cloud.class_range(c)].to_vec())
+    }
 }
 
 /// Sliced cost between class `c` of `x` and class `k` of `y` and its gradient with respect
 /// to the particles of class `c` (row-major `n_c × d`).
 fn sliced_pair(
-    x: &LabeledCloud,
-    xp: &[f64],
+    x: Points,
     c: usize,
-    y: &LabeledCloud,
-    yp: &[f64],
+    y: Points,
     k: usize,
     dirs: &Directions,
     kernel: &Kernel,
 ) -> (f64, Vec<f64>) {
-    let d = x.dim();
-    let (wx, wy) = (class_weights(x, c), class_weights(y, k));
+    let d = x.cloud.dim();
+    let (wx, wy) = (x.class_weights(c), y.class_weights(k));
     let mut value = 0.0;
-    let mut grad = vec![0.0; x.class_len(c) * d];
+    let mut grad = vec![0.0; x.cloud.class_len(c) * d];
     for l in 0..dirs.count() {
         let theta = dirs.row(l);
-        let (u, v) = (project(x, xp, c, theta), project(y, yp, k, theta));
+        let (u, v) = (x.project(c, theta), y.project(k, theta));
         let (w, g) = wasserstein_1d_grad(&u, wx.as_deref(), &v, wy.as_deref(), kernel.cost());
         value += w;
         for (i, gi) in g.iter().enumerate() {
@@ -58,8 +71,12 @@ fn sliced_pair(
 }
 
 /// `F = ½ MMD_K²(P, Q)` and the WoW gradient, with the given directions, entirely in `f64`.
+///
+/// Written as index loops over classes on purpose: it mirrors the double sums of MATH.md §5
+/// term by term, which is the point of a reference.
 /// `source_points` overrides the source's particles (so finite differences can perturb them
 /// in `f64`).
+#[allow(clippy::needless_range_loop)]
 pub fn sw_mmd_reference(
     source: &LabeledCloud,
     source_points: &[f64],
@@ -69,13 +86,21 @@ pub fn sw_mmd_reference(
 ) -> (f64, Vec<f64>) {
     let d = source.dim();
     let tp: Vec<f64> = target.points().iter().map(|&v| v as f64).collect();
+    let sp = Points {
+        cloud: source,
+        values: source_points,
+    };
+    let tq = Points {
+        cloud: target,
+        values: &tp,
+    };
     let (a, b) = (source.class_weights(), target.class_weights());
     let mut value = 0.0;
     let mut grad = vec![0.0; source.n_points() * d];
     for c in 0..source.n_classes() {
         let rows = source.class_range(c);
         for c2 in 0..source.n_classes() {
-            let (s, g) = sliced_pair(source, source_points, c, source, source_points, c2, directions, kernel);
+            let (s, g) = sliced_pair(sp, c, sp, c2, directions, kernel);
             value += 0.5 * a[c] * a[c2] * kernel.value(s);
             if c2 != c && s > 0.0 {
                 // ½ Σ_{c,c'} appears twice with μ_c as an argument; K is symmetric.
@@ -86,7 +111,7 @@ pub fn sw_mmd_reference(
             }
         }
         for k in 0..target.n_classes() {
-            let (s, g) = sliced_pair(source, source_points, c, target, &tp, k, directions, kernel);
+            let (s, g) = sliced_pair(sp, c, tq, k, directions, kernel);
             value -= a[c] * b[k] * kernel.value(s);
             if s > 0.0 {
                 let coef = -a[c] * b[k] * kernel.derivative(s);
@@ -98,7 +123,7 @@ pub fn sw_mmd_reference(
     }
     for k in 0..target.n_classes() {
         for k2 in 0..target.n_classes() {
-            let (s, _) = sliced_pair(target, &tp, k, target, &tp, k2, directions, kernel);
+            let (s, _) = sliced_pair(tq, k, tq, k2, directions, kernel);
             value += 0.5 * b[k] * b[k2] * kernel.value(s);
         }
     }

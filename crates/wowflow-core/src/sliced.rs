@@ -40,14 +40,28 @@ impl SlicedCloud {
             });
         }
         if cloud.n_points() > u32::MAX as usize {
-            return Err(crate::error::invalid("cloud", "more than 2^32 particles are not supported"));
+            return Err(crate::error::invalid(
+                "cloud",
+                "more than 2^32 particles are not supported",
+            ));
         }
         let (l, n) = (directions.count(), cloud.n_points());
         let mut sorted = vec![0.0f32; l * n];
-        project(cloud.points(), n, cloud.dim(), directions.as_slice(), l, &mut sorted);
+        project(
+            cloud.points(),
+            n,
+            cloud.dim(),
+            directions.as_slice(),
+            l,
+            &mut sorted,
+        );
         let weighted = cloud.particle_weights().is_some();
         let need_perm = keep_perm || weighted;
-        let mut perm = if need_perm { vec![0u32; l * n] } else { Vec::new() };
+        let mut perm = if need_perm {
+            vec![0u32; l * n]
+        } else {
+            Vec::new()
+        };
         let offsets = cloud.offsets().to_vec();
         if need_perm {
             sorted
@@ -60,21 +74,25 @@ impl SlicedCloud {
                     }
                 });
         } else {
-            sorted.par_chunks_mut(n).for_each_init(Vec::new, |scratch, row| {
-                for c in 0..offsets.len() - 1 {
-                    sort_values(&mut row[offsets[c]..offsets[c + 1]], scratch);
-                }
-            });
+            sorted
+                .par_chunks_mut(n)
+                .for_each_init(Vec::new, |scratch, row| {
+                    for c in 0..offsets.len() - 1 {
+                        sort_values(&mut row[offsets[c]..offsets[c + 1]], scratch);
+                    }
+                });
         }
         let weights = cloud.particle_weights().map(|w| {
             let mut out = vec![0.0f64; l * n];
-            out.par_chunks_mut(n).zip(perm.par_chunks(n)).for_each(|(orow, prow)| {
-                for c in 0..offsets.len() - 1 {
-                    for k in offsets[c]..offsets[c + 1] {
-                        orow[k] = w[offsets[c] + prow[k] as usize];
+            out.par_chunks_mut(n)
+                .zip(perm.par_chunks(n))
+                .for_each(|(orow, prow)| {
+                    for c in 0..offsets.len() - 1 {
+                        for k in offsets[c]..offsets[c + 1] {
+                            orow[k] = w[offsets[c] + prow[k] as usize];
+                        }
                     }
-                }
-            });
+                });
             out
         });
         Ok(Self {
@@ -163,7 +181,15 @@ pub fn project(points: &[f32], n: usize, d: usize, dirs: &[f32], l: usize, out: 
 
 /// `out (N × d) = scale · Dᵀ (N × L) · Θ (L × d)`: sends per-direction derivatives back to
 /// the particles.
-pub fn back_project(derivs: &[f32], n: usize, dirs: &[f32], l: usize, d: usize, scale: f32, out: &mut [f32]) {
+pub fn back_project(
+    derivs: &[f32],
+    n: usize,
+    dirs: &[f32],
+    l: usize,
+    d: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
     assert_eq!(derivs.len(), l * n);
     assert_eq!(dirs.len(), l * d);
     assert_eq!(out.len(), n * d);
@@ -228,7 +254,12 @@ fn unkey(k: u32) -> f32 {
 /// into `perm`: a `(key, index)` pair packed in one `u64` sorts both at once.
 fn sort_with_perm(values: &mut [f32], perm: &mut [u32], scratch: &mut Vec<u64>) {
     scratch.clear();
-    scratch.extend(values.iter().enumerate().map(|(i, &v)| ((key(v) as u64) << 32) | i as u64));
+    scratch.extend(
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| ((key(v) as u64) << 32) | i as u64),
+    );
     scratch.sort_unstable();
     for ((v, p), &packed) in values.iter_mut().zip(perm.iter_mut()).zip(scratch.iter()) {
         *v = unkey((packed >> 32) as u32);
@@ -293,7 +324,10 @@ mod tests {
         back_project(&derivs, n, &dirs, l, d, 0.5, &mut g);
         for i in 0..n {
             for k in 0..d {
-                let want: f32 = 0.5 * (0..l).map(|li| derivs[li * n + i] * dirs[li * d + k]).sum::<f32>();
+                let want: f32 = 0.5
+                    * (0..l)
+                        .map(|li| derivs[li * n + i] * dirs[li * d + k])
+                        .sum::<f32>();
                 assert_eq!(g[i * d + k], want);
             }
         }

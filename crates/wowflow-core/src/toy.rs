@@ -18,7 +18,8 @@ pub fn rings(per_ring: usize, seed: u64) -> Result<LabeledCloud> {
         let (cx, cy) = (1.2 * phi.cos(), 1.2 * phi.sin());
         for _ in 0..per_ring {
             let t: f32 = rng.random_range(0.0..2.0 * std::f32::consts::PI);
-            let r = 0.5 + 0.02 * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng);
+            let r = 0.5
+                + 0.02 * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng);
             pts.push(cx + r * t.cos());
             pts.push(cy + r * t.sin());
         }
@@ -27,7 +28,13 @@ pub fn rings(per_ring: usize, seed: u64) -> Result<LabeledCloud> {
 }
 
 /// `classes × per_class` i.i.d. `N(0, std² I_d)` particles (the generative source).
-pub fn gaussian_noise(classes: usize, per_class: usize, dim: usize, std: f32, seed: u64) -> Result<LabeledCloud> {
+pub fn gaussian_noise(
+    classes: usize,
+    per_class: usize,
+    dim: usize,
+    std: f32,
+    seed: u64,
+) -> Result<LabeledCloud> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let pts = (0..classes * per_class * dim)
         .map(|_| std * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng))

@@ -3,8 +3,8 @@
 use rand::RngCore;
 use wowflow_core::toy::{gaussian_noise, rings};
 use wowflow_core::{
-    Control, CoreError, Flow, FlowConfig, FlowState, Kernel, LabeledCloud, Method, Objective, Observer, Optimizer,
-    Outcome, StepInfo, SwMmd,
+    Control, CoreError, Flow, FlowConfig, FlowState, Kernel, LabeledCloud, Method, Objective,
+    Observer, Optimizer, Outcome, StepInfo, SwMmd,
 };
 
 fn rings_flow(steps: usize) -> (SwMmd, Optimizer, FlowConfig, FlowState) {
@@ -12,46 +12,82 @@ fn rings_flow(steps: usize) -> (SwMmd, Optimizer, FlowConfig, FlowState) {
     let source = gaussian_noise(3, 80, 2, 1.0, 1).unwrap();
     let objective = SwMmd::new(target, Kernel::RIESZ, 200).unwrap();
     let optimizer = Optimizer::new(Method::Momentum { m: 0.9 }, 0.1).unwrap();
-    let config = FlowConfig { steps, seed: 42, clip: None };
+    let config = FlowConfig {
+        steps,
+        seed: 42,
+        clip: None,
+    };
     (objective, optimizer, config, FlowState::new(source))
 }
 
 #[test]
 fn rings_flow_lowers_the_objective_by_two_orders_of_magnitude() {
     let (mut obj, optimizer, config, mut state) = rings_flow(300);
-    let mut flow = Flow { objective: &mut obj, optimizer, config };
+    let mut flow = Flow {
+        objective: &mut obj,
+        optimizer,
+        config,
+    };
     assert_eq!(flow.run(&mut state, &mut []).unwrap(), Outcome::Finished);
     let first = state.losses[0];
     let last: f64 = state.losses[290..].iter().sum::<f64>() / 10.0;
     assert!(first > 0.0);
-    assert!(last < first / 100.0, "F went from {first:e} to {last:e} (want a factor ≥ 100)");
+    assert!(
+        last < first / 100.0,
+        "F went from {first:e} to {last:e} (want a factor ≥ 100)"
+    );
 }
 
 struct StopAt(usize);
 impl Observer for StopAt {
     fn on_step(&mut self, info: &StepInfo, _: &FlowState) -> wowflow_core::Result<Control> {
-        Ok(if info.step + 1 == self.0 { Control::Stop } else { Control::Continue })
+        Ok(if info.step + 1 == self.0 {
+            Control::Stop
+        } else {
+            Control::Continue
+        })
     }
 }
 
 #[test]
 fn resumed_run_is_bit_identical() {
     let (mut obj, optimizer, config, mut whole) = rings_flow(40);
-    let mut flow = Flow { objective: &mut obj, optimizer: optimizer.clone(), config: config.clone() };
+    let mut flow = Flow {
+        objective: &mut obj,
+        optimizer: optimizer.clone(),
+        config: config.clone(),
+    };
     flow.run(&mut whole, &mut []).unwrap();
 
     // Interrupted at step 17, serialised (as a checkpoint would), restored into fresh objects.
     let (mut obj2, _, _, mut part) = rings_flow(40);
-    let mut flow2 = Flow { objective: &mut obj2, optimizer: optimizer.clone(), config: config.clone() };
-    assert_eq!(flow2.run(&mut part, &mut [&mut StopAt(17)]).unwrap(), Outcome::Stopped);
+    let mut flow2 = Flow {
+        objective: &mut obj2,
+        optimizer: optimizer.clone(),
+        config: config.clone(),
+    };
+    assert_eq!(
+        flow2.run(&mut part, &mut [&mut StopAt(17)]).unwrap(),
+        Outcome::Stopped
+    );
     assert_eq!(part.step, 17);
     let saved = serde_json::to_string(&part).unwrap();
     let mut restored: FlowState = serde_json::from_str(&saved).unwrap();
     let (mut obj3, _, _, _) = rings_flow(40);
-    let mut flow3 = Flow { objective: &mut obj3, optimizer, config };
+    let mut flow3 = Flow {
+        objective: &mut obj3,
+        optimizer,
+        config,
+    };
     flow3.run(&mut restored, &mut []).unwrap();
 
-    let bits = |s: &FlowState| s.cloud.points().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let bits = |s: &FlowState| {
+        s.cloud
+            .points()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(bits(&whole), bits(&restored));
     assert_eq!(whole.losses, restored.losses);
     assert_eq!(whole.optimizer, restored.optimizer);
@@ -67,7 +103,12 @@ impl Objective for Poisoned {
     fn name(&self) -> String {
         "poisoned".into()
     }
-    fn value_and_wow_grad(&mut self, c: &LabeledCloud, rng: &mut dyn RngCore, g: &mut [f32]) -> wowflow_core::Result<f64> {
+    fn value_and_wow_grad(
+        &mut self,
+        c: &LabeledCloud,
+        rng: &mut dyn RngCore,
+        g: &mut [f32],
+    ) -> wowflow_core::Result<f64> {
         let v = self.inner.value_and_wow_grad(c, rng, g)?;
         self.calls += 1;
         if self.calls == self.at {
@@ -80,12 +121,27 @@ impl Objective for Poisoned {
 #[test]
 fn divergence_stops_with_the_last_good_state() {
     let (inner, optimizer, config, mut state) = rings_flow(20);
-    let mut obj = Poisoned { inner, calls: 0, at: 8 };
-    let mut flow = Flow { objective: &mut obj, optimizer, config };
+    let mut obj = Poisoned {
+        inner,
+        calls: 0,
+        at: 8,
+    };
+    let mut flow = Flow {
+        objective: &mut obj,
+        optimizer,
+        config,
+    };
     let err = flow.run(&mut state, &mut []).unwrap_err();
-    assert!(err.to_string().contains("particle 2 (feature 1) is NaN"), "{err}");
+    assert!(
+        err.to_string().contains("particle 2 (feature 1) is NaN"),
+        "{err}"
+    );
     match err {
-        CoreError::Diverged { step, last_good_step, .. } => assert_eq!((step, last_good_step), (7, 7)),
+        CoreError::Diverged {
+            step,
+            last_good_step,
+            ..
+        } => assert_eq!((step, last_good_step), (7, 7)),
         other => panic!("expected divergence, got {other}"),
     }
     assert_eq!(state.step, 7);
@@ -97,7 +153,15 @@ fn divergence_stops_with_the_last_good_state() {
 fn clip_keeps_particles_in_the_box() {
     let (mut obj, optimizer, mut config, mut state) = rings_flow(5);
     config.clip = Some((-0.25, 0.25));
-    let mut flow = Flow { objective: &mut obj, optimizer, config };
+    let mut flow = Flow {
+        objective: &mut obj,
+        optimizer,
+        config,
+    };
     flow.run(&mut state, &mut []).unwrap();
-    assert!(state.cloud.points().iter().all(|&v| (-0.25..=0.25).contains(&v)));
+    assert!(state
+        .cloud
+        .points()
+        .iter()
+        .all(|&v| (-0.25..=0.25).contains(&v)));
 }

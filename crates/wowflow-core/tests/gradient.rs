@@ -17,11 +17,19 @@ const KERNELS: [Kernel; 5] = [
 ];
 
 fn normal(rng: &mut ChaCha8Rng, len: usize, shift: f32) -> Vec<f32> {
-    (0..len).map(|_| rng.sample::<f32, _>(StandardNormal) + shift).collect()
+    (0..len)
+        .map(|_| rng.sample::<f32, _>(StandardNormal) + shift)
+        .collect()
 }
 
 /// A cloud with the given class sizes, optional random particle weights and class weights.
-fn cloud(rng: &mut ChaCha8Rng, sizes: &[usize], d: usize, weighted: bool, shift: f32) -> LabeledCloud {
+fn cloud(
+    rng: &mut ChaCha8Rng,
+    sizes: &[usize],
+    d: usize,
+    weighted: bool,
+    shift: f32,
+) -> LabeledCloud {
     let n: usize = sizes.iter().sum();
     let mut offsets = vec![0];
     for s in sizes {
@@ -33,11 +41,17 @@ fn cloud(rng: &mut ChaCha8Rng, sizes: &[usize], d: usize, weighted: bool, shift:
             points[i * d] += shift * c as f32;
         }
     }
-    let cl = LabeledCloud::from_parts(points, d, offsets, (0..sizes.len() as i64).collect()).unwrap();
+    let cl =
+        LabeledCloud::from_parts(points, d, offsets, (0..sizes.len() as i64).collect()).unwrap();
     if weighted {
         let pw: Vec<f64> = (0..n).map(|_| rng.random_range(0.5..2.0)).collect();
-        let cw: Vec<f64> = (0..sizes.len()).map(|_| rng.random_range(0.5..2.0)).collect();
-        cl.with_particle_weights(pw).unwrap().with_class_weights(cw).unwrap()
+        let cw: Vec<f64> = (0..sizes.len())
+            .map(|_| rng.random_range(0.5..2.0))
+            .collect();
+        cl.with_particle_weights(pw)
+            .unwrap()
+            .with_class_weights(cw)
+            .unwrap()
     } else {
         cl
     }
@@ -52,9 +66,24 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { name: "equal", source: vec![6, 6, 6], target: vec![6, 6], weighted: false },
-        Case { name: "unequal", source: vec![5, 3, 7], target: vec![4, 6, 2], weighted: false },
-        Case { name: "weighted", source: vec![4, 5], target: vec![3, 6, 5], weighted: true },
+        Case {
+            name: "equal",
+            source: vec![6, 6, 6],
+            target: vec![6, 6],
+            weighted: false,
+        },
+        Case {
+            name: "unequal",
+            source: vec![5, 3, 7],
+            target: vec![4, 6, 2],
+            weighted: false,
+        },
+        Case {
+            name: "weighted",
+            source: vec![4, 5],
+            target: vec![3, 6, 5],
+            weighted: true,
+        },
     ]
 }
 
@@ -71,7 +100,9 @@ fn reference_gradient_matches_finite_differences() {
             let (_, grad) = sw_mmd_reference(&src, &x0, &tgt, &dirs, &kernel);
             // The WoW gradient is ∂F/∂x divided by the particle's mass a_c w_ci.
             for i in (0..src.n_points()).step_by(2) {
-                let c = (0..src.n_classes()).find(|&c| src.class_range(c).contains(&i)).unwrap();
+                let c = (0..src.n_classes())
+                    .find(|&c| src.class_range(c).contains(&i))
+                    .unwrap();
                 let mass = src.class_weights()[c] * src.particle_weight(c, i);
                 for j in 0..d {
                     let h = 1e-6;
@@ -94,7 +125,12 @@ fn reference_gradient_matches_finite_differences() {
 }
 
 fn rel_err(a: &[f32], b: &[f64]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y).powi(2)).sum::<f64>().sqrt();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     num / den.max(1e-30)
 }
@@ -112,10 +148,21 @@ fn engine_matches_reference() {
         for kernel in KERNELS {
             let (value, want) = sw_mmd_reference(&src, &x0, &tgt, &dirs, &kernel);
             let mut grad = vec![0.0f32; src.points().len()];
-            let out = engine.sw_mmd(&src, &tgt, &dirs, &kernel, &mut grad).unwrap();
-            assert!((out.value - value).abs() <= 1e-5 * (1.0 + value.abs()), "{} {kernel:?}: value {} vs {value}", case.name, out.value);
+            let out = engine
+                .sw_mmd(&src, &tgt, &dirs, &kernel, &mut grad)
+                .unwrap();
+            assert!(
+                (out.value - value).abs() <= 1e-5 * (1.0 + value.abs()),
+                "{} {kernel:?}: value {} vs {value}",
+                case.name,
+                out.value
+            );
             let err = rel_err(&grad, &want);
-            assert!(err < 1e-4, "{} {kernel:?}: gradient relative error {err:e}", case.name);
+            assert!(
+                err < 1e-4,
+                "{} {kernel:?}: gradient relative error {err:e}",
+                case.name
+            );
         }
     }
 }
@@ -127,11 +174,15 @@ fn engine_matches_reference_at_image_dimension() {
     let d = 64;
     let src = cloud(&mut rng, &[20, 20, 20], d, false, 0.5);
     let tgt = cloud(&mut rng, &[20, 20, 20], d, false, -0.5);
-    let dirs = DirectionSampler::OrthogonalBlocks.sample(40, d, &mut rng).unwrap();
+    let dirs = DirectionSampler::OrthogonalBlocks
+        .sample(40, d, &mut rng)
+        .unwrap();
     let x0: Vec<f64> = src.points().iter().map(|&v| v as f64).collect();
     let (_, want) = sw_mmd_reference(&src, &x0, &tgt, &dirs, &Kernel::RIESZ);
     let mut grad = vec![0.0f32; src.points().len()];
-    CpuEngine::new().sw_mmd(&src, &tgt, &dirs, &Kernel::RIESZ, &mut grad).unwrap();
+    CpuEngine::new()
+        .sw_mmd(&src, &tgt, &dirs, &Kernel::RIESZ, &mut grad)
+        .unwrap();
     assert!(rel_err(&grad, &want) < 1e-4);
 }
 
@@ -143,10 +194,15 @@ fn zero_value_and_gradient_when_source_equals_target() {
         let dirs = DirectionSampler::Gaussian.sample(32, 5, &mut rng).unwrap();
         for kernel in KERNELS {
             let mut grad = vec![1.0f32; p.points().len()];
-            let out = CpuEngine::new().sw_mmd(&p, &p, &dirs, &kernel, &mut grad).unwrap();
+            let out = CpuEngine::new()
+                .sw_mmd(&p, &p, &dirs, &kernel, &mut grad)
+                .unwrap();
             assert!(out.value.abs() < 1e-9, "{kernel:?}: F = {}", out.value);
             let gmax = grad.iter().fold(0.0f32, |m, g| m.max(g.abs()));
-            assert!(gmax < 1e-5, "{kernel:?} weighted={weighted}: |grad| = {gmax}");
+            assert!(
+                gmax < 1e-5,
+                "{kernel:?} weighted={weighted}: |grad| = {gmax}"
+            );
         }
     }
 }
@@ -166,8 +222,14 @@ fn permuting_particles_permutes_the_gradient() {
     let src2 = LabeledCloud::uniform(2, 6, d, permuted).unwrap();
     for kernel in KERNELS {
         let (mut g1, mut g2) = (vec![0.0; 36], vec![0.0; 36]);
-        let v1 = CpuEngine::new().sw_mmd(&src, &tgt, &dirs, &kernel, &mut g1).unwrap().value;
-        let v2 = CpuEngine::new().sw_mmd(&src2, &tgt, &dirs, &kernel, &mut g2).unwrap().value;
+        let v1 = CpuEngine::new()
+            .sw_mmd(&src, &tgt, &dirs, &kernel, &mut g1)
+            .unwrap()
+            .value;
+        let v2 = CpuEngine::new()
+            .sw_mmd(&src2, &tgt, &dirs, &kernel, &mut g2)
+            .unwrap()
+            .value;
         assert!((v1 - v2).abs() < 1e-9);
         for (r, &i) in perm.iter().enumerate() {
             for j in 0..d {
@@ -184,24 +246,41 @@ fn rotating_space_and_directions_rotates_the_gradient() {
     let src = cloud(&mut rng, &[5, 7], d, false, 1.0);
     let tgt = cloud(&mut rng, &[6, 6], d, false, -1.0);
     let dirs = DirectionSampler::Gaussian.sample(24, d, &mut rng).unwrap();
-    let rot = DirectionSampler::OrthogonalBlocks.sample(d, d, &mut rng).unwrap(); // a random rotation R (rows)
+    let rot = DirectionSampler::OrthogonalBlocks
+        .sample(d, d, &mut rng)
+        .unwrap(); // a random rotation R (rows)
     let rot = &rot;
     let apply = |x: &[f32]| -> Vec<f32> {
         x.chunks(d)
-            .flat_map(|row| (0..d).map(move |i| (0..d).map(|k| rot.row(i)[k] * row[k]).sum::<f32>()))
+            .flat_map(|row| {
+                (0..d).map(move |i| (0..d).map(|k| rot.row(i)[k] * row[k]).sum::<f32>())
+            })
             .collect()
     };
-    let src_r = LabeledCloud::from_parts(apply(src.points()), d, src.offsets().to_vec(), vec![0, 1]).unwrap();
-    let tgt_r = LabeledCloud::from_parts(apply(tgt.points()), d, tgt.offsets().to_vec(), vec![0, 1]).unwrap();
+    let src_r =
+        LabeledCloud::from_parts(apply(src.points()), d, src.offsets().to_vec(), vec![0, 1])
+            .unwrap();
+    let tgt_r =
+        LabeledCloud::from_parts(apply(tgt.points()), d, tgt.offsets().to_vec(), vec![0, 1])
+            .unwrap();
     let dirs_r = Directions::from_rows(24, d, apply(dirs.as_slice())).unwrap();
     for kernel in KERNELS {
         let (mut g, mut g_r) = (vec![0.0; src.points().len()], vec![0.0; src.points().len()]);
-        let v = CpuEngine::new().sw_mmd(&src, &tgt, &dirs, &kernel, &mut g).unwrap().value;
-        let v_r = CpuEngine::new().sw_mmd(&src_r, &tgt_r, &dirs_r, &kernel, &mut g_r).unwrap().value;
+        let v = CpuEngine::new()
+            .sw_mmd(&src, &tgt, &dirs, &kernel, &mut g)
+            .unwrap()
+            .value;
+        let v_r = CpuEngine::new()
+            .sw_mmd(&src_r, &tgt_r, &dirs_r, &kernel, &mut g_r)
+            .unwrap()
+            .value;
         assert!((v - v_r).abs() < 1e-5 * (1.0 + v.abs()), "{kernel:?}");
         let want = apply(&g);
         for (a, b) in g_r.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{kernel:?}: {a} vs {b}");
+            assert!(
+                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "{kernel:?}: {a} vs {b}"
+            );
         }
     }
 }
@@ -215,8 +294,15 @@ fn results_do_not_depend_on_thread_count() {
     let mut outs = Vec::new();
     for threads in [1, 2, 3] {
         let mut g = vec![0.0; src.points().len()];
-        let v = CpuEngine::with_threads(threads).unwrap().sw_mmd(&src, &tgt, &dirs, &Kernel::RIESZ, &mut g).unwrap().value;
-        outs.push((v.to_bits(), g.iter().map(|x| x.to_bits()).collect::<Vec<_>>()));
+        let v = CpuEngine::with_threads(threads)
+            .unwrap()
+            .sw_mmd(&src, &tgt, &dirs, &Kernel::RIESZ, &mut g)
+            .unwrap()
+            .value;
+        outs.push((
+            v.to_bits(),
+            g.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        ));
     }
     assert_eq!(outs[0], outs[1]);
     assert_eq!(outs[0], outs[2]);
