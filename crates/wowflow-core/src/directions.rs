@@ -6,8 +6,10 @@
 //! orthonormal, so no two of them duplicate each other's information.
 
 use crate::error::{invalid, shape, CoreError, Result};
-use rand::RngCore;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 /// `L` unit vectors in `R^d`, row-major `L × d`.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +106,18 @@ impl DirectionSampler {
                 Ok(dirs.clone())
             }
             Self::Gaussian => {
-                let data = gaussian(count * dim, rng);
+                // One seed from the caller's stream, then one ChaCha stream per direction:
+                // rows are drawn in parallel and the result does not depend on threads.
+                let seed = rng.next_u64();
+                let mut data = vec![0.0f32; count * dim];
+                data.par_chunks_mut(dim.max(1))
+                    .enumerate()
+                    .for_each(|(l, row)| {
+                        let mut row_rng = ChaCha8Rng::seed_from_u64(seed);
+                        row_rng.set_stream(l as u64);
+                        row.iter_mut()
+                            .for_each(|x| *x = StandardNormal.sample(&mut row_rng));
+                    });
                 Directions::from_rows(count, dim, data).or_else(|_| self.sample(count, dim, rng))
             }
             Self::OrthogonalBlocks => {

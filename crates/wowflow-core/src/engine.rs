@@ -18,7 +18,7 @@ use crate::kernel::Kernel;
 use crate::ot1d::{interval_means, sign, wasserstein_sorted, CostPower, SortedMeasure};
 use crate::sliced::{back_project, SlicedCloud};
 use rayon::prelude::*;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Result of one SW-MMD evaluation.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,9 +61,21 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 }
 
 /// The CPU engine: `gemm` for projections, rayon over directions for sorting and pairing.
+///
+/// Buffers are kept between calls (a flow evaluates the same shapes every step); clones
+/// share them behind a mutex, so concurrent calls on clones are serialised, not wrong.
 #[derive(Debug, Clone, Default)]
 pub struct CpuEngine {
     pool: Option<Arc<rayon::ThreadPool>>,
+    workspace: Arc<Mutex<Workspace>>,
+}
+
+/// Reusable buffers of one SW-MMD evaluation.
+#[derive(Debug, Default)]
+struct Workspace {
+    source: SlicedCloud,
+    target: SlicedCloud,
+    derivs: Vec<f32>,
 }
 
 impl CpuEngine {
@@ -80,6 +92,7 @@ impl CpuEngine {
             .map_err(|e| crate::error::invalid("threads", e.to_string()))?;
         Ok(Self {
             pool: Some(Arc::new(pool)),
+            workspace: Arc::default(),
         })
     }
 
@@ -120,7 +133,12 @@ impl Engine for CpuEngine {
         if grad.len() != source.points().len() {
             return Err(shape("gradient buffer", source.points().len(), grad.len()));
         }
-        self.run(|| sw_mmd_cpu(source, target, directions, kernel, grad))
+        let mut ws = self
+            .workspace
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ws: &mut Workspace = &mut ws;
+        self.run(|| sw_mmd_cpu(ws, source, target, directions, kernel, grad))
     }
 
     fn sliced_costs(
@@ -162,26 +180,32 @@ fn measure<'a>(s: &'a SlicedCloud, l: usize, c: usize) -> SortedMeasure<'a, f32>
 fn pair_cost(a: SortedMeasure<f32>, b: SortedMeasure<f32>, power: CostPower) -> f64 {
     if a.weights.is_none() && b.weights.is_none() && a.values.len() == b.values.len() {
         let n = a.values.len() as f64;
-        let mut acc = [0.0f64; 4];
-        let mut ca = a.values.chunks_exact(4);
-        let mut cb = b.values.chunks_exact(4);
-        for (x, y) in ca.by_ref().zip(cb.by_ref()) {
-            for k in 0..4 {
-                let diff = (x[k] - y[k]) as f64;
-                acc[k] += match power {
-                    CostPower::Two => diff * diff,
-                    CostPower::One => diff.abs(),
-                };
-            }
+        match power {
+            CostPower::Two => lane_sum(a.values, b.values, |d| d * d) / n,
+            CostPower::One => lane_sum(a.values, b.values, f32::abs) / n,
         }
-        let mut total = acc[0] + acc[1] + acc[2] + acc[3];
-        for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
-            total += power.cost((x - y) as f64);
-        }
-        total / n
     } else {
         wasserstein_sorted(a, b, power)
     }
+}
+
+/// `Σ_k f(u_k − v_k)` in 16 independent `f32` lanes (so the loop vectorises), finished in
+/// `f64`. Each lane adds about n/16 terms, so the relative rounding error stays near
+/// `(n/16)·6e-8` — below 2e-6 for the paper's n = 500, far under the Monte-Carlo error of
+/// slicing.
+#[inline]
+fn lane_sum(u: &[f32], v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    const LANES: usize = 16;
+    let mut acc = [0.0f32; LANES];
+    let (cu, cv) = (u.chunks_exact(LANES), v.chunks_exact(LANES));
+    let (ru, rv) = (cu.remainder(), cv.remainder());
+    for (x, y) in cu.zip(cv) {
+        for k in 0..LANES {
+            acc[k] += f(x[k] - y[k]);
+        }
+    }
+    let tail: f64 = ru.iter().zip(rv).map(|(&x, &y)| f(x - y) as f64).sum();
+    acc.iter().map(|&a| a as f64).sum::<f64>() + tail
 }
 
 /// Direction-averaged costs of the listed pairs, summed over directions in a fixed order.
@@ -211,6 +235,7 @@ fn mean_pair_costs(
 }
 
 fn sw_mmd_cpu(
+    ws: &mut Workspace,
     source: &LabeledCloud,
     target: &LabeledCloud,
     directions: &Directions,
@@ -225,8 +250,9 @@ fn sw_mmd_cpu(
         source.n_points(),
         source.dim(),
     );
-    let sx = SlicedCloud::new(source, directions, true)?;
-    let sy = SlicedCloud::new(target, directions, false)?;
+    ws.source.rebuild(source, directions, true)?;
+    ws.target.rebuild(target, directions, false)?;
+    let (sx, sy) = (&ws.source, &ws.target);
 
     // Stage 2: sliced costs for all pairs the value needs (each unordered pair once).
     let mut pairs = Vec::new();
@@ -243,7 +269,7 @@ fn sw_mmd_cpu(
             pairs.push((Side::B, k, Side::B, k2));
         }
     }
-    let costs = mean_pair_costs(&sx, &sy, &pairs, power);
+    let costs = mean_pair_costs(sx, sy, &pairs, power);
     let mut source_costs = vec![0.0; c_n * c_n];
     let mut cross_costs = vec![0.0; c_n * k_n];
     let mut target_costs = vec![0.0; k_n * k_n];
@@ -299,12 +325,13 @@ fn sw_mmd_cpu(
     let coefs: Vec<_> = (0..c_n).map(coef).collect();
 
     // Stage 3c: per-direction derivatives D (L × N), in the source's particle order.
-    let mut derivs = vec![0.0f32; l_n * n];
+    let derivs = &mut ws.derivs;
+    derivs.resize(l_n * n, 0.0);
     derivs.par_chunks_mut(n).enumerate().for_each_init(
         || (Vec::<f32>::new(), Vec::<f64>::new()),
         |(acc, tmp), (l, drow)| {
             for (c, partners) in coefs.iter().enumerate() {
-                let u = measure(&sx, l, c);
+                let u = measure(sx, l, c);
                 let perm = sx
                     .segment_perm(l, c)
                     .expect("source is sliced with its permutation");
@@ -314,8 +341,8 @@ fn sw_mmd_cpu(
                 let mut total = 0.0f32;
                 for &(side, j, w) in partners {
                     let v = match side {
-                        Side::A => measure(&sx, l, j),
-                        Side::B => measure(&sy, l, j),
+                        Side::A => measure(sx, l, j),
+                        Side::B => measure(sy, l, j),
                     };
                     total += w;
                     accumulate_partner(u, v, power, w, acc, tmp);
@@ -332,7 +359,7 @@ fn sw_mmd_cpu(
 
     // Stage 4: G = (1/L) Dᵀ Θ.
     back_project(
-        &derivs,
+        derivs,
         n,
         directions.as_slice(),
         l_n,
