@@ -280,3 +280,89 @@ fn bench_prints_one_line_per_config() {
         assert!(line.contains(key), "{line}");
     }
 }
+
+/// wowflow against an independent numpy implementation (scripts/crosscheck_numpy.py), at a
+/// paper-like dimension, for the kernels the script covers. Skipped, visibly, without numpy.
+#[test]
+fn gradient_agrees_with_an_independent_numpy_implementation() {
+    let numpy = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output();
+    if !numpy.map(|o| o.status.success()).unwrap_or(false) {
+        eprintln!("SKIPPED gradient_agrees_with_an_independent_numpy_implementation: python3 with numpy not found");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (c, n, d, l) = (4, 30, 64, 48);
+    let (x, _) = dataset(c * n, d, 0.0, 11);
+    let (y, _) = dataset(c * n, d, 0.0, 12);
+    let shift = |v: Vec<f32>, s: f32| -> Vec<f32> {
+        v.iter()
+            .enumerate()
+            .map(|(i, x)| x + s * (i / (n * d)) as f32)
+            .collect()
+    };
+    wowflow_data::write_npy(
+        Path::new(&p("s.npy")),
+        &NpyArray::f32(vec![c, n, d], shift(x, 0.3)),
+    )
+    .unwrap();
+    wowflow_data::write_npy(
+        Path::new(&p("t.npy")),
+        &NpyArray::f32(vec![c, n, d], shift(y, -0.2)),
+    )
+    .unwrap();
+    let (dirs, _) = dataset(l, d, 0.0, 13);
+    let norm: Vec<f32> = dirs
+        .chunks(d)
+        .flat_map(|r| {
+            let s = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+            r.iter().map(move |v| v / s)
+        })
+        .collect();
+    wowflow_data::write_npy(Path::new(&p("dirs.npy")), &NpyArray::f32(vec![l, d], norm)).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/crosscheck_numpy.py"
+    );
+    let (src, tgt, dirs) = (p("s.npy"), p("t.npy"), p("dirs.npy"));
+    for (kernel, param) in [
+        ("riesz", None),
+        ("gaussian", Some("2.0")),
+        ("imq", Some("1.0")),
+    ] {
+        let out = p(&format!("{kernel}.npz"));
+        let mut args = vec!["flow", "--source", &src, "--target", &tgt, "--out", &out];
+        args.extend([
+            "--steps",
+            "1",
+            "--lr",
+            "1",
+            "--optimizer",
+            "gd",
+            "--directions",
+            &dirs,
+            "--kernel",
+            kernel,
+        ]);
+        if let Some(h) = param {
+            args.extend(["--h", h]);
+        }
+        ok(&args);
+        let mut check = vec![
+            script.to_string(),
+            p("s.npy"),
+            p("t.npy"),
+            p("dirs.npy"),
+            out.clone(),
+            kernel.to_string(),
+        ];
+        check.extend(param.map(String::from));
+        let res = Command::new("python3").args(&check).output().unwrap();
+        let text = String::from_utf8_lossy(&res.stdout).into_owned()
+            + &String::from_utf8_lossy(&res.stderr);
+        assert!(res.status.success(), "{kernel}: numpy disagrees:\n{text}");
+        eprintln!("{kernel}: {text}");
+    }
+}
