@@ -5,6 +5,7 @@
 
 mod bench_cmd;
 mod checkpoint;
+mod data_cmd;
 mod demo_cmd;
 mod flow_cmd;
 mod progress;
@@ -39,6 +40,11 @@ enum Command {
     },
     /// Time full gradient steps at the papers' workload sizes.
     Bench(bench_cmd::BenchArgs),
+    /// Datasets: list what is found where, verify checksums, fetch, show.
+    Data {
+        #[command(subcommand)]
+        cmd: data_cmd::DataCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,7 @@ fn main() -> ExitCode {
         Command::Flow(args) => flow_cmd::run(args),
         Command::Demo { demo } => demo_cmd::run(demo),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Data { cmd } => data_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
