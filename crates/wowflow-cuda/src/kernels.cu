@@ -1,0 +1,392 @@
+// wowflow CUDA kernels, compiled at run time by NVRTC (see kernels.rs).
+//
+// Layout conventions (the same as the CPU engine's `SlicedCloud`):
+//   - a cloud's projections are row-major L x N: row l holds every particle's projection on
+//     direction l, and class c owns the contiguous segment offsets[c]..offsets[c+1] of a row;
+//   - after sorting, `sorted` holds each segment ascending and `perm` the class-local index of
+//     the particle at each sorted position;
+//   - `lev` (only for clouds with particle weights) holds the cumulative mass of each sorted
+//     segment (the quantile level A_i at the upper end of atom i; the last one is exactly 1).
+// Uniform segments use the level (i+1)/n, computed in double exactly as the CPU engine does,
+// so both engines cut the monotone coupling into the same pieces.
+
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+// f32 -> u32 key whose unsigned order is the float's total order (as the CPU engine's key()).
+__device__ __forceinline__ u32 f2key(float x) {
+    u32 b = __float_as_uint(x);
+    return (b >> 31) ? ~b : (b | 0x80000000u);
+}
+__device__ __forceinline__ float key2f(u32 k) {
+    return __uint_as_float((k >> 31) ? (k & 0x7fffffffu) : ~k);
+}
+// (value, class-local index) packed so that one 64-bit comparison orders by value, then by
+// index: every packed entry of a segment is distinct, so sorts and merges are deterministic
+// and break ties exactly as the CPU engine's packed u64 sort does.
+__device__ __forceinline__ u64 pack(float x, u32 i) {
+    return ((u64)f2key(x) << 32) | (u64)i;
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 1a: sort chunks of at most CHUNK (4096) entries of every (direction, class) segment
+// in shared memory with a bitonic network, keeping the permutation.
+// grid = (chunks, L), block = min(1024, pad/2) threads, dynamic shared = pad_max * 8 bytes.
+// A chunk is (start in the row, length, class-local index of its first entry); segments no
+// longer than CHUNK are one chunk and come out fully sorted.
+extern "C" __global__ void sort_chunks(const float* __restrict__ proj,
+                                       float* __restrict__ sorted,
+                                       u32* __restrict__ perm,
+                                       const int* __restrict__ chunk_start,
+                                       const int* __restrict__ chunk_len,
+                                       const int* __restrict__ chunk_local,
+                                       int row_len) {
+    extern __shared__ u64 sh[];
+    const int q = blockIdx.x;
+    const size_t row = (size_t)blockIdx.y * (size_t)row_len;
+    const int start = chunk_start[q];
+    const int len = chunk_len[q];
+    const int local0 = chunk_local[q];
+    int pad = 1;
+    while (pad < len) pad <<= 1;
+    for (int t = threadIdx.x; t < pad; t += blockDim.x) {
+        sh[t] = (t < len) ? pack(proj[row + start + t], (u32)(local0 + t)) : ~0ull;
+    }
+    __syncthreads();
+    const int half = pad >> 1;
+    for (int k = 2; k <= pad; k <<= 1) {
+        for (int j = k >> 1; j > 0; j >>= 1) {
+            for (int t = threadIdx.x; t < half; t += blockDim.x) {
+                const int i = 2 * t - (t & (j - 1));  // bit j of i is clear
+                const int p = i + j;
+                const bool up = (i & k) == 0;
+                const u64 a = sh[i];
+                const u64 b = sh[p];
+                if ((a > b) == up) {
+                    sh[i] = b;
+                    sh[p] = a;
+                }
+            }
+            __syncthreads();
+        }
+    }
+    for (int t = threadIdx.x; t < len; t += blockDim.x) {
+        const u64 v = sh[t];
+        sorted[row + start + t] = key2f((u32)(v >> 32));
+        perm[row + start + t] = (u32)v;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 1b (fallback for segments longer than CHUNK): one pass of a global-memory merge sort.
+// Runs of `width` sorted entries are merged pairwise; every entry finds its output position
+// independently as (its position in its run) + (its rank in the partner run, by binary
+// search), so a pass is one fully parallel launch and needs no extra memory beyond the
+// ping-pong buffers. Segments no longer than `width` are copied unchanged.
+// grid = (ceil(N / 256), L), block = 256.
+extern "C" __global__ void merge_pass(const float* __restrict__ sin,
+                                      const u32* __restrict__ pin,
+                                      float* __restrict__ sout,
+                                      u32* __restrict__ pout,
+                                      const int* __restrict__ offsets,
+                                      const int* __restrict__ class_of,
+                                      int row_len,
+                                      int width) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= row_len) return;
+    const size_t row = (size_t)blockIdx.y * (size_t)row_len;
+    const int c = class_of[i];
+    const int s = offsets[c];
+    const int len = offsets[c + 1] - s;
+    const int local = i - s;
+    const float x = sin[row + i];
+    const u32 ix = pin[row + i];
+    int dest = local;
+    if (len > width) {
+        const int run = local / width;
+        const int pr = run ^ 1;
+        const int ps = pr * width;
+        if (ps < len) {
+            const int pe = min(ps + width, len);
+            const u64 me = pack(x, ix);
+            int lo = ps, hi = pe;
+            while (lo < hi) {
+                const int mid = (lo + hi) >> 1;
+                const u64 v = pack(sin[row + s + mid], pin[row + s + mid]);
+                if (v < me) lo = mid + 1; else hi = mid;
+            }
+            dest = min(run, pr) * width + (local - run * width) + (lo - ps);
+        }
+    }
+    sout[row + s + dest] = x;
+    pout[row + s + dest] = ix;
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 1c (weighted clouds only): cumulative mass of every sorted segment.
+// grid = (C, L), block = 256 (required: the partial sums live in a 256-entry array).
+extern "C" __global__ void segment_levels(const u32* __restrict__ perm,
+                                          const double* __restrict__ weights,
+                                          double* __restrict__ lev,
+                                          const int* __restrict__ offsets,
+                                          int row_len) {
+    __shared__ double part[256];
+    const int c = blockIdx.x;
+    const size_t row = (size_t)blockIdx.y * (size_t)row_len;
+    const int s = offsets[c];
+    const int len = offsets[c + 1] - s;
+    const int per = (len + blockDim.x - 1) / blockDim.x;
+    const int b = min((int)threadIdx.x * per, len);
+    const int e = min(b + per, len);
+    double acc = 0.0;
+    for (int k = b; k < e; k++) acc += weights[s + perm[row + s + k]];
+    part[threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double run = 0.0;
+        for (int t = 0; t < (int)blockDim.x; t++) {
+            const double v = part[t];
+            part[t] = run;
+            run += v;
+        }
+    }
+    __syncthreads();
+    double run = part[threadIdx.x];
+    for (int k = b; k < e; k++) {
+        run += weights[s + perm[row + s + k]];
+        lev[row + s + k] = (k == len - 1) ? 1.0 : run;  // the walk must end at exactly 1
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The monotone coupling of two sorted 1-D measures, one source atom at a time.
+
+// Upper quantile level of atom i: cumulative mass, or (i+1)/n for uniform segments.
+__device__ __forceinline__ double level(const double* lev, int i, int n) {
+    return lev ? lev[i] : (double)(i + 1) / (double)n;
+}
+
+// First atom j of a measure whose upper level exceeds `a` (clamped to n-1).
+__device__ int first_above(const double* lev, int n, double a) {
+    if (lev == nullptr) {
+        int j = (int)floor(a * (double)n);
+        j = max(0, min(j, n - 1));
+        while (j > 0 && (double)j / (double)n > a) j--;
+        while (j < n - 1 && (double)(j + 1) / (double)n <= a) j++;
+        return j;
+    }
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi) >> 1;
+        if (lev[mid] > a) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+}
+
+__device__ __forceinline__ double dsign(double x) {
+    return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : 0.0);
+}
+
+// Sum over the pieces [max(A_{i-1}, B_{j-1}), min(A_i, B_j)] of atom i of u's quantile
+// interval of mass * f(u_i, v_j), where f is
+//   MODE_COST2: (u - v)^2      MODE_COST1: |u - v|
+//   MODE_VALUE: v              MODE_SIGN:  sign(u - v)
+// These are exactly the pieces the CPU engine's merge walk (ot1d::for_each_piece) visits.
+#define MODE_COST2 0
+#define MODE_COST1 1
+#define MODE_VALUE 2
+#define MODE_SIGN 3
+__device__ double interval_sum(const float* u, const double* lu, int nu, int i,
+                               const float* v, const double* lv, int nv, int mode) {
+    const double a0 = (i == 0) ? 0.0 : level(lu, i - 1, nu);
+    const double a1 = level(lu, i, nu);
+    const double ui = (double)u[i];
+    double acc = 0.0;
+    for (int j = first_above(lv, nv, a0); j < nv; j++) {
+        const double b0 = (j == 0) ? 0.0 : level(lv, j - 1, nv);
+        const double b1 = level(lv, j, nv);
+        const double st = fmax(a0, b0);
+        const double en = fmin(a1, b1);
+        if (en > st) {
+            const double vj = (double)v[j];
+            double f;
+            switch (mode) {
+                case MODE_COST2: f = (ui - vj) * (ui - vj); break;
+                case MODE_COST1: f = fabs(ui - vj); break;
+                case MODE_VALUE: f = vj; break;
+                default: f = dsign(ui - vj); break;
+            }
+            acc += (en - st) * f;
+        }
+        if (b1 >= a1) break;
+    }
+    return acc;
+}
+
+// A (direction, class) segment of one of the two clouds.
+struct Seg {
+    const float* v;
+    const double* lev;
+    int n;
+};
+
+__device__ __forceinline__ Seg segment(const float* S, const double* L, const int* off,
+                                       int row_len, int l, int c) {
+    const size_t base = (size_t)l * (size_t)row_len + (size_t)off[c];
+    Seg s;
+    s.v = S + base;
+    s.lev = L ? L + base : nullptr;
+    s.n = off[c + 1] - off[c];
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 2: exact 1-D cost (W_2^2 when power == 2, W_1 when power == 1) of every listed class
+// pair on every direction. `pairs` holds 4 ints per pair: (cloud, class, cloud, class) with
+// cloud 0 = A, 1 = B. One warp per (pair, direction); per-lane partial sums in double, then
+// a fixed shuffle tree, so the result does not depend on scheduling.
+// Output per_dir[p * L + l]. grid = (ceil(P / warps_per_block), L).
+extern "C" __global__ void pair_costs(const float* __restrict__ SA, const double* LA,
+                                      const int* __restrict__ offA, int nA,
+                                      const float* __restrict__ SB, const double* LB,
+                                      const int* __restrict__ offB, int nB,
+                                      const int* __restrict__ pairs, int n_pairs, int n_dirs,
+                                      int power, double* __restrict__ per_dir) {
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int p = blockIdx.x * (blockDim.x >> 5) + warp;
+    const int l = blockIdx.y;
+    if (p >= n_pairs) return;  // whole warps leave together
+    const int* pr = pairs + 4 * p;
+    Seg u = pr[0] == 0 ? segment(SA, LA, offA, nA, l, pr[1]) : segment(SB, LB, offB, nB, l, pr[1]);
+    Seg v = pr[2] == 0 ? segment(SA, LA, offA, nA, l, pr[3]) : segment(SB, LB, offB, nB, l, pr[3]);
+    double acc = 0.0;
+    const bool fast = u.lev == nullptr && v.lev == nullptr && u.n == v.n;
+    if (fast) {
+        // Equal sizes, uniform weights: (1/n) sum_k cost(u_(k) - v_(k)), the difference
+        // taken in f32 as the CPU engine does.
+        for (int k = lane; k < u.n; k += 32) {
+            const double d = (double)(u.v[k] - v.v[k]);
+            acc += power == 2 ? d * d : fabs(d);
+        }
+    } else {
+        if (v.n > u.n) {  // walk the longer side: more lanes busy, fewer pieces per lane
+            const Seg t = u;
+            u = v;
+            v = t;
+        }
+        const int mode = power == 2 ? MODE_COST2 : MODE_COST1;
+        for (int i = lane; i < u.n; i += 32) {
+            acc += interval_sum(u.v, u.lev, u.n, i, v.v, v.lev, v.n, mode);
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+    if (lane == 0) per_dir[(size_t)p * (size_t)n_dirs + l] = fast ? acc / (double)u.n : acc;
+}
+
+// Deterministic mean over directions: per pair, a fixed strided split over 256 threads and a
+// fixed shared-memory tree. grid = P, block = 256 (required).
+extern "C" __global__ void sum_dirs(const double* __restrict__ per_dir,
+                                    double* __restrict__ out, int n_dirs) {
+    __shared__ double sh[256];
+    const int p = blockIdx.x;
+    double acc = 0.0;
+    for (int l = threadIdx.x; l < n_dirs; l += 256) acc += per_dir[(size_t)p * (size_t)n_dirs + l];
+    sh[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[p] = sh[0] / (double)n_dirs;
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 3a: kernel derivatives kappa'(s) (MATH.md section 4), the same formulas as
+// wowflow_core::Kernel::derivative. kind: 0 Riesz (param r), 1 Gaussian, 2 IMQ, 3 Laplace
+// (param h).
+__device__ double kernel_derivative(int kind, double prm, double s) {
+    const double sp = fmax(s, 0.0);
+    switch (kind) {
+        case 0: return s <= 0.0 ? 0.0 : -(prm / 2.0) * pow(s, prm / 2.0 - 1.0);
+        case 1: return -exp(-sp / (2.0 * prm)) / (2.0 * prm);
+        case 2: return -0.5 * pow(prm + sp, -1.5);
+        default: return -exp(-sp / prm) / prm;
+    }
+}
+
+// Coefficients of every source class c against every partner q (q < C: source class q,
+// q >= C: target class q - C): a_q kappa'(s) and -b_k kappa'(s), 0 for the class itself and
+// for pairs at zero cost (MATH.md section 5). `pair_of[c * Q + q]` is the index of the pair's
+// cost (or -1). `total[c]` is their f32 sum in partner order, as on the CPU.
+extern "C" __global__ void coefficients(const double* __restrict__ costs,
+                                        const int* __restrict__ pair_of,
+                                        const double* __restrict__ a,
+                                        const double* __restrict__ b,
+                                        int C, int K, int kind, double prm,
+                                        float* __restrict__ coef, float* __restrict__ total) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    const int Q = C + K;
+    float tot = 0.0f;
+    for (int q = 0; q < Q; q++) {
+        float w = 0.0f;
+        const int p = pair_of[c * Q + q];
+        if (p >= 0) {
+            const double s = costs[p];
+            if (s > 0.0) {
+                const double kd = kernel_derivative(kind, prm, s);
+                w = q < C ? (float)(a[q] * kd) : (float)(-b[q - C] * kd);
+            }
+        }
+        coef[c * Q + q] = w;
+        tot += w;
+    }
+    total[c] = tot;
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 3b: per-direction derivatives D (L x N, the source's particle order), already divided
+// by the particle's mass (the WoW rescaling):
+//   power 2: D = 2 (total u_k - sum_q w_q mean_{I_k} G_q^{-1})
+//   power 1: D = sum_q w_q mean_{I_k} sign(u_k - G_q^{-1})
+// and scattered through the sort permutation. grid = (C, L), block = 256.
+extern "C" __global__ void derivatives(const float* __restrict__ SA, const u32* __restrict__ PA,
+                                       const double* LA, const double* WA,
+                                       const int* __restrict__ offA, int nA,
+                                       const float* __restrict__ SB, const double* LB,
+                                       const int* __restrict__ offB, int nB,
+                                       int C, int K,
+                                       const float* __restrict__ coef,
+                                       const float* __restrict__ total,
+                                       int power, float* __restrict__ D) {
+    const int c = blockIdx.x;
+    const int l = blockIdx.y;
+    const Seg u = segment(SA, LA, offA, nA, l, c);
+    const size_t base = (size_t)l * (size_t)nA + (size_t)offA[c];
+    const int Q = C + K;
+    const float tot = total[c];
+    for (int k = threadIdx.x; k < u.n; k += blockDim.x) {
+        const float uk = u.v[k];
+        const u32 pk = PA[base + k];
+        float acc = 0.0f;
+        for (int q = 0; q < Q; q++) {
+            const float w = coef[c * Q + q];
+            if (w == 0.0f) continue;
+            const Seg v = q < C ? segment(SA, LA, offA, nA, l, q)
+                                : segment(SB, LB, offB, nB, l, q - C);
+            float m;
+            if (u.lev == nullptr && v.lev == nullptr && v.n == u.n) {
+                const float vk = v.v[k];
+                m = power == 2 ? vk : (float)dsign((double)(uk - vk));
+            } else {
+                const double sum = interval_sum(u.v, u.lev, u.n, k, v.v, v.lev, v.n,
+                                                power == 2 ? MODE_VALUE : MODE_SIGN);
+                const double mass = WA ? WA[offA[c] + pk] : 1.0 / (double)u.n;
+                m = (float)(sum / mass);
+            }
+            acc += w * m;
+        }
+        D[(size_t)l * (size_t)nA + (size_t)offA[c] + pk] = power == 2 ? 2.0f * (tot * uk - acc) : acc;
+    }
+}
