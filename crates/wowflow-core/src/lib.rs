@@ -24,12 +24,15 @@
 pub mod bench;
 pub mod cloud;
 pub mod directions;
+pub mod distance;
 pub mod engine;
 pub mod error;
 pub mod flow;
 pub mod kernel;
+pub mod linalg;
 pub mod objective;
 pub mod optim;
+pub mod ot;
 pub mod ot1d;
 pub mod reference;
 pub mod sliced;
