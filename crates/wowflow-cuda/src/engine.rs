@@ -313,7 +313,10 @@ fn check_limits(dirs: &Directions, clouds: &[&LabeledCloud]) -> Result<()> {
         )));
     }
     for c in clouds {
-        let total = c.n_points().max(c.points().len()).max(dirs.count() * c.n_points());
+        let total = c
+            .n_points()
+            .max(c.points().len())
+            .max(dirs.count() * c.n_points());
         if total >= i32::MAX as usize || dirs.as_slice().len() >= i32::MAX as usize {
             return Err(CudaError::Unsupported(format!(
                 "{} particles × {} directions (the kernels index with 32-bit integers)",
@@ -435,9 +438,19 @@ impl Inner {
             dc.chunks = starts.len();
             dc.pad_max = max_chunk.next_power_of_two();
             upload_cached(&stream, &mut dc.class_of, &mut dc.class_of_host, &class_of)?;
-            upload_cached(&stream, &mut dc.chunk_start, &mut dc.chunk_start_host, &starts)?;
+            upload_cached(
+                &stream,
+                &mut dc.chunk_start,
+                &mut dc.chunk_start_host,
+                &starts,
+            )?;
             upload_cached(&stream, &mut dc.chunk_len, &mut dc.chunk_len_host, &lens)?;
-            upload_cached(&stream, &mut dc.chunk_local, &mut dc.chunk_local_host, &locals)?;
+            upload_cached(
+                &stream,
+                &mut dc.chunk_local,
+                &mut dc.chunk_local_host,
+                &locals,
+            )?;
             upload_cached(&stream, &mut dc.offsets, &mut dc.offsets_host, &offsets)?;
         }
         upload_cached(
@@ -606,7 +619,12 @@ impl Inner {
             b.offsets.ptr(&stream),
             b.n as i32,
         );
-        let (pp, np, nl, pw) = (self.pairs.ptr(&stream), p as i32, l as i32, power_code(power));
+        let (pp, np, nl, pw) = (
+            self.pairs.ptr(&stream),
+            p as i32,
+            l as i32,
+            power_code(power),
+        );
         let pd = self.per_dir.ptr(&stream);
         let cfg = LaunchConfig {
             grid_dim: ((p as u32).div_ceil(PAIR_WARPS), l as u32, 1),

@@ -63,7 +63,11 @@ pub fn compile(arch: Option<&'static str>) -> Result<Ptx> {
 
 fn describe_compile_error(e: &cudarc::nvrtc::CompileError) -> String {
     match e {
-        cudarc::nvrtc::CompileError::CompileError { nvrtc, options, log } => format!(
+        cudarc::nvrtc::CompileError::CompileError {
+            nvrtc,
+            options,
+            log,
+        } => format!(
             "{nvrtc:?} with options {options:?}:\n{}",
             log.to_string_lossy()
         ),

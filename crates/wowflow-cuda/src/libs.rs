@@ -30,7 +30,11 @@ fn status() -> [(&'static str, &'static str, bool); 3] {
     [
         ("CUDA driver", "libcuda.so.1", driver_present()),
         ("NVRTC", "libnvrtc.so.13", nvrtc_present()),
-        ("cuBLAS", "libcublas.so.13 with libcublasLt.so.13", cublas_present()),
+        (
+            "cuBLAS",
+            "libcublas.so.13 with libcublasLt.so.13",
+            cublas_present(),
+        ),
     ]
 }
 
