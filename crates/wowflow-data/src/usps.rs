@@ -157,6 +157,14 @@ fn read_h5_inner(path: &Path, split: &str, file: &str) -> Result<ImageSet> {
             ),
         ));
     }
+    // The HDF5 reader allocates what the file's layout declares before decoding, and an
+    // allocation failure aborts the process (catch_unwind cannot stop it). So bound the
+    // declared sizes first: deflate expands at most ~1032:1, so nothing honest exceeds
+    // about 1100 × the file size.
+    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let limit = file_len.saturating_mul(1100).clamp(1 << 20, 4 << 30);
+    plausible(&data, &format!("{split}/data"), file, limit)?;
+    plausible(&target, &format!("{split}/target"), file, limit)?;
     let pixels: Vec<f32> = match data.read_numeric_as::<f32>() {
         Ok(v) => v,
         Err(_) => data
@@ -214,6 +222,29 @@ fn read_h5_inner(path: &Path, split: &str, file: &str) -> Result<ImageSet> {
         10,
         file,
     )
+}
+
+/// Rejects a dataset whose declared size, or chunk size, exceeds `limit` bytes.
+fn plausible(ds: &rust_hdf5::H5Dataset, what: &str, file: &str, limit: u64) -> Result<()> {
+    let elem = ds.element_size() as u64;
+    let bytes = |dims: &[usize]| dims.iter().try_fold(elem, |a, &d| a.checked_mul(d as u64));
+    let total = bytes(&ds.shape());
+    let chunk = match ds.chunk_dims() {
+        Some(c) => bytes(&c),
+        None => Some(0),
+    };
+    match (total, chunk) {
+        (Some(t), Some(c)) if t <= limit && c <= limit => Ok(()),
+        _ => Err(DataError::shape(
+            file,
+            format!(
+                "dataset `{what}` declares shape {:?} (chunks {:?}) of {elem}-byte elements: \
+                 more than this file could hold ({limit} bytes at most)",
+                ds.shape(),
+                ds.chunk_dims()
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
