@@ -3,7 +3,7 @@
 //! Three classes of Gaussian noise in R² flow to three rings (80 particles each) under the
 //! Riesz SW-MMD flow; frames, an animated GIF and the loss curve show what happens.
 
-use crate::flow_cmd::{FlowSettings, KernelName, SamplerName};
+use crate::flow_cmd::{FlowMethod, FlowSettings, KernelName, LabelCostName, SamplerName};
 use crate::progress::{interrupt_flag, Progress};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -12,7 +12,9 @@ use std::time::Instant;
 use wowflow_core::toy::{gaussian_noise, rings};
 use wowflow_core::{Flow, FlowState, LabeledCloud, SnapshotRecorder};
 use wowflow_data::write_csv;
-use wowflow_viz::{line_plot, save_gif, save_png, scatter, Bounds, LinePlot, ScatterFrame, Series};
+use wowflow_viz::{
+    line_plot, save_gif, save_png, scatter, side_by_side, Bounds, LinePlot, ScatterFrame, Series,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum Demo {
@@ -22,9 +24,17 @@ pub enum Demo {
 
 #[derive(Args, Debug)]
 pub struct RingsArgs {
-    /// Output directory (created): frames/, flow.gif, final.png, loss.png, loss.csv.
+    /// Output directory (created): frames/, flow.gif, final.png, loss.png, loss.csv
+    /// (with --compare: compare.png and one final_<method>.png per method).
     #[arg(long, default_value = "rings")]
     pub out: PathBuf,
+    /// Functional to flow (sw-mmd is the paper's WoW flow; the others are the baselines).
+    #[arg(long, value_enum, default_value = "sw-mmd")]
+    pub method: FlowMethod,
+    /// Run SW-MMD, Euclidean MMD and OTDD from the same noise and write a side-by-side
+    /// figure of their final states (compare.png).
+    #[arg(long)]
+    pub compare: bool,
     /// Kernel between classes.
     #[arg(long, value_enum, default_value = "riesz")]
     pub kernel: KernelName,
@@ -57,10 +67,17 @@ pub fn run(demo: Demo) -> Result<()> {
     }
 }
 
-fn rings_demo(args: &RingsArgs) -> Result<()> {
-    let target = rings(args.per_class, args.seed)?;
-    let source = gaussian_noise(3, args.per_class, 2, 1.0, args.seed.wrapping_add(1))?;
+/// One flow of the rings demo: the snapshots, the losses and the wall time.
+fn rings_flow(
+    args: &RingsArgs,
+    method: FlowMethod,
+    target: &LabeledCloud,
+    source: LabeledCloud,
+) -> Result<(SnapshotRecorder, Vec<f64>, f64)> {
     let settings = FlowSettings {
+        method,
+        label_cost: LabelCostName::Exact,
+        epsilon: None,
         kernel: args.kernel,
         h: args
             .h
@@ -77,11 +94,11 @@ fn rings_demo(args: &RingsArgs) -> Result<()> {
         clip: None,
         seed: args.seed,
         threads: None,
+        device: Default::default(),
     };
-    let kernel = settings.kernel()?;
     let mut objective = settings.objective(target.clone())?;
     let mut flow = Flow {
-        objective: &mut objective,
+        objective: objective.as_mut(),
         optimizer: settings.optimizer()?,
         config: settings.config(),
     };
@@ -93,12 +110,31 @@ fn rings_demo(args: &RingsArgs) -> Result<()> {
     flow.run(&mut state, &mut [&mut progress, &mut snaps])?;
     progress.finish();
     snaps.record(&state);
-    let secs = started.elapsed().as_secs_f64();
+    Ok((snaps, state.losses, started.elapsed().as_secs_f64()))
+}
 
+fn method_title(method: FlowMethod, kernel: &str) -> String {
+    match method {
+        FlowMethod::SwMmd => format!("SW-MMD flow, {kernel} kernel"),
+        FlowMethod::EuclidMmd => "Euclidean MMD flow, Riesz kernel".into(),
+        FlowMethod::Otdd => "OTDD flow (exact, feature-driven)".into(),
+        FlowMethod::Dm => "DM (class means)".into(),
+        FlowMethod::ProductMmd => "product-space MMD flow".into(),
+    }
+}
+
+fn rings_demo(args: &RingsArgs) -> Result<()> {
+    let target = rings(args.per_class, args.seed)?;
+    let source = gaussian_noise(3, args.per_class, 2, 1.0, args.seed.wrapping_add(1))?;
+    let kernel_name = FlowSettings::kernel_for_demo(args.kernel, args.h)?;
     std::fs::create_dir_all(args.out.join("frames"))
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let title = format!("SW-MMD flow, {} kernel", kernel.name());
-    let frames = render_frames(&snaps, &state.losses, &target, &title)?;
+    if args.compare {
+        return compare_demo(args, &target, source, kernel_name);
+    }
+    let (snaps, losses, secs) = rings_flow(args, args.method, &target, source)?;
+    let title = method_title(args.method, kernel_name);
+    let frames = render_frames(&snaps, &losses, &target, &title)?;
     for ((step, _), frame) in snaps.snapshots.iter().zip(&frames) {
         save_png(
             frame,
@@ -109,13 +145,14 @@ fn rings_demo(args: &RingsArgs) -> Result<()> {
         save_png(last, &args.out.join("final.png"))?;
     }
     save_gif(&frames, 60, &args.out.join("flow.gif"))?;
-    write_loss(&args.out, &state.losses)?;
+    write_loss(&args.out, &losses, args.method.name())?;
 
-    let first = state.losses.first().copied().unwrap_or(f64::NAN);
-    let tail = &state.losses[state.losses.len().saturating_sub(10)..];
+    let first = losses.first().copied().unwrap_or(f64::NAN);
+    let tail = &losses[losses.len().saturating_sub(10)..];
     let last = tail.iter().sum::<f64>() / tail.len().max(1) as f64;
     eprintln!(
-        "rings: {} steps in {secs:.1} s; F = ½MMD² went from {first:.3e} to {last:.3e} (mean of the last 10 steps), a factor {:.0}",
+        "rings ({}): {} steps in {secs:.1} s; F went from {first:.3e} to {last:.3e} (mean of the last 10 steps), a factor {:.0}",
+        args.method.name(),
         args.steps,
         first / last
     );
@@ -123,6 +160,44 @@ fn rings_demo(args: &RingsArgs) -> Result<()> {
         "wrote {}/{{flow.gif, final.png, loss.png, loss.csv, frames/}}",
         args.out.display()
     );
+    Ok(())
+}
+
+/// SW-MMD vs Euclidean MMD vs OTDD from the same noise, final states side by side.
+fn compare_demo(
+    args: &RingsArgs,
+    target: &LabeledCloud,
+    source: LabeledCloud,
+    kernel_name: &str,
+) -> Result<()> {
+    let methods = [FlowMethod::SwMmd, FlowMethod::EuclidMmd, FlowMethod::Otdd];
+    let mut finals = Vec::new();
+    for method in methods {
+        let (snaps, losses, secs) = rings_flow(args, method, target, source.clone())?;
+        let mut last_only = SnapshotRecorder::new(usize::MAX);
+        if let Some(last) = snaps.snapshots.last() {
+            last_only.snapshots.push(last.clone());
+        }
+        let title = method_title(method, kernel_name);
+        let frame = render_frames(&last_only, &losses, target, &title)?
+            .pop()
+            .context("no final frame")?;
+        save_png(&frame, &args.out.join(format!("final_{}.png", method.name())))?;
+        eprintln!(
+            "{}: {} steps in {secs:.1} s, F {:.3e} → {:.3e}",
+            method.name(),
+            args.steps,
+            losses.first().copied().unwrap_or(f64::NAN),
+            losses.last().copied().unwrap_or(f64::NAN)
+        );
+        finals.push((method.name(), frame));
+    }
+    let panels: Vec<(&str, &wowflow_viz::Rgb8Image)> =
+        finals.iter().map(|(n, f)| (*n, f)).collect();
+    let figure = side_by_side(&panels)?;
+    let path = args.out.join("compare.png");
+    save_png(&figure, &path)?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }
 
@@ -170,15 +245,15 @@ fn render_frames(
         .collect()
 }
 
-fn write_loss(dir: &Path, losses: &[f64]) -> Result<()> {
+fn write_loss(dir: &Path, losses: &[f64], method: &str) -> Result<()> {
     let x: Vec<f64> = (0..losses.len()).map(|k| k as f64).collect();
     let plot = LinePlot {
-        title: "F = ½ MMD² along the flow",
+        title: "the objective F along the flow",
         x_label: "step",
         y_label: "F",
         log_y: true,
         series: &[Series {
-            name: "SW-MMD",
+            name: method,
             x: &x,
             y: losses,
         }],

@@ -7,6 +7,8 @@ mod bench_cmd;
 mod checkpoint;
 mod data_cmd;
 mod demo_cmd;
+mod experiment_cmd;
+mod distance_cmd;
 mod flow_cmd;
 mod progress;
 
@@ -33,6 +35,8 @@ struct Cli {
 enum Command {
     /// Flow a labeled dataset towards a target (.npy (C,n,d), .npz with x/y, or CSV).
     Flow(flow_cmd::FlowArgs),
+    /// A distance between two labeled datasets (WoW, sliced WoW, OTDD, SW-MMD).
+    Distance(distance_cmd::DistanceArgs),
     /// Built-in demonstrations that need no data.
     Demo {
         #[command(subcommand)]
@@ -45,15 +49,23 @@ enum Command {
         #[command(subcommand)]
         cmd: data_cmd::DataCommand,
     },
+    /// The papers' experiments from TOML configs (`experiments/`): domain adaptation,
+    /// class-conditional generation.
+    Experiment {
+        #[command(subcommand)]
+        experiment: experiment_cmd::Experiment,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Flow(args) => flow_cmd::run(args),
+        Command::Distance(args) => distance_cmd::run(args),
         Command::Demo { demo } => demo_cmd::run(demo),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Data { cmd } => data_cmd::run(cmd),
+        Command::Experiment { experiment } => experiment_cmd::run(experiment),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,12 +21,15 @@
 //! # }
 //! ```
 
+pub mod assign;
 pub mod bench;
 pub mod cloud;
 pub mod directions;
 pub mod distance;
+pub mod dm;
 pub mod engine;
 pub mod error;
+pub mod euclid_mmd;
 pub mod flow;
 pub mod kernel;
 pub mod linalg;
@@ -34,14 +37,26 @@ pub mod objective;
 pub mod optim;
 pub mod ot;
 pub mod ot1d;
+pub mod otdd_flow;
 pub mod reference;
+pub mod shaping;
 pub mod sliced;
 pub mod toy;
 
+pub use assign::{
+    assign_by_nearest_neighbor, assign_by_ot, assign_from_costs, AssignmentMethod, ClassCost,
+    LabelAssignment,
+};
 pub use cloud::LabeledCloud;
 pub use directions::{DirectionSampler, Directions};
+pub use distance::{
+    otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, DatasetDistance, LabelCost,
+    OtddConfig,
+};
+pub use dm::DistributionMatching;
 pub use engine::{CpuEngine, Engine, SwMmdOutput};
 pub use error::{CoreError, Result};
+pub use euclid_mmd::EuclidMmd;
 pub use flow::{
     Control, Flow, FlowConfig, FlowState, Observer, Outcome, SnapshotRecorder, StepInfo,
 };
@@ -49,4 +64,6 @@ pub use kernel::Kernel;
 pub use objective::{Objective, SwMmd};
 pub use optim::{Method, Optimizer, OptimizerState, Schedule};
 pub use ot1d::{wasserstein_1d, wasserstein_1d_grad, CostPower};
+pub use otdd_flow::OtddFlow;
+pub use shaping::{ClassRepulsion, Langevin, Potential, PotentialEnergy, Sum};
 pub use sliced::SlicedCloud;

@@ -71,7 +71,7 @@ pub fn sinkhorn(a: &[f64], b: &[f64], cost: &[f64], config: &SinkhornConfig) -> 
             format!("must be finite and > 0, got {eps}"),
         ));
     }
-    if !(config.tolerance >= 0.0) {
+    if config.tolerance.is_nan() || config.tolerance < 0.0 {
         return Err(invalid("tolerance", "must be ≥ 0"));
     }
     let log_a: Vec<f64> = a
