@@ -4,7 +4,45 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use std::sync::Arc;
 use wowflow_core::bench::{run as run_bench, BenchConfig};
-use wowflow_core::CpuEngine;
+use wowflow_core::{CpuEngine, Engine};
+
+/// Where the SW-MMD step runs (`--device` of `flow` and `bench`).
+#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq)]
+pub enum Device {
+    /// The CPU engine (all cores, or `--threads`).
+    #[default]
+    Cpu,
+    /// The CUDA engine on GPU 0 (binaries built with `--features cuda`).
+    Cuda,
+}
+
+/// The engine for `--device` (`threads` applies to the CPU engine only).
+pub fn make_engine(device: Device, threads: Option<usize>) -> Result<Arc<dyn Engine>> {
+    Ok(match device {
+        Device::Cpu => Arc::new(match threads {
+            Some(t) => CpuEngine::with_threads(t)?,
+            None => CpuEngine::new(),
+        }),
+        Device::Cuda => cuda_engine()?,
+    })
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_engine() -> Result<Arc<dyn Engine>> {
+    use anyhow::Context;
+    let engine = wowflow_cuda::CudaEngine::new().context("--device cuda")?;
+    eprintln!("device: {}", engine.device());
+    Ok(Arc::new(engine))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_engine() -> Result<Arc<dyn Engine>> {
+    anyhow::bail!(
+        "--device cuda: this wowflow binary was built without CUDA support; rebuild it with \
+         `cargo build --release -p wowflow-cli --features cuda` and run it with the CUDA \
+         libraries on the library path (e.g. LD_LIBRARY_PATH=/usr/local/cuda/lib64)"
+    )
+}
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 pub enum ConfigName {
@@ -30,13 +68,13 @@ pub struct BenchArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Run on the CPU or on the GPU (`cuda` needs a binary built with `--features cuda`).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: Device,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let engine = Arc::new(match args.threads {
-        Some(t) => CpuEngine::with_threads(t)?,
-        None => CpuEngine::new(),
-    });
+    let engine = make_engine(args.device, args.threads)?;
     let configs: Vec<BenchConfig> = match args.config {
         ConfigName::All => BenchConfig::ALL.to_vec(),
         one => vec![BenchConfig::by_name(&format!("{one:?}").to_lowercase())?],
