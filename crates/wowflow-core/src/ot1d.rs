@@ -69,52 +69,67 @@ impl<T> Clone for SortedMeasure<'_, T> {
 }
 impl<T> Copy for SortedMeasure<'_, T> {}
 
-impl<T> SortedMeasure<'_, T> {
-    /// Upper quantile level of atom `i`: `A_i = Σ_{k ≤ i} a_k`.
-    ///
-    /// Uniform levels are `(i+1)/n`; IEEE division is correctly rounded, so equal rationals
-    /// from two measures give bit-equal levels and ties in the merge are detected exactly.
-    #[inline]
-    fn level(&self, i: usize, cumulative: &[f64]) -> f64 {
-        match self.weights {
-            None => (i + 1) as f64 / self.values.len() as f64,
-            Some(_) => cumulative[i],
-        }
-    }
-
-    fn cumulative(&self) -> Vec<f64> {
-        match self.weights {
-            None => Vec::new(),
-            Some(w) => {
-                let mut acc = 0.0;
-                let mut out: Vec<f64> = w
-                    .iter()
-                    .map(|&x| {
-                        acc += x;
-                        acc
-                    })
-                    .collect();
-                // The walk must end with both measures exhausted at exactly 1.
-                if let Some(last) = out.last_mut() {
-                    *last = 1.0;
-                }
-                out
-            }
-        }
-    }
-}
-
 /// Calls `piece(i, j, mass)` for each piece of the monotone coupling of two sorted measures.
+#[inline]
 pub(crate) fn for_each_piece<T>(
     a: SortedMeasure<T>,
     b: SortedMeasure<T>,
     mut piece: impl FnMut(usize, usize, f64),
 ) {
-    let (ca, cb) = (a.cumulative(), b.cumulative());
+    match (a.weights, b.weights) {
+        (None, None) => {
+            let inv = 1.0 / (a.values.len() as f64 * b.values.len() as f64);
+            walk_uniform(a.values.len(), b.values.len(), |i, j, d| {
+                piece(i, j, d as f64 * inv)
+            })
+        }
+        _ => for_each_piece_weighted(a, b, piece),
+    }
+}
+
+/// Uniform weights on both sides: atom `i` of `n` ends at level `(i+1)/n = (i+1)·m / (n·m)`,
+/// so the walk runs on exact integers: `piece(i, j, δ)` receives the piece's mass times
+/// `n·m` (no division per piece, ties exact). This is the hot loop for classes of
+/// different sizes (transfer learning, distillation), so it is kept branch-light.
+#[inline(always)]
+fn walk_uniform(n: usize, m: usize, mut piece: impl FnMut(usize, usize, u64)) {
+    let (nn, mm) = (n as u64, m as u64);
+    let (mut i, mut j, mut t) = (0usize, 0usize, 0u64);
+    while i < n && j < m {
+        let (ta, tb) = ((i as u64 + 1) * mm, (j as u64 + 1) * nn);
+        let next = ta.min(tb);
+        piece(i, j, next - t);
+        t = next;
+        i += (ta <= tb) as usize;
+        j += (tb <= ta) as usize;
+    }
+}
+
+/// At least one side weighted: levels are running sums of the weights (the last level is
+/// forced to exactly 1 so both measures end together despite rounding).
+fn for_each_piece_weighted<T>(
+    a: SortedMeasure<T>,
+    b: SortedMeasure<T>,
+    mut piece: impl FnMut(usize, usize, f64),
+) {
     let (na, nb) = (a.values.len(), b.values.len());
+    if na == 0 || nb == 0 {
+        return;
+    }
+    let level = |m: &SortedMeasure<T>, i: usize, running: f64| -> f64 {
+        if i + 1 == m.values.len() {
+            1.0
+        } else if m.weights.is_some() {
+            running
+        } else {
+            (i + 1) as f64 / m.values.len() as f64
+        }
+    };
+    let weight = |m: &SortedMeasure<T>, i: usize| m.weights.map_or(0.0, |w| w[i]);
     let (mut i, mut j, mut t) = (0usize, 0usize, 0.0f64);
+    let (mut run_a, mut run_b) = (weight(&a, 0), weight(&b, 0));
     while i < na && j < nb {
-        let (ta, tb) = (a.level(i, &ca), b.level(j, &cb));
+        let (ta, tb) = (level(&a, i, run_a), level(&b, j, run_b));
         let next = ta.min(tb);
         if next > t {
             piece(i, j, next - t);
@@ -122,9 +137,15 @@ pub(crate) fn for_each_piece<T>(
         }
         if ta <= tb {
             i += 1;
+            if i < na {
+                run_a += weight(&a, i);
+            }
         }
         if tb <= ta {
             j += 1;
+            if j < nb {
+                run_b += weight(&b, j);
+            }
         }
     }
 }
@@ -135,6 +156,20 @@ pub fn wasserstein_sorted<T: Atom>(
     b: SortedMeasure<T>,
     power: CostPower,
 ) -> f64 {
+    if a.weights.is_none() && b.weights.is_none() {
+        let (u, v) = (a.values, b.values);
+        let mut total = 0.0;
+        match power {
+            CostPower::Two => walk_uniform(u.len(), v.len(), |i, j, d| {
+                let x = u[i].to_f64() - v[j].to_f64();
+                total += d as f64 * x * x;
+            }),
+            CostPower::One => walk_uniform(u.len(), v.len(), |i, j, d| {
+                total += d as f64 * (u[i].to_f64() - v[j].to_f64()).abs();
+            }),
+        }
+        return total / (u.len() as f64 * v.len() as f64);
+    }
     let mut total = 0.0;
     for_each_piece(a, b, |i, j, m| {
         total += m * power.cost(a.values[i].to_f64() - b.values[j].to_f64());
@@ -155,15 +190,33 @@ pub fn interval_means<T: Atom>(
     out: &mut [f64],
 ) {
     out.iter_mut().for_each(|o| *o = 0.0);
+    if a.weights.is_none() && b.weights.is_none() {
+        // out_i = Σ_j mass_ij x_j / (1/n) = Σ_j δ_ij x_j / m.
+        let (u, v) = (a.values, b.values);
+        match power {
+            CostPower::Two => walk_uniform(u.len(), v.len(), |i, j, d| {
+                out[i] += d as f64 * v[j].to_f64()
+            }),
+            CostPower::One => walk_uniform(u.len(), v.len(), |i, j, d| {
+                out[i] += d as f64 * sign(u[i].to_f64() - v[j].to_f64())
+            }),
+        }
+        let inv_m = 1.0 / v.len() as f64;
+        out.iter_mut().for_each(|o| *o *= inv_m);
+        return;
+    }
     for_each_piece(a, b, |i, j, m| {
         out[i] += m * match power {
             CostPower::Two => b.values[j].to_f64(),
             CostPower::One => sign(a.values[i].to_f64() - b.values[j].to_f64()),
         };
     });
-    let n = a.values.len() as f64;
-    for (i, o) in out.iter_mut().enumerate() {
-        *o /= a.weights.map_or(1.0 / n, |w| w[i]);
+    match a.weights {
+        Some(w) => out.iter_mut().zip(w).for_each(|(o, &w)| *o /= w),
+        None => {
+            let n = a.values.len() as f64;
+            out.iter_mut().for_each(|o| *o *= n);
+        }
     }
 }
 
