@@ -5,12 +5,13 @@ use crate::progress::{interrupt_flag, Progress};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 use wowflow_core::cloud::rows_to_input_order;
+use wowflow_core::ot::{OtSolver, SinkhornConfig};
 use wowflow_core::{
-    CpuEngine, DirectionSampler, Directions, Flow, FlowConfig, FlowState, Kernel, LabeledCloud,
-    Method, Optimizer, Outcome, SnapshotRecorder, SwMmd,
+    DirectionSampler, Directions, DistributionMatching, EuclidMmd, Flow, FlowConfig, FlowState,
+    Kernel, LabelCost, LabeledCloud, Method, Objective, Optimizer, OtddConfig, OtddFlow, Outcome,
+    SnapshotRecorder, SwMmd,
 };
 use wowflow_data::{load_cloud, read_npy, write_csv, write_npz, NpyArray};
 
@@ -37,9 +38,54 @@ pub enum SamplerName {
     Orthogonal,
 }
 
-/// Settings of the SW-MMD objective and its optimiser, shared by `flow` and the demos.
+/// Which functional the flow minimises.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum FlowMethod {
+    /// ½ MMD² with a sliced-Wasserstein kernel between classes (the WoW flow).
+    SwMmd,
+    /// OTDD² (Alvarez-Melis & Fusi 2021), feature-driven dynamics.
+    Otdd,
+    /// Product-space MMD (Hua et al. 2023) — not implemented yet.
+    ProductMmd,
+    /// Euclidean MMD with the Riesz kernel −‖x − y‖ on features, labels ignored.
+    EuclidMmd,
+    /// Distribution matching: class means matched by class id (linear kernel).
+    Dm,
+}
+
+impl FlowMethod {
+    /// The name recorded in checkpoints and shown in titles.
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowMethod::SwMmd => "sw-mmd",
+            FlowMethod::Otdd => "otdd",
+            FlowMethod::ProductMmd => "product-mmd",
+            FlowMethod::EuclidMmd => "euclid-mmd",
+            FlowMethod::Dm => "dm",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LabelCostName {
+    /// Exact W₂ between class clouds (differentiated through).
+    Exact,
+    /// Bures–Wasserstein between class Gaussians (recomputed each step).
+    Gaussian,
+}
+
+/// Settings of the objective and its optimiser, shared by `flow` and the demos.
 #[derive(Args, Clone, Debug)]
 pub struct FlowSettings {
+    /// Functional to minimise.
+    #[arg(long, value_enum, default_value = "sw-mmd")]
+    pub method: FlowMethod,
+    /// OTDD: label-to-label cost.
+    #[arg(long, value_enum, default_value = "exact")]
+    pub label_cost: LabelCostName,
+    /// OTDD: entropic regularisation ε of the outer OT (exact OT when absent).
+    #[arg(long)]
+    pub epsilon: Option<f64>,
     /// Kernel between class measures.
     #[arg(long, value_enum, default_value = "riesz")]
     pub kernel: KernelName,
@@ -82,6 +128,9 @@ pub struct FlowSettings {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Run on the CPU or on the GPU (`cuda` needs a binary built with `--features cuda`).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: crate::bench_cmd::Device,
 }
 
 fn parse_clip(s: &str) -> Result<(f32, f32), String> {
@@ -110,6 +159,18 @@ impl FlowSettings {
         };
         k.validate()?;
         Ok(k)
+    }
+
+    /// The kernel's display name for the demos (validates `h`).
+    pub fn kernel_for_demo(kernel: KernelName, h: Option<f64>) -> Result<&'static str> {
+        let k = match kernel {
+            KernelName::Riesz => Kernel::Riesz { r: 1.0 },
+            KernelName::Gaussian => Kernel::Gaussian { h: h.unwrap_or(0.05) },
+            KernelName::Imq => Kernel::Imq { h: h.unwrap_or(1.0) },
+            KernelName::Laplace => Kernel::Laplace { h: h.unwrap_or(0.5) },
+        };
+        k.validate()?;
+        Ok(k.name())
     }
 
     pub fn optimizer(&self) -> Result<Optimizer> {
@@ -147,16 +208,59 @@ impl FlowSettings {
     }
 
     /// The SW-MMD objective towards `target`.
-    pub fn objective(&self, target: LabeledCloud) -> Result<SwMmd> {
+    pub fn sw_mmd(&self, target: LabeledCloud) -> Result<SwMmd> {
         let dim = target.dim();
-        let engine = match self.threads {
-            Some(t) => CpuEngine::with_threads(t)?,
-            None => CpuEngine::new(),
-        };
+        let engine = crate::bench_cmd::make_engine(self.device, self.threads)?;
         Ok(SwMmd::new(target, self.kernel()?, self.projections)?
             .with_directions(self.sampler(dim)?)?
             .with_target_batch(self.target_batch)?
-            .with_engine(Arc::new(engine)))
+            .with_engine(engine))
+    }
+
+    /// The OTDD settings (`--label-cost`, `--epsilon`).
+    pub fn otdd_config(&self) -> OtddConfig {
+        OtddConfig {
+            label_cost: match self.label_cost {
+                LabelCostName::Exact => LabelCost::Exact,
+                LabelCostName::Gaussian => LabelCost::Gaussian,
+            },
+            solver: match self.epsilon {
+                Some(epsilon) => OtSolver::Sinkhorn(SinkhornConfig {
+                    epsilon,
+                    ..SinkhornConfig::default()
+                }),
+                None => OtSolver::Exact,
+            },
+            label_weight: 1.0,
+        }
+    }
+
+    /// The objective chosen by `--method` towards `target`.
+    pub fn objective(&self, target: LabeledCloud) -> Result<Box<dyn Objective>> {
+        Ok(match self.method {
+            FlowMethod::SwMmd => Box::new(self.sw_mmd(target)?),
+            FlowMethod::Otdd => Box::new(OtddFlow::new(target, self.otdd_config())?),
+            FlowMethod::EuclidMmd => Box::new(EuclidMmd::new(target)?),
+            FlowMethod::Dm => Box::new(
+                DistributionMatching::new(target)?.with_target_batch(self.target_batch)?,
+            ),
+            FlowMethod::ProductMmd => bail!(
+                "--method product-mmd (Hua et al. 2023) is not implemented yet; use sw-mmd, otdd, euclid-mmd or dm"
+            ),
+        })
+    }
+
+    /// What `RunSettings.objective` records: the method and the settings that change it.
+    pub fn objective_name(&self) -> String {
+        match self.method {
+            FlowMethod::Otdd => format!(
+                "otdd:{}:{}",
+                format!("{:?}", self.label_cost).to_lowercase(),
+                self.epsilon
+                    .map_or("exact".to_string(), |e| format!("sinkhorn({e})"))
+            ),
+            m => m.name().to_string(),
+        }
     }
 
     pub fn config(&self) -> FlowConfig {
@@ -173,7 +277,7 @@ impl FlowSettings {
         target: &LabeledCloud,
     ) -> Result<RunSettings> {
         Ok(RunSettings {
-            objective: "sw-mmd".into(),
+            objective: self.objective_name(),
             kernel: serde_json::to_value(self.kernel()?)?,
             projections: self.projections,
             directions: match &self.directions {
@@ -273,7 +377,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
     };
     let mut objective = args.settings.objective(target.cloud.clone())?;
     let mut flow = Flow {
-        objective: &mut objective,
+        objective: objective.as_mut(),
         optimizer: args.settings.optimizer()?,
         config: args.settings.config(),
     };
