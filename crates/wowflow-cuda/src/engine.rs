@@ -475,18 +475,7 @@ impl Inner {
         dc.proj.ensure(&stream, l * n)?;
         dc.sorted.ensure(&stream, l * n)?;
         dc.perm.ensure(&stream, l * n)?;
-        let cfg = GemmConfig {
-            transa: cublas_sys::cublasOperation_t::CUBLAS_OP_T,
-            transb: cublas_sys::cublasOperation_t::CUBLAS_OP_N,
-            m: n as i32,
-            n: l as i32,
-            k: d as i32,
-            alpha: 1.0f32,
-            lda: d as i32,
-            ldb: d as i32,
-            beta: 0.0f32,
-            ldc: n as i32,
-        };
+        let cfg = projection_gemm(n, l, d);
         // SAFETY: points hold n·d, directions l·d and proj at least l·n floats, matching the
         // dimensions and leading dimensions above.
         unsafe {
@@ -829,18 +818,7 @@ impl Inner {
         // Stage 4: G (N × d row-major) = (1/L) Dᵀ Θ. Column-major: Gᵀ (d × N) = Θ_cm (d × L)
         // · op(D_cm) where D_cm is the N × L column-major view of D, transposed.
         self.grad.ensure(&stream, n * d)?;
-        let cfg = GemmConfig {
-            transa: cublas_sys::cublasOperation_t::CUBLAS_OP_N,
-            transb: cublas_sys::cublasOperation_t::CUBLAS_OP_T,
-            m: d as i32,
-            n: n as i32,
-            k: l as i32,
-            alpha: 1.0f32 / l as f32,
-            lda: d as i32,
-            ldb: n as i32,
-            beta: 0.0f32,
-            ldc: d as i32,
-        };
+        let cfg = back_projection_gemm(n, l, d);
         // SAFETY: directions hold l·d, D l·n and grad n·d floats.
         unsafe {
             self.blas.gemm(
@@ -855,6 +833,43 @@ impl Inner {
         stream.memcpy_dtoh(&self.grad.get().slice(0..n * d), grad)?;
         stream.synchronize()?;
         Ok(assemble(source, target, kernel, &pairs, &costs))
+    }
+}
+
+/// SGEMM for the projections `P` (L × N row-major) `= Θ Xᵀ` with `X` N × d and `Θ` L × d
+/// row-major. cuBLAS is column-major: a row-major r × c matrix is a column-major c × r one,
+/// so `Pᵀ` (column-major N × L, leading dimension N) `= op(A) · B` with A the column-major
+/// d × N view of X (transposed) and B the column-major d × L view of Θ.
+fn projection_gemm(n: usize, l: usize, d: usize) -> GemmConfig<f32> {
+    GemmConfig {
+        transa: cublas_sys::cublasOperation_t::CUBLAS_OP_T,
+        transb: cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+        m: n as i32,
+        n: l as i32,
+        k: d as i32,
+        alpha: 1.0,
+        lda: d as i32,
+        ldb: d as i32,
+        beta: 0.0,
+        ldc: n as i32,
+    }
+}
+
+/// SGEMM for the back-projection `G` (N × d row-major) `= (1/L) Dᵀ Θ` with `D` L × N. In
+/// column-major terms `Gᵀ` (d × N) `= (1/L) Θ_cm · op(D_cm)`, where `Θ_cm` is the d × L view of
+/// Θ and `D_cm` the N × L view of D, transposed.
+fn back_projection_gemm(n: usize, l: usize, d: usize) -> GemmConfig<f32> {
+    GemmConfig {
+        transa: cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+        transb: cublas_sys::cublasOperation_t::CUBLAS_OP_T,
+        m: d as i32,
+        n: n as i32,
+        k: l as i32,
+        alpha: 1.0 / l as f32,
+        lda: d as i32,
+        ldb: n as i32,
+        beta: 0.0,
+        ldc: d as i32,
     }
 }
 
@@ -904,5 +919,59 @@ fn assemble(
         source_costs,
         cross_costs,
         target_costs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cublas_sys::cublasOperation_t as Op;
+
+    /// BLAS `sgemm` semantics (column-major, `C = α op(A) op(B) + β C`), to check the
+    /// configurations handed to cuBLAS on a machine without a GPU.
+    fn sgemm(cfg: &GemmConfig<f32>, a: &[f32], b: &[f32], c: &mut [f32]) {
+        let (m, n, k) = (cfg.m as usize, cfg.n as usize, cfg.k as usize);
+        let (lda, ldb, ldc) = (cfg.lda as usize, cfg.ldb as usize, cfg.ldc as usize);
+        let at = |i: usize, p: usize| match cfg.transa {
+            Op::CUBLAS_OP_N => a[i + p * lda],
+            _ => a[p + i * lda],
+        };
+        let bt = |p: usize, j: usize| match cfg.transb {
+            Op::CUBLAS_OP_N => b[p + j * ldb],
+            _ => b[j + p * ldb],
+        };
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k).map(|p| at(i, p) as f64 * bt(p, j) as f64).sum();
+                c[i + j * ldc] = cfg.alpha * dot as f32 + cfg.beta * c[i + j * ldc];
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_configurations_compute_the_row_major_products() {
+        let (n, l, d) = (7, 5, 3);
+        let x: Vec<f32> = (0..n * d).map(|i| ((i * 37 % 11) as f32) - 5.0).collect();
+        let th: Vec<f32> = (0..l * d).map(|i| ((i * 13 % 7) as f32) - 3.0).collect();
+        let mut p = vec![0.0f32; l * n];
+        sgemm(&projection_gemm(n, l, d), &x, &th, &mut p);
+        for li in 0..l {
+            for i in 0..n {
+                let want: f32 = (0..d).map(|k| th[li * d + k] * x[i * d + k]).sum();
+                assert_eq!(p[li * n + i], want, "P[{li}, {i}]");
+            }
+        }
+        let dv: Vec<f32> = (0..l * n).map(|i| (i % 5) as f32 - 2.0).collect();
+        let mut g = vec![0.0f32; n * d];
+        sgemm(&back_projection_gemm(n, l, d), &th, &dv, &mut g);
+        for i in 0..n {
+            for k in 0..d {
+                let want: f32 = (0..l)
+                    .map(|li| dv[li * n + i] * th[li * d + k])
+                    .sum::<f32>()
+                    / l as f32;
+                assert!((g[i * d + k] - want).abs() < 1e-5, "G[{i}, {k}]");
+            }
+        }
     }
 }

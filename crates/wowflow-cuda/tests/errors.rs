@@ -13,10 +13,10 @@ fn visible(line: &str) {
 #[test]
 fn missing_driver_is_a_named_error() {
     if libs::driver_present() {
-        visible(&format!(
+        visible(
             "SKIPPED wowflow-cuda missing_driver_is_a_named_error: the CUDA driver library is \
-             present on this machine"
-        ));
+             present on this machine",
+        );
         return;
     }
     let err = CudaEngine::new().expect_err("no driver, yet the engine was created");

@@ -16,10 +16,10 @@ fn visible(line: &str) {
 #[test]
 fn kernels_compile_to_ptx() {
     let Some(found) = locate_nvrtc() else {
-        visible(&format!(
+        visible(
             "SKIPPED wowflow-cuda kernels_compile_to_ptx: NVRTC (libnvrtc.so.13) not found; \
-             run scripts/install-nvrtc.sh or set WOWFLOW_NVRTC_DIR / LD_LIBRARY_PATH"
-        ));
+             run scripts/install-nvrtc.sh or set WOWFLOW_NVRTC_DIR / LD_LIBRARY_PATH",
+        );
         return;
     };
     visible(&format!(
