@@ -250,9 +250,21 @@ fn sw_mmd_cpu(
         source.n_points(),
         source.dim(),
     );
-    ws.source.rebuild(source, directions, true)?;
-    ws.target.rebuild(target, directions, false)?;
-    let (sx, sy) = (&ws.source, &ws.target);
+    // The target's GEMM runs while the source is sorted (see SlicedCloud::project_from).
+    ws.source.project_from(source, directions)?;
+    let Workspace {
+        source: src_slices,
+        target: tgt_slices,
+        derivs,
+    } = ws;
+    let (sorted, projected) = rayon::join(
+        || src_slices.sort_segments(source, true),
+        || tgt_slices.project_from(target, directions),
+    );
+    sorted?;
+    projected?;
+    tgt_slices.sort_segments(target, false)?;
+    let (sx, sy) = (&*src_slices, &*tgt_slices);
 
     // Stage 2: sliced costs for all pairs the value needs (each unordered pair once).
     let mut pairs = Vec::new();
@@ -325,7 +337,6 @@ fn sw_mmd_cpu(
     let coefs: Vec<_> = (0..c_n).map(coef).collect();
 
     // Stage 3c: per-direction derivatives D (L × N), in the source's particle order.
-    let derivs = &mut ws.derivs;
     derivs.resize(l_n * n, 0.0);
     derivs.par_chunks_mut(n).enumerate().for_each_init(
         || (Vec::<f32>::new(), Vec::<f64>::new()),
