@@ -8,6 +8,7 @@ mod checkpoint;
 mod data_cmd;
 mod demo_cmd;
 mod distance_cmd;
+mod experiment_cmd;
 mod flow_cmd;
 mod progress;
 
@@ -48,6 +49,12 @@ enum Command {
         #[command(subcommand)]
         cmd: data_cmd::DataCommand,
     },
+    /// The papers' experiments from TOML configs (`experiments/`): domain adaptation,
+    /// class-conditional generation.
+    Experiment {
+        #[command(subcommand)]
+        experiment: experiment_cmd::Experiment,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +65,7 @@ fn main() -> ExitCode {
         Command::Demo { demo } => demo_cmd::run(demo),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Data { cmd } => data_cmd::run(cmd),
+        Command::Experiment { experiment } => experiment_cmd::run(experiment),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

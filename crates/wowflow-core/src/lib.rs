@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+pub mod assign;
 pub mod bench;
 pub mod cloud;
 pub mod directions;
@@ -42,6 +43,10 @@ pub mod shaping;
 pub mod sliced;
 pub mod toy;
 
+pub use assign::{
+    assign_by_nearest_neighbor, assign_by_ot, assign_from_costs, AssignmentMethod, ClassCost,
+    LabelAssignment,
+};
 pub use cloud::LabeledCloud;
 pub use directions::{DirectionSampler, Directions};
 pub use distance::{

@@ -1,0 +1,479 @@
+//! `wowflow experiment domain-adaptation`: a frozen MNIST classifier scores a flow of another
+//! dataset to MNIST (MATH.md §9; protocol and profiles in `experiments/domain-adaptation.toml`).
+
+use super::{
+    dataset_name, load_profile, machine, sample_train, save_grid, write_file, AssignSettings,
+    CommonArgs,
+};
+use crate::progress::{interrupt_flag, Progress};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use wowflow_core::{
+    Control, Flow, FlowConfig, FlowState, Kernel, LabeledCloud, Method, Observer, Optimizer,
+    Outcome, StepInfo, SwMmd,
+};
+use wowflow_data::{load_split, DataDirs, Split, Transform};
+use wowflow_nn::{
+    evaluate, model_key, predict, train, Architecture, Budget, CpuAutodiff, CpuBackend, DaCnn,
+    Evaluation, Images, ModelCard, ModelStore, TrainConfig,
+};
+
+const BUILTIN: &str = include_str!("../../../../experiments/domain-adaptation.toml");
+
+#[derive(Args, Clone, Debug)]
+pub struct DaArgs {
+    /// Dataset flowed to the target: fmnist, kmnist or usps (mnist works too, as a check).
+    #[arg(long)]
+    pub source: String,
+    /// Dataset the classifier is trained on and the flow goes to.
+    #[arg(long, default_value = "mnist")]
+    pub target: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Where trained classifiers are kept and reused [default: ~/.cache/wowflow/models].
+    #[arg(long, value_name = "DIR")]
+    pub models: Option<PathBuf>,
+    /// Train the classifier even if a saved one matches.
+    #[arg(long)]
+    pub retrain: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaSettings {
+    pub description: String,
+    pub classifier: ClassifierSettings,
+    pub flow: DaFlowSettings,
+    pub assign: AssignSettings,
+    pub output: OutputSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierSettings {
+    /// Target images per class: the classifier's training set and the flow's target.
+    pub per_class: usize,
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f32,
+    /// Seed of the image draw, the initial weights and the batch order.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaFlowSettings {
+    pub source_per_class: usize,
+    pub projections: usize,
+    pub tau: f64,
+    pub momentum: f64,
+    pub steps: usize,
+    pub checkpoint_every: usize,
+    /// Seed of the source draw and of the flow's directions.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSettings {
+    pub grid_per_class: usize,
+    pub grid_every: usize,
+}
+
+/// One row of `accuracy.csv`.
+#[derive(Debug, Clone, Serialize)]
+struct Checkpoint {
+    step: usize,
+    /// `F` at this step (before the step's update; `None` at step 0 before any evaluation).
+    loss: Option<f64>,
+    /// Frozen classifier's accuracy on the flowed images with assigned labels.
+    accuracy: f64,
+    /// The same with flowed class c labelled c (no assignment).
+    accuracy_identity: f64,
+    per_class: Vec<Option<f64>>,
+    /// MNIST label given to each flowed class.
+    labels: Vec<usize>,
+    /// Seconds of flow so far (checkpoint evaluation excluded).
+    flow_seconds: f64,
+}
+
+struct Monitor<'a> {
+    model: &'a DaCnn<CpuBackend>,
+    target: &'a LabeledCloud,
+    settings: &'a DaSettings,
+    out: &'a Path,
+    rows: Vec<Checkpoint>,
+    flow_seconds: f64,
+    eval_seconds: f64,
+    error: Option<anyhow::Error>,
+}
+
+impl Monitor<'_> {
+    fn checkpoint(&mut self, state: &FlowState) -> Result<()> {
+        let started = Instant::now();
+        let flowed = &state.cloud;
+        let assignment = self.settings.assign.assign(flowed, self.target)?;
+        let device = Default::default();
+        let images = Images::from_cloud(flowed, (1, 28, 28), Some(&assignment.labels), 10)?;
+        let pred = predict(self.model, &images, 500, &device);
+        let eval = Evaluation::new(&pred, images.labels(), 10)?;
+        let identity: Vec<usize> = (0..flowed.n_classes()).collect();
+        let id_images = Images::from_cloud(flowed, (1, 28, 28), Some(&identity), 10)?;
+        let id_eval = Evaluation::new(&pred, id_images.labels(), 10)?;
+        let step = state.step;
+        let last = step == self.settings.flow.steps;
+        if step % self.settings.output.grid_every.max(1) == 0 || last {
+            // Rows ordered by the MNIST class each flowed class was given.
+            let mut order: Vec<usize> = (0..flowed.n_classes()).collect();
+            order.sort_by_key(|&c| assignment.labels[c]);
+            save_grid(
+                flowed,
+                &order,
+                self.settings.output.grid_per_class,
+                &self.out.join(format!("grid_step{step:05}.png")),
+            )?;
+        }
+        self.rows.push(Checkpoint {
+            step,
+            loss: state.losses.last().copied(),
+            accuracy: eval.accuracy,
+            accuracy_identity: id_eval.accuracy,
+            per_class: eval.per_class,
+            labels: assignment.labels,
+            flow_seconds: self.flow_seconds,
+        });
+        self.eval_seconds += started.elapsed().as_secs_f64();
+        Ok(())
+    }
+}
+
+impl Observer for Monitor<'_> {
+    fn on_step(&mut self, info: &StepInfo, state: &FlowState) -> wowflow_core::Result<Control> {
+        self.flow_seconds += info.seconds;
+        let every = self.settings.flow.checkpoint_every.max(1);
+        if state.step % every == 0 || info.step + 1 == info.total {
+            if let Err(e) = self.checkpoint(state) {
+                self.error = Some(e);
+                return Ok(Control::Stop);
+            }
+        }
+        Ok(Control::Continue)
+    }
+}
+
+fn validate(s: &DaSettings) -> Result<()> {
+    for (name, v) in [
+        ("classifier.per_class", s.classifier.per_class),
+        ("classifier.steps", s.classifier.steps),
+        ("classifier.batch_size", s.classifier.batch_size),
+        ("flow.source_per_class", s.flow.source_per_class),
+        ("flow.projections", s.flow.projections),
+        ("flow.checkpoint_every", s.flow.checkpoint_every),
+        ("output.grid_per_class", s.output.grid_per_class),
+        ("output.grid_every", s.output.grid_every),
+    ] {
+        if v == 0 {
+            bail!("setting `{name}` must be at least 1");
+        }
+    }
+    Ok(())
+}
+
+/// The classifier for these settings: loaded from `store` if a matching one was saved,
+/// else trained (with a progress bar), scored on the full MNIST test split and saved.
+fn classifier(
+    settings: &ClassifierSettings,
+    train_cloud: &LabeledCloud,
+    dirs: &DataDirs,
+    store: &ModelStore,
+    retrain: bool,
+) -> Result<(DaCnn<CpuBackend>, ModelCard, bool)> {
+    let device = Default::default();
+    let key = model_key(&[
+        "da-cnn",
+        "mnist-train",
+        &format!("{}pc", settings.per_class),
+        &format!("{}steps", settings.steps),
+        &format!("bs{}", settings.batch_size),
+        &format!("lr{}", settings.lr),
+        &format!("wd{}", settings.weight_decay),
+        &format!("seed{}", settings.seed),
+    ]);
+    if store.contains(&key) && !retrain {
+        let fresh = DaCnn::<CpuBackend>::new(10, settings.seed, &device);
+        let (model, card) = store
+            .load(&key, fresh, &device)
+            .with_context(|| format!("loading the saved classifier `{key}`"))?;
+        eprintln!(
+            "classifier: loaded {} (MNIST test accuracy {})",
+            store.weights_path(&key).display(),
+            card.test
+                .as_ref()
+                .map_or("not measured".into(), |t| format!(
+                    "{:.2} %",
+                    100.0 * t.accuracy
+                ))
+        );
+        return Ok((model, card, true));
+    }
+    let data = Images::from_cloud(train_cloud, (1, 28, 28), None, 10)?;
+    let config = TrainConfig {
+        budget: Budget::Steps(settings.steps),
+        batch_size: settings.batch_size,
+        lr: settings.lr,
+        weight_decay: settings.weight_decay,
+        seed: settings.seed,
+    };
+    eprintln!(
+        "classifier: training the DA CNN on {} MNIST images ({} per class), {} steps of {}",
+        data.len(),
+        settings.per_class,
+        settings.steps,
+        settings.batch_size
+    );
+    let bar =
+        ProgressBar::with_draw_target(Some(settings.steps as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} step {pos}/{len}  loss {msg}  {per_sec}  ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let model = DaCnn::<CpuAutodiff>::new(10, settings.seed, &device);
+    let (model, report) = train(model, &data, &config, &device, &mut |p| {
+        bar.set_position(p.step as u64);
+        if p.step % 10 == 0 {
+            bar.set_message(format!("{:.4}", p.loss));
+        }
+    })?;
+    bar.finish_and_clear();
+    let test_set =
+        load_split(dirs, "mnist", Split::Test).context("loading the MNIST test split")?;
+    let all: Vec<Vec<usize>> = test_set.class_indices();
+    let test_cloud = wowflow_data::to_cloud(&test_set, &all, &Transform::default())?;
+    let test = Images::from_cloud(&test_cloud, (1, 28, 28), None, 10)?;
+    let test_eval = evaluate(&model, &test, &device)?;
+    let mut card = ModelCard::new(
+        &key,
+        Architecture::DaCnn,
+        &format!(
+            "mnist train, {} per class (seed {})",
+            settings.per_class, settings.seed
+        ),
+        "domain-adaptation classifier",
+        config,
+        &report,
+        "flex (CPU)",
+    );
+    card.test = Some(test_eval);
+    let path = store
+        .save(&model, &card)
+        .with_context(|| format!("saving the classifier in {}", store.dir.display()))?;
+    eprintln!(
+        "classifier: {} steps in {:.1} s ({:.0} images/s), final loss {:.4}, MNIST test accuracy \
+         {:.2} % ({} images); saved {}",
+        report.steps,
+        report.seconds,
+        report.images_per_second,
+        report.final_loss,
+        100.0 * card.test.as_ref().map_or(0.0, |t| t.accuracy),
+        test.len(),
+        path.display()
+    );
+    Ok((model, card, false))
+}
+
+pub fn run(args: DaArgs) -> Result<()> {
+    let started = Instant::now();
+    let settings: DaSettings = load_profile(
+        BUILTIN,
+        "experiments/domain-adaptation.toml",
+        args.common.config.as_deref(),
+        &args.common.profile,
+    )?;
+    validate(&settings)?;
+    let source_name = dataset_name(&args.source).to_string();
+    let target_name = dataset_name(&args.target).to_string();
+    if target_name != "mnist" {
+        bail!(
+            "--target {}: only mnist is supported (the DA classifier is 1×28×28, 10 classes)",
+            args.target
+        );
+    }
+    let out = args.common.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "runs/da-{}-{}",
+            args.source.replace(['/', '\\'], "_"),
+            args.common.profile
+        ))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let store = match &args.models {
+        Some(d) => ModelStore::new(d),
+        None => ModelStore::user_cache().unwrap_or_else(|| ModelStore::new(out.join("models"))),
+    };
+    let dirs = DataDirs::new(args.common.data_dir.as_deref());
+
+    let c = &settings.classifier;
+    let (target, _) = sample_train(&dirs, &target_name, c.per_class, c.seed)?;
+    let (model, card, loaded) = classifier(c, &target, &dirs, &store, args.retrain)?;
+
+    let (source, note) = sample_train(
+        &dirs,
+        &source_name,
+        settings.flow.source_per_class,
+        settings.flow.seed,
+    )?;
+    if let Some(note) = &note {
+        eprintln!("note: {note}");
+    }
+    if source.n_classes() != 10 || source.dim() != 784 {
+        bail!(
+            "source {source_name}: expected 10 classes of 784 values, got {} classes of {}",
+            source.n_classes(),
+            source.dim()
+        );
+    }
+    eprintln!(
+        "flow: {} {} per class → MNIST {} per class, Riesz SW-MMD, L = {}, τ = {}, momentum {}, {} steps",
+        source_name,
+        settings.flow.source_per_class,
+        c.per_class,
+        settings.flow.projections,
+        settings.flow.tau,
+        settings.flow.momentum,
+        settings.flow.steps
+    );
+
+    let mut objective = SwMmd::new(target.clone(), Kernel::RIESZ, settings.flow.projections)?;
+    let optimizer = Optimizer::new(
+        Method::Momentum {
+            m: settings.flow.momentum,
+        },
+        settings.flow.tau,
+    )?;
+    let mut state = FlowState::new(source);
+    let mut monitor = Monitor {
+        model: &model,
+        target: &target,
+        settings: &settings,
+        out: &out,
+        rows: Vec::new(),
+        flow_seconds: 0.0,
+        eval_seconds: 0.0,
+        error: None,
+    };
+    monitor.checkpoint(&state)?;
+    eprintln!(
+        "step 0: accuracy {:.2} % (assigned labels {:?})",
+        100.0 * monitor.rows[0].accuracy,
+        monitor.rows[0].labels
+    );
+    let interrupted = interrupt_flag();
+    let mut progress = Progress::new(settings.flow.steps, 0, interrupted);
+    let outcome = Flow {
+        objective: &mut objective,
+        optimizer,
+        config: FlowConfig {
+            steps: settings.flow.steps,
+            seed: settings.flow.seed,
+            clip: None,
+        },
+    }
+    .run(&mut state, &mut [&mut progress, &mut monitor]);
+    progress.finish();
+    if let Some(e) = monitor.error.take() {
+        return Err(e.context(format!("checkpoint at step {}", state.step)));
+    }
+    let outcome = outcome?;
+    if outcome == Outcome::Stopped && state.step < settings.flow.steps {
+        eprintln!(
+            "interrupted at step {}: writing what was measured",
+            state.step
+        );
+    }
+
+    // Outputs.
+    let rows = &monitor.rows;
+    let mut csv = String::from("step,loss,accuracy,accuracy_identity,flow_seconds,labels\n");
+    for r in rows {
+        csv.push_str(&format!(
+            "{},{},{:.6},{:.6},{:.3},{}\n",
+            r.step,
+            r.loss.map_or(String::new(), |l| format!("{l:.6e}")),
+            r.accuracy,
+            r.accuracy_identity,
+            r.flow_seconds,
+            r.labels
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    write_file(&out.join("accuracy.csv"), &csv)?;
+    let x: Vec<f64> = rows.iter().map(|r| r.step as f64).collect();
+    let y: Vec<f64> = rows.iter().map(|r| 100.0 * r.accuracy).collect();
+    let title = format!(
+        "{} → MNIST, frozen DA CNN ({} profile)",
+        source_name, args.common.profile
+    );
+    let plot = wowflow_viz::line_plot(
+        &wowflow_viz::LinePlot {
+            title: &title,
+            x_label: "flow step",
+            y_label: "accuracy on flowed images (%)",
+            log_y: false,
+            series: &[wowflow_viz::Series {
+                name: "accuracy (assigned labels)",
+                x: &x,
+                y: &y,
+            }],
+        },
+        (640, 400),
+    )
+    .context("drawing accuracy.png")?;
+    wowflow_viz::save_png(&plot, &out.join("accuracy.png")).context("writing accuracy.png")?;
+    let total_seconds = started.elapsed().as_secs_f64();
+    let summary = serde_json::json!({
+        "experiment": "domain-adaptation",
+        "source": source_name,
+        "target": target_name,
+        "profile": args.common.profile,
+        "settings": settings,
+        "source_note": note,
+        "classifier": {
+            "card": card,
+            "loaded_from_store": loaded,
+            "weights": store.weights_path(&card.key),
+        },
+        "checkpoints": rows,
+        "steps_done": state.step,
+        "flow_seconds": monitor.flow_seconds,
+        "seconds_per_step": monitor.flow_seconds / state.step.max(1) as f64,
+        "checkpoint_seconds": monitor.eval_seconds,
+        "total_seconds": total_seconds,
+        "machine": machine(),
+    });
+    write_file(
+        &out.join("summary.json"),
+        &serde_json::to_string_pretty(&summary)?,
+    )?;
+    let last = rows.last().map_or(0.0, |r| r.accuracy);
+    println!(
+        "{} → MNIST: accuracy {:.2} % before the flow, {:.2} % after {} steps \
+         (flow {:.1} s, {:.3} s/step; total {:.1} s); results in {}",
+        source_name,
+        100.0 * rows[0].accuracy,
+        100.0 * last,
+        state.step,
+        monitor.flow_seconds,
+        monitor.flow_seconds / state.step.max(1) as f64,
+        total_seconds,
+        out.display()
+    );
+    Ok(())
+}

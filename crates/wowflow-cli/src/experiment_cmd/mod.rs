@@ -1,0 +1,212 @@
+//! `wowflow experiment ...`: the papers' experiments from TOML configs (`experiments/`).
+//!
+//! Each config holds complete profiles (`[profile.quick]`, `[profile.paper]`); the built-in
+//! copies of `experiments/*.toml` are compiled into the binary, `--config FILE` replaces them.
+
+mod domain_adaptation;
+mod generate;
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, Subcommand};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+use wowflow_core::{
+    assign_by_nearest_neighbor, assign_by_ot, ClassCost, LabelAssignment, LabeledCloud,
+};
+use wowflow_data::{draw_disjoint, load_split, to_cloud, DataDirs, Split, Transform};
+
+#[derive(Subcommand)]
+pub enum Experiment {
+    /// Flow Fashion-MNIST, KMNIST or USPS to MNIST and watch a frozen MNIST classifier's
+    /// accuracy on the flowed images rise (writes CSV, plot and image grids).
+    DomainAdaptation(domain_adaptation::DaArgs),
+    /// Flow Gaussian noise to the MNIST classes (class-conditional generation; image grids).
+    Generate(generate::GenerateArgs),
+}
+
+pub fn run(e: Experiment) -> Result<()> {
+    match e {
+        Experiment::DomainAdaptation(args) => domain_adaptation::run(args),
+        Experiment::Generate(args) => generate::run(args),
+    }
+}
+
+/// Options every experiment takes.
+#[derive(Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// A TOML config with `[profile.NAME]` tables (default: the built-in copy of
+    /// `experiments/<experiment>.toml`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Which profile of the config to run: `quick` (CPU-sized) or `paper`.
+    #[arg(long, default_value = "quick")]
+    pub profile: String,
+    /// Output directory [default: runs/<experiment>-<...>-<profile>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Where datasets are looked for first (then $WOWFLOW_DATA, then the cache directory).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Reads profile `profile` of a config: `file` if given, else the built-in text.
+pub fn load_profile<T: DeserializeOwned>(
+    builtin: &str,
+    builtin_name: &str,
+    file: Option<&Path>,
+    profile: &str,
+) -> Result<T> {
+    let (text, origin) = match file {
+        Some(p) => (
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading config {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (builtin.to_string(), format!("built-in {builtin_name}")),
+    };
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing config {origin}"))?;
+    let profiles = table
+        .get("profile")
+        .and_then(|p| p.as_table())
+        .ok_or_else(|| anyhow!("config {origin}: no [profile.NAME] tables"))?;
+    let value = profiles.get(profile).ok_or_else(|| {
+        let names: Vec<&str> = profiles.keys().map(String::as_str).collect();
+        anyhow!(
+            "config {origin}: no profile `{profile}` (it has: {})",
+            names.join(", ")
+        )
+    })?;
+    value
+        .clone()
+        .try_into()
+        .with_context(|| format!("config {origin}, [profile.{profile}]"))
+}
+
+/// The registry name of a dataset given on the command line (`fmnist` → `fashion-mnist`).
+pub fn dataset_name(s: &str) -> &str {
+    match s {
+        "fmnist" | "fashion" => "fashion-mnist",
+        other => other,
+    }
+}
+
+/// `per_class` seeded images of every class of `name`'s train split as a (10, n, 784) cloud
+/// in MNIST space (resized to 28×28 if needed). Where the train split is missing (KMNIST in
+/// the shared data) the documented fallback is used: a seeded half of the test split; the
+/// returned note says so.
+pub fn sample_train(
+    dirs: &DataDirs,
+    name: &str,
+    per_class: usize,
+    seed: u64,
+) -> Result<(LabeledCloud, Option<String>)> {
+    let (set, note) = match load_split(dirs, name, Split::Train) {
+        Ok(set) => (set, None),
+        Err(wowflow_data::DataError::NotFound { .. }) => {
+            let pe = wowflow_data::pool_and_eval(dirs, name, seed)
+                .with_context(|| format!("loading {name}"))?;
+            (pe.pool, pe.note)
+        }
+        Err(e) => return Err(e).with_context(|| format!("loading the {name} train split")),
+    };
+    let t = Transform::mnist_size(&set);
+    let draw = draw_disjoint(&set, &[per_class], seed)
+        .with_context(|| format!("drawing {per_class} images per class of {name}"))?;
+    let cloud = to_cloud(&set, &draw[0], &t).with_context(|| format!("sampling {name}"))?;
+    Ok((cloud, note))
+}
+
+/// How flowed classes get their labels.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AssignMethod {
+    Sliced,
+    Wasserstein,
+    NearestNeighbor,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignSettings {
+    pub method: AssignMethod,
+    /// Directions for `sliced` (drawn once, the same at every checkpoint).
+    #[serde(default = "default_assign_projections")]
+    pub projections: usize,
+}
+
+fn default_assign_projections() -> usize {
+    500
+}
+
+impl AssignSettings {
+    pub fn assign(&self, flowed: &LabeledCloud, target: &LabeledCloud) -> Result<LabelAssignment> {
+        Ok(match self.method {
+            AssignMethod::Sliced => assign_by_ot(
+                flowed,
+                target,
+                ClassCost::Sliced {
+                    projections: self.projections,
+                    seed: 0,
+                },
+            )?,
+            AssignMethod::Wasserstein => assign_by_ot(flowed, target, ClassCost::Wasserstein)?,
+            AssignMethod::NearestNeighbor => assign_by_nearest_neighbor(flowed, target)?,
+        })
+    }
+}
+
+/// The first `per_class` images of every class of `cloud`, classes in `order`, as one
+/// image-major buffer for [`wowflow_viz::image_grid`] (one row per class).
+pub fn grid_images(cloud: &LabeledCloud, order: &[usize], per_class: usize) -> (Vec<f32>, usize) {
+    let d = cloud.dim();
+    let mut out = Vec::new();
+    let mut cols = usize::MAX;
+    for &c in order {
+        let n = cloud.class_len(c).min(per_class);
+        cols = cols.min(n);
+    }
+    let cols = cols.clamp(1, per_class.max(1));
+    for &c in order {
+        let pts = cloud.class_points(c);
+        for i in 0..cols.min(cloud.class_len(c)) {
+            out.extend_from_slice(&pts[i * d..(i + 1) * d]);
+        }
+    }
+    (out, cols)
+}
+
+/// Saves a grid of 28×28 images (one row per class) as PNG.
+pub fn save_grid(
+    cloud: &LabeledCloud,
+    order: &[usize],
+    per_class: usize,
+    path: &Path,
+) -> Result<()> {
+    let (images, cols) = grid_images(cloud, order, per_class);
+    let count = images.len() / 784;
+    let img = wowflow_viz::image_grid(&images, count, 28, 28, cols, 2)
+        .with_context(|| format!("drawing {}", path.display()))?;
+    wowflow_viz::save_png(&img, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A line describing this machine for result files: CPU model and thread count.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {threads} threads")
+}
+
+/// Writes `text` to `path` (naming the file on failure).
+pub fn write_file(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

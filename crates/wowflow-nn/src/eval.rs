@@ -1,0 +1,106 @@
+//! Predictions and their scores: accuracy, per-class accuracy, confusion matrix.
+
+use crate::data::Images;
+use crate::error::{shape, Result};
+use crate::models::Network;
+use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+
+/// The predicted class (argmax of the logits) of every image, in batches of `batch`.
+pub fn predict<B: Backend, M: Network<B>>(
+    model: &M,
+    images: &Images,
+    batch: usize,
+    device: &B::Device,
+) -> Vec<usize> {
+    let idx: Vec<usize> = (0..images.len()).collect();
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in idx.chunks(batch.max(1)) {
+        let logits = model.forward(images.batch_images::<B>(chunk, device));
+        let pred = logits.argmax(1).into_data();
+        // The integer element type depends on the backend; convert through i64.
+        let values = pred
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .unwrap_or_else(|_| vec![0; chunk.len()]);
+        out.extend(values.into_iter().map(|v| v.max(0) as usize));
+    }
+    out
+}
+
+/// Scores of predictions against true labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub n_classes: usize,
+    pub total: usize,
+    pub correct: usize,
+    /// `correct / total`, in `[0, 1]`.
+    pub accuracy: f64,
+    /// Accuracy on the images of each true class (`None` for a class without images).
+    pub per_class: Vec<Option<f64>>,
+    /// Row-major `K × K` counts: row = true class, column = predicted class.
+    pub confusion: Vec<usize>,
+}
+
+impl Evaluation {
+    /// Scores `predicted` against `truth` (both in `0..n_classes`).
+    pub fn new(predicted: &[usize], truth: &[usize], n_classes: usize) -> Result<Self> {
+        if predicted.len() != truth.len() {
+            return Err(shape("predictions", truth.len(), predicted.len()));
+        }
+        if let Some(&bad) = predicted.iter().chain(truth).find(|&&l| l >= n_classes) {
+            return Err(shape(
+                "class label",
+                format!("a value below {n_classes}"),
+                bad,
+            ));
+        }
+        let mut confusion = vec![0; n_classes * n_classes];
+        for (&p, &t) in predicted.iter().zip(truth) {
+            confusion[t * n_classes + p] += 1;
+        }
+        let correct = (0..n_classes).map(|k| confusion[k * n_classes + k]).sum();
+        let per_class = (0..n_classes)
+            .map(|k| {
+                let row: usize = confusion[k * n_classes..(k + 1) * n_classes].iter().sum();
+                (row > 0).then(|| confusion[k * n_classes + k] as f64 / row as f64)
+            })
+            .collect();
+        let total = truth.len();
+        Ok(Self {
+            n_classes,
+            total,
+            correct,
+            accuracy: correct as f64 / total.max(1) as f64,
+            per_class,
+            confusion,
+        })
+    }
+}
+
+/// Predicts every image of `images` and scores against its labels.
+pub fn evaluate<B: Backend, M: Network<B>>(
+    model: &M,
+    images: &Images,
+    device: &B::Device,
+) -> Result<Evaluation> {
+    let pred = predict(model, images, 500, device);
+    Evaluation::new(&pred, images.labels(), images.n_classes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confusion_and_per_class_accuracy() {
+        let e = Evaluation::new(&[0, 1, 1, 2, 0], &[0, 1, 2, 2, 1], 4).unwrap();
+        assert_eq!((e.total, e.correct), (5, 3));
+        assert!((e.accuracy - 0.6).abs() < 1e-12);
+        assert_eq!(e.per_class, vec![Some(1.0), Some(0.5), Some(0.5), None]);
+        assert_eq!(e.confusion[2 * 4 + 1], 1); // one true 2 predicted as 1
+        assert!(Evaluation::new(&[0], &[0, 1], 2).is_err());
+        let err = Evaluation::new(&[5], &[0], 2).unwrap_err();
+        assert!(err.to_string().contains("below 2"), "{err}");
+    }
+}
