@@ -8,3 +8,7 @@ if ! python3 -c "import numpy" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check numpy \
     || echo "setup-ci: could not install numpy; the numpy cross-checks will be skipped"
 fi
+#  - NVRTC from PyPI (into target/nvrtc), so the CUDA kernels are compiled to PTX on CI
+#    machines without a GPU (crates/wowflow-cuda tests find it there).
+bash "$(dirname "$0")/install-nvrtc.sh" >/dev/null \
+  || echo "setup-ci: could not install NVRTC; the PTX compile test will be skipped"
