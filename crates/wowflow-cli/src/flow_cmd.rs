@@ -457,8 +457,7 @@ pub fn write_outputs(
     let cloud = &state.cloud;
     let (n, d) = (cloud.n_points(), cloud.dim());
     let mut labels = vec![0i64; n];
-    for (r, (&i, y)) in order.iter().zip(cloud.row_labels()).enumerate() {
-        let _ = r;
+    for (&i, y) in order.iter().zip(cloud.row_labels()) {
         labels[i] = y;
     }
     let mut snapshot_data = Vec::with_capacity(snaps.snapshots.len() * n * d);

@@ -320,9 +320,14 @@ fn a_reused_engine_gives_the_same_bits_as_fresh_ones() {
         let tgt = cloud(&mut rng, &case.target, d, !case.weighted, -1.0);
         let dirs = DirectionSampler::Gaussian.sample(10, d, &mut rng).unwrap();
         let kernel = KERNELS[rng.random_range(0..KERNELS.len())];
-        let (mut g1, mut g2) = (vec![0.0f32; src.points().len()], vec![0.0f32; src.points().len()]);
+        let (mut g1, mut g2) = (
+            vec![0.0f32; src.points().len()],
+            vec![0.0f32; src.points().len()],
+        );
         let a = shared.sw_mmd(&src, &tgt, &dirs, &kernel, &mut g1).unwrap();
-        let b = CpuEngine::new().sw_mmd(&src, &tgt, &dirs, &kernel, &mut g2).unwrap();
+        let b = CpuEngine::new()
+            .sw_mmd(&src, &tgt, &dirs, &kernel, &mut g2)
+            .unwrap();
         assert_eq!(a, b, "{}", case.name);
         assert_eq!(g1, g2, "{}", case.name);
     }
