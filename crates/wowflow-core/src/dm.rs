@@ -11,7 +11,7 @@
 //! 256 real images per class per step).
 
 use crate::cloud::LabeledCloud;
-use crate::error::{invalid, shape, CoreError, Result};
+use crate::error::{invalid, Result};
 use crate::objective::{class_batch, Objective};
 use rand::RngCore;
 
@@ -65,17 +65,8 @@ impl Objective for DistributionMatching {
         rng: &mut dyn RngCore,
         grad: &mut [f32],
     ) -> Result<f64> {
+        crate::objective::check_inputs(cloud, Some(self.target.dim()), grad)?;
         let d = cloud.dim();
-        if d != self.target.dim() {
-            return Err(CoreError::DimensionMismatch {
-                what: "source".into(),
-                expected: self.target.dim(),
-                got: d,
-            });
-        }
-        if grad.len() != cloud.points().len() {
-            return Err(shape("gradient buffer", cloud.points().len(), grad.len()));
-        }
         let batch = match self.target_batch {
             Some(b) => class_batch(&self.target, b, rng)?,
             None => None,

@@ -33,6 +33,35 @@ pub struct SwMmdOutput {
     pub target_costs: Vec<f64>,
 }
 
+/// `F = ½ [Σ_cc' a_c a_c' κ(s_cc') − 2 Σ_ck a_c b_k κ(s_ck) + Σ_kk' b_k b_k' κ(s_kk')]`
+/// (MATH.md §5) from the three sliced-cost matrices (row-major `C × C`, `C × K`, `K × K`,
+/// zero diagonals). Shared by every engine so they cannot disagree on the formula.
+pub fn mmd_value(
+    kernel: &Kernel,
+    a: &[f64],
+    b: &[f64],
+    source_costs: &[f64],
+    cross_costs: &[f64],
+    target_costs: &[f64],
+) -> f64 {
+    let (c_n, k_n) = (a.len(), b.len());
+    let mut value = 0.0;
+    for c in 0..c_n {
+        for c2 in 0..c_n {
+            value += 0.5 * a[c] * a[c2] * kernel.value(source_costs[c * c_n + c2]);
+        }
+        for k in 0..k_n {
+            value -= a[c] * b[k] * kernel.value(cross_costs[c * k_n + k]);
+        }
+    }
+    for k in 0..k_n {
+        for k2 in 0..k_n {
+            value += 0.5 * b[k] * b[k2] * kernel.value(target_costs[k * k_n + k2]);
+        }
+    }
+    value
+}
+
 /// The hot kernels of the sliced objectives. Implementations must agree to `f32` tolerance.
 pub trait Engine: Send + Sync + std::fmt::Debug {
     /// A short name (`cpu`, `cuda`).
@@ -299,22 +328,9 @@ fn sw_mmd_cpu(
         }
     }
 
-    // Stage 3a: the value, F = ½ [Σ aa'κ(s) − 2 Σ abκ(s) + Σ bb'κ(s)] (diagonals at s = 0).
+    // Stage 3a: the value.
     let (a, b) = (source.class_weights(), target.class_weights());
-    let mut value = 0.0;
-    for c in 0..c_n {
-        for c2 in 0..c_n {
-            value += 0.5 * a[c] * a[c2] * kernel.value(source_costs[c * c_n + c2]);
-        }
-        for k in 0..k_n {
-            value -= a[c] * b[k] * kernel.value(cross_costs[c * k_n + k]);
-        }
-    }
-    for k in 0..k_n {
-        for k2 in 0..k_n {
-            value += 0.5 * b[k] * b[k2] * kernel.value(target_costs[k * k_n + k2]);
-        }
-    }
+    let value = mmd_value(kernel, a, b, &source_costs, &cross_costs, &target_costs);
 
     // Stage 3b: coefficients a_c'κ'(s) (source partners) and −b_kκ'(s) (target partners);
     // the a_c factor of ∂F/∂x_ci cancels against the WoW rescaling 1/(a_c w_ci).

@@ -14,7 +14,7 @@
 
 use crate::cloud::LabeledCloud;
 use crate::distance::particle_masses;
-use crate::error::{shape, CoreError, Result};
+use crate::error::Result;
 use crate::objective::Objective;
 use rand::RngCore;
 use rayon::prelude::*;
@@ -72,17 +72,8 @@ impl Objective for EuclidMmd {
         _rng: &mut dyn RngCore,
         grad: &mut [f32],
     ) -> Result<f64> {
+        crate::objective::check_inputs(cloud, Some(self.target.dim()), grad)?;
         let d = cloud.dim();
-        if d != self.target.dim() {
-            return Err(CoreError::DimensionMismatch {
-                what: "source".into(),
-                expected: self.target.dim(),
-                got: d,
-            });
-        }
-        if grad.len() != cloud.points().len() {
-            return Err(shape("gradient buffer", cloud.points().len(), grad.len()));
-        }
         let p = particle_masses(cloud);
         let (xs, ys, q) = (cloud.points(), self.target.points(), &self.target_masses);
         let parts: Vec<f64> = grad

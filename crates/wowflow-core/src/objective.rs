@@ -113,6 +113,32 @@ impl SwMmd {
     }
 }
 
+/// The checks every objective makes before evaluating: the gradient buffer matches the
+/// cloud, and (when the objective has a target) both live in the same dimension.
+pub(crate) fn check_inputs(
+    cloud: &LabeledCloud,
+    target_dim: Option<usize>,
+    grad: &[f32],
+) -> Result<()> {
+    if let Some(expected) = target_dim {
+        if cloud.dim() != expected {
+            return Err(CoreError::DimensionMismatch {
+                what: "source".into(),
+                expected,
+                got: cloud.dim(),
+            });
+        }
+    }
+    if grad.len() != cloud.points().len() {
+        return Err(crate::error::shape(
+            "gradient buffer",
+            cloud.points().len(),
+            grad.len(),
+        ));
+    }
+    Ok(())
+}
+
 /// Draws `batch` rows (without replacement) of every class of `cloud`, or returns `None`
 /// when every class is already that small.
 pub(crate) fn class_batch(

@@ -31,7 +31,7 @@ use crate::distance::{
     class_gaussian_costs, class_particle_weights, otdd_ground_cost, particle_masses, row_classes,
     LabelCost, OtddConfig,
 };
-use crate::error::{shape, CoreError, Result};
+use crate::error::Result;
 use crate::linalg::pairwise_sq_dists;
 use crate::objective::Objective;
 use crate::ot::{exact_ot, solve, TransportPlan};
@@ -112,17 +112,8 @@ impl Objective for OtddFlow {
         grad: &mut [f32],
     ) -> Result<f64> {
         let (p, q) = (cloud, &self.target);
+        crate::objective::check_inputs(p, Some(q.dim()), grad)?;
         let d = p.dim();
-        if d != q.dim() {
-            return Err(CoreError::DimensionMismatch {
-                what: "source".into(),
-                expected: q.dim(),
-                got: d,
-            });
-        }
-        if grad.len() != p.points().len() {
-            return Err(shape("gradient buffer", p.points().len(), grad.len()));
-        }
         let (cn, kn) = (p.n_classes(), q.n_classes());
         // Label costs (and, when exact, the inner plans for the label gradient).
         let mut inner_plans: Vec<Option<TransportPlan>> = vec![None; cn * kn];

@@ -899,21 +899,14 @@ fn assemble(
             }
         }
     }
-    let (a, b) = (source.class_weights(), target.class_weights());
-    let mut value = 0.0;
-    for c in 0..c_n {
-        for c2 in 0..c_n {
-            value += 0.5 * a[c] * a[c2] * kernel.value(source_costs[c * c_n + c2]);
-        }
-        for k in 0..k_n {
-            value -= a[c] * b[k] * kernel.value(cross_costs[c * k_n + k]);
-        }
-    }
-    for k in 0..k_n {
-        for k2 in 0..k_n {
-            value += 0.5 * b[k] * b[k2] * kernel.value(target_costs[k * k_n + k2]);
-        }
-    }
+    let value = wowflow_core::engine::mmd_value(
+        kernel,
+        source.class_weights(),
+        target.class_weights(),
+        &source_costs,
+        &cross_costs,
+        &target_costs,
+    );
     SwMmdOutput {
         value,
         source_costs,
