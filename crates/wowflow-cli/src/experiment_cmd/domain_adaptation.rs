@@ -69,6 +69,9 @@ pub struct ClassifierSettings {
 #[serde(deny_unknown_fields)]
 pub struct DaFlowSettings {
     pub source_per_class: usize,
+    /// Target images per class: the first this many of each class of the classifier's
+    /// training images (a seeded random subset of them); at most `classifier.per_class`.
+    pub target_per_class: usize,
     pub projections: usize,
     pub tau: f64,
     pub momentum: f64,
@@ -127,7 +130,7 @@ impl Monitor<'_> {
         let id_eval = Evaluation::new(&pred, id_images.labels(), 10)?;
         let step = state.step;
         let last = step == self.settings.flow.steps;
-        if step % self.settings.output.grid_every.max(1) == 0 || last {
+        if step.is_multiple_of(self.settings.output.grid_every.max(1)) || last {
             // Rows ordered by the MNIST class each flowed class was given.
             let mut order: Vec<usize> = (0..flowed.n_classes()).collect();
             order.sort_by_key(|&c| assignment.labels[c]);
@@ -156,7 +159,7 @@ impl Observer for Monitor<'_> {
     fn on_step(&mut self, info: &StepInfo, state: &FlowState) -> wowflow_core::Result<Control> {
         self.flow_seconds += info.seconds;
         let every = self.settings.flow.checkpoint_every.max(1);
-        if state.step % every == 0 || info.step + 1 == info.total {
+        if state.step.is_multiple_of(every) || info.step + 1 == info.total {
             if let Err(e) = self.checkpoint(state) {
                 self.error = Some(e);
                 return Ok(Control::Stop);
@@ -172,6 +175,7 @@ fn validate(s: &DaSettings) -> Result<()> {
         ("classifier.steps", s.classifier.steps),
         ("classifier.batch_size", s.classifier.batch_size),
         ("flow.source_per_class", s.flow.source_per_class),
+        ("flow.target_per_class", s.flow.target_per_class),
         ("flow.projections", s.flow.projections),
         ("flow.checkpoint_every", s.flow.checkpoint_every),
         ("output.grid_per_class", s.output.grid_per_class),
@@ -180,6 +184,14 @@ fn validate(s: &DaSettings) -> Result<()> {
         if v == 0 {
             bail!("setting `{name}` must be at least 1");
         }
+    }
+    if s.flow.target_per_class > s.classifier.per_class {
+        bail!(
+            "setting `flow.target_per_class` ({}) exceeds `classifier.per_class` ({}): the \
+             target is a subset of the classifier's training images",
+            s.flow.target_per_class,
+            s.classifier.per_class
+        );
     }
     Ok(())
 }
@@ -318,8 +330,12 @@ pub fn run(args: DaArgs) -> Result<()> {
     let dirs = DataDirs::new(args.common.data_dir.as_deref());
 
     let c = &settings.classifier;
-    let (target, _) = sample_train(&dirs, &target_name, c.per_class, c.seed)?;
-    let (model, card, loaded) = classifier(c, &target, &dirs, &store, args.retrain)?;
+    let (train_images, _) = sample_train(&dirs, &target_name, c.per_class, c.seed)?;
+    let (model, card, loaded) = classifier(c, &train_images, &dirs, &store, args.retrain)?;
+    let keep: Vec<Vec<usize>> = (0..train_images.n_classes())
+        .map(|_| (0..settings.flow.target_per_class).collect())
+        .collect();
+    let target = train_images.select(&keep)?;
 
     let (source, note) = sample_train(
         &dirs,
@@ -341,7 +357,7 @@ pub fn run(args: DaArgs) -> Result<()> {
         "flow: {} {} per class → MNIST {} per class, Riesz SW-MMD, L = {}, τ = {}, momentum {}, {} steps",
         source_name,
         settings.flow.source_per_class,
-        c.per_class,
+        settings.flow.target_per_class,
         settings.flow.projections,
         settings.flow.tau,
         settings.flow.momentum,

@@ -78,7 +78,11 @@ impl Grids<'_> {
 
 impl Observer for Grids<'_> {
     fn on_step(&mut self, info: &StepInfo, state: &FlowState) -> wowflow_core::Result<Control> {
-        if state.step % self.settings.checkpoint_every.max(1) == 0 || info.step + 1 == info.total {
+        if state
+            .step
+            .is_multiple_of(self.settings.checkpoint_every.max(1))
+            || info.step + 1 == info.total
+        {
             if let Err(e) = self.write(state) {
                 self.error = Some(e);
                 return Ok(Control::Stop);
