@@ -323,6 +323,7 @@ pub fn run(args: DaArgs) -> Result<()> {
         ))
     });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    super::clear_old_grids(&out)?;
     let store = match &args.models {
         Some(d) => ModelStore::new(d),
         None => ModelStore::user_cache().unwrap_or_else(|| ModelStore::new(out.join("models"))),

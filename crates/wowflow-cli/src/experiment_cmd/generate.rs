@@ -119,6 +119,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         ))
     });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    super::clear_old_grids(&out)?;
     let dirs = DataDirs::new(args.common.data_dir.as_deref());
     let (target, note) = sample_train(&dirs, &target_name, s.target_per_class, s.seed)?;
     if let Some(note) = &note {

@@ -191,6 +191,21 @@ pub fn save_grid(
     Ok(())
 }
 
+/// Removes the `grid_step*.png` files an earlier run left in `out`, so the grids there are
+/// all from this run.
+pub fn clear_old_grids(out: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("grid_step") && name.ends_with(".png") {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// A line describing this machine for result files: CPU model and thread count.
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
