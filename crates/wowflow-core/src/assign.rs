@@ -312,10 +312,9 @@ mod tests {
             assert!(a.is_permutation());
             assert_eq!((a.sources, a.targets, a.costs.len()), (k, k, k * k));
             // The chosen entry is the cheapest of its row for these separated blobs.
-            for c in 0..k {
-                let row = &a.costs[c * k..(c + 1) * k];
+            for (row, &expected) in a.costs.chunks(k).zip(&perm) {
                 let best = (0..k).min_by(|&i, &j| row[i].total_cmp(&row[j])).unwrap();
-                assert_eq!(best, perm[c]);
+                assert_eq!(best, expected);
             }
         }
     }
