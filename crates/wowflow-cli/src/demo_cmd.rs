@@ -182,7 +182,10 @@ fn compare_demo(
         let frame = render_frames(&last_only, &losses, target, &title)?
             .pop()
             .context("no final frame")?;
-        save_png(&frame, &args.out.join(format!("final_{}.png", method.name())))?;
+        save_png(
+            &frame,
+            &args.out.join(format!("final_{}.png", method.name())),
+        )?;
         eprintln!(
             "{}: {} steps in {secs:.1} s, F {:.3e} → {:.3e}",
             method.name(),

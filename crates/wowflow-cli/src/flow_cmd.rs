@@ -165,9 +165,15 @@ impl FlowSettings {
     pub fn kernel_for_demo(kernel: KernelName, h: Option<f64>) -> Result<&'static str> {
         let k = match kernel {
             KernelName::Riesz => Kernel::Riesz { r: 1.0 },
-            KernelName::Gaussian => Kernel::Gaussian { h: h.unwrap_or(0.05) },
-            KernelName::Imq => Kernel::Imq { h: h.unwrap_or(1.0) },
-            KernelName::Laplace => Kernel::Laplace { h: h.unwrap_or(0.5) },
+            KernelName::Gaussian => Kernel::Gaussian {
+                h: h.unwrap_or(0.05),
+            },
+            KernelName::Imq => Kernel::Imq {
+                h: h.unwrap_or(1.0),
+            },
+            KernelName::Laplace => Kernel::Laplace {
+                h: h.unwrap_or(0.5),
+            },
         };
         k.validate()?;
         Ok(k.name())
@@ -345,7 +351,7 @@ impl wowflow_core::Observer for Checkpointer<'_> {
         _info: &wowflow_core::StepInfo,
         state: &FlowState,
     ) -> wowflow_core::Result<wowflow_core::Control> {
-        if self.every > 0 && state.step % self.every == 0 {
+        if self.every > 0 && state.step.is_multiple_of(self.every) {
             checkpoint::save(self.path, state, self.settings).map_err(|e| {
                 wowflow_core::CoreError::Resume(format!("checkpoint failed: {e:#}"))
             })?;

@@ -97,7 +97,7 @@ impl SnapshotRecorder {
 
 impl Observer for SnapshotRecorder {
     fn on_step(&mut self, info: &StepInfo, state: &FlowState) -> Result<Control> {
-        if state.step % self.every == 0 || info.step + 1 == info.total {
+        if state.step.is_multiple_of(self.every) || info.step + 1 == info.total {
             self.record(state);
         }
         Ok(Control::Continue)

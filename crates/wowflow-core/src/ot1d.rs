@@ -359,10 +359,10 @@ mod tests {
             let (n, m) = [(1, 3), (2, 3), (3, 2), (2, 2), (4, 2), (3, 3)][case % 6];
             let mut u: Vec<f32> = (0..n).map(|_| lcg(&mut seed)).collect();
             let v: Vec<f32> = (0..m).map(|_| lcg(&mut seed)).collect();
-            if case % 5 == 0 {
+            if case.is_multiple_of(5) {
                 u[0] = v[0]; // a tie across measures
             }
-            if case % 7 == 0 && n > 1 {
+            if case.is_multiple_of(7) && n > 1 {
                 u[1] = u[0]; // a tie inside a measure
             }
             // Uniform weights: expand to n·m atoms.

@@ -35,7 +35,7 @@ pub fn parse_cifar10_batch(
     pixels: &mut Vec<u8>,
     labels: &mut Vec<u8>,
 ) -> Result<()> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         let whole = bytes.len() / RECORD;
         return Err(DataError::truncated(
             file,

@@ -182,7 +182,7 @@ fn matrix(body: &[u8], file: &str) -> Result<Option<(String, MatArray)>> {
     let class = flags[0];
     let complex = flags[1] & 0x08 != 0;
     let (ty, dims_raw, p) = element(body, p, file)?;
-    if ty != 5 || dims_raw.len() % 4 != 0 {
+    if ty != 5 || !dims_raw.len().is_multiple_of(4) {
         return Err(DataError::format(
             file,
             "MAT array without an int32 dimensions sub-element",

@@ -27,7 +27,7 @@ pub fn class_color(index: usize) -> Rgb {
     }
     let hue = ((index - TABLEAU10.len()) as f32 * 137.507_77 + 15.0) % 360.0;
     // Alternate two lightness levels so neighbouring extra classes differ in value too.
-    let (s, v) = if index % 2 == 0 {
+    let (s, v) = if index.is_multiple_of(2) {
         (0.65, 0.80)
     } else {
         (0.55, 0.62)

@@ -257,7 +257,7 @@ fn classifier(
     let model = DaCnn::<CpuAutodiff>::new(10, settings.seed, &device);
     let (model, report) = train(model, &data, &config, &device, &mut |p| {
         bar.set_position(p.step as u64);
-        if p.step % 10 == 0 {
+        if p.step.is_multiple_of(10) {
             bar.set_message(format!("{:.4}", p.loss));
         }
     })?;

@@ -219,7 +219,7 @@ impl<'a> NetworkSimplex<'a> {
                     }
                 }
                 scanned += 1;
-                if enter.is_some() && scanned % block == 0 {
+                if enter.is_some() && scanned.is_multiple_of(block) {
                     break;
                 }
             }
