@@ -271,6 +271,22 @@ impl LabeledCloud {
                 .all(|&w| (w - a).abs() <= 1e-12 * a)
     }
 
+    /// The same classes, ids and weights with new rows of length `dim` — e.g. every row
+    /// sent through a feature map. Validated like any constructor, so a map that produced a
+    /// non-finite value or the wrong number of values gets a named error here.
+    pub fn with_points(&self, points: Vec<f32>, dim: usize) -> Result<Self> {
+        let cloud = Self {
+            points,
+            dim,
+            offsets: self.offsets.clone(),
+            class_weights: self.class_weights.clone(),
+            particle_weights: self.particle_weights.clone(),
+            class_ids: self.class_ids.clone(),
+        };
+        cloud.validate()?;
+        Ok(cloud)
+    }
+
     /// Rows put back in the order of the input given to [`LabeledCloud::from_labeled_rows`]
     /// (`order` is the permutation it returned).
     pub fn to_input_order(&self, order: &[usize]) -> Vec<f32> {
@@ -392,6 +408,30 @@ mod tests {
                 .with_particle_weights(vec![1.0, -1.0, 1.0, 1.0])
                 .unwrap_err(),
             CoreError::BadWeight { index: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn with_points_keeps_classes_and_weights() {
+        let cloud = LabeledCloud::from_parts(vec![0.0; 6], 2, vec![0, 1, 3], vec![4, 7])
+            .unwrap()
+            .with_class_weights(vec![1.0, 3.0])
+            .unwrap()
+            .with_particle_weights(vec![1.0, 1.0, 3.0])
+            .unwrap();
+        let mapped = cloud.with_points(vec![1.0, 2.0, 3.0], 1).unwrap();
+        assert_eq!(mapped.dim(), 1);
+        assert_eq!(mapped.offsets(), cloud.offsets());
+        assert_eq!(mapped.class_ids(), cloud.class_ids());
+        assert_eq!(mapped.class_weights(), cloud.class_weights());
+        assert_eq!(mapped.particle_weights(), cloud.particle_weights());
+        assert!(matches!(
+            cloud.with_points(vec![0.0; 4], 1).unwrap_err(),
+            CoreError::Shape { .. }
+        ));
+        assert!(matches!(
+            cloud.with_points(vec![0.0, f32::NAN, 0.0], 1).unwrap_err(),
+            CoreError::NonFinite { index: 1, .. }
         ));
     }
 

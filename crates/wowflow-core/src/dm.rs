@@ -66,37 +66,50 @@ impl Objective for DistributionMatching {
         grad: &mut [f32],
     ) -> Result<f64> {
         crate::objective::check_inputs(cloud, Some(self.target.dim()), grad)?;
-        let d = cloud.dim();
         let batch = match self.target_batch {
             Some(b) => class_batch(&self.target, b, rng)?,
             None => None,
         };
-        let target = batch.as_ref().unwrap_or(&self.target);
-        let mut value = 0.0;
-        for c in 0..cloud.n_classes() {
-            let id = cloud.class_ids()[c];
-            let k = target
-                .class_ids()
-                .iter()
-                .position(|&t| t == id)
-                .ok_or_else(|| {
-                    invalid(
-                        "target",
-                        format!("DM matches classes by id, and the target has no class {id}"),
-                    )
-                })?;
-            let (m, mt) = (class_mean(cloud, c), class_mean(target, k));
-            let diff: Vec<f64> = m.iter().zip(&mt).map(|(a, b)| a - b).collect();
-            value += cloud.class_weights()[c] * diff.iter().map(|v| v * v).sum::<f64>();
-            for row in grad[cloud.offsets()[c] * d..cloud.offsets()[c + 1] * d].chunks_exact_mut(d)
-            {
-                row.iter_mut()
-                    .zip(&diff)
-                    .for_each(|(g, &v)| *g = (2.0 * v) as f32);
-            }
-        }
-        Ok(value)
+        dm_value_and_grad(cloud, batch.as_ref().unwrap_or(&self.target), grad)
     }
+}
+
+/// The DM value `F = Σ_c a_c ‖m_c − m'_c‖²` of `source` against `target` (classes matched by
+/// id) and, written into `grad` (`N × d`, the source's row order), its WoW gradient
+/// `2 (m_c − m'_c)` for every particle of class `c` (see the module docs).
+///
+/// Shared by [`DistributionMatching`] and by [`crate::feature_map::Featurized`], which calls
+/// it on embedded clouds, so DM on raw features and DM in an embedding are one formula.
+pub fn dm_value_and_grad(
+    source: &LabeledCloud,
+    target: &LabeledCloud,
+    grad: &mut [f32],
+) -> Result<f64> {
+    crate::objective::check_inputs(source, Some(target.dim()), grad)?;
+    let d = source.dim();
+    let mut value = 0.0;
+    for c in 0..source.n_classes() {
+        let id = source.class_ids()[c];
+        let k = target
+            .class_ids()
+            .iter()
+            .position(|&t| t == id)
+            .ok_or_else(|| {
+                invalid(
+                    "target",
+                    format!("DM matches classes by id, and the target has no class {id}"),
+                )
+            })?;
+        let (m, mt) = (class_mean(source, c), class_mean(target, k));
+        let diff: Vec<f64> = m.iter().zip(&mt).map(|(a, b)| a - b).collect();
+        value += source.class_weights()[c] * diff.iter().map(|v| v * v).sum::<f64>();
+        for row in grad[source.offsets()[c] * d..source.offsets()[c + 1] * d].chunks_exact_mut(d) {
+            row.iter_mut()
+                .zip(&diff)
+                .for_each(|(g, &v)| *g = (2.0 * v) as f32);
+        }
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
