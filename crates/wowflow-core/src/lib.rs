@@ -3,7 +3,9 @@
 //! The mathematics of wowflow, with no I/O: labeled point clouds, slicing directions, exact
 //! one-dimensional optimal transport, sliced-Wasserstein distances and gradients, kernels
 //! between class measures, the SW-MMD objective with its Wasserstein-over-Wasserstein (WoW)
-//! gradient, optimisers and the flow loop.
+//! gradient, optimisers and the flow loop. For dataset distillation, [`Featurized`] compares
+//! the datasets through a random differentiable [`FeatureMap`] redrawn every step — DSA
+//! augmentations ([`Augment`]) and/or a random embedding implemented elsewhere.
 //!
 //! Formulas and conventions are those of `MATH.md` (sections cited in each module).
 //!
@@ -22,6 +24,7 @@
 //! ```
 
 pub mod assign;
+pub mod augment;
 pub mod bench;
 pub mod cloud;
 pub mod directions;
@@ -30,6 +33,7 @@ pub mod dm;
 pub mod engine;
 pub mod error;
 pub mod euclid_mmd;
+pub mod feature_map;
 pub mod flow;
 pub mod kernel;
 pub mod linalg;
@@ -47,16 +51,18 @@ pub use assign::{
     assign_by_nearest_neighbor, assign_by_ot, assign_from_costs, AssignmentMethod, ClassCost,
     LabelAssignment,
 };
+pub use augment::{Augment, AugmentMode, AugmentOp, DsaParams, ImageShape};
 pub use cloud::LabeledCloud;
 pub use directions::{DirectionSampler, Directions};
 pub use distance::{
     otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, DatasetDistance, LabelCost,
     OtddConfig,
 };
-pub use dm::DistributionMatching;
+pub use dm::{dm_value_and_grad, DistributionMatching};
 pub use engine::{CpuEngine, Engine, SwMmdOutput};
 pub use error::{CoreError, Result};
 pub use euclid_mmd::EuclidMmd;
+pub use feature_map::{Chain, Discrepancy, FeatureMap, Featurized, Frozen, Identity};
 pub use flow::{
     Control, Flow, FlowConfig, FlowState, Observer, Outcome, SnapshotRecorder, StepInfo,
 };
