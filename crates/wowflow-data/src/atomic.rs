@@ -35,3 +35,11 @@ where
         .map_err(|e| DataError::io(path, e.error))?;
     Ok(())
 }
+
+/// Writes `text` to `path` atomically (results and tables that a later run reads back).
+pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
+    write_atomic(path, |w| {
+        w.write_all(text.as_bytes())
+            .map_err(|e| DataError::io(path, e))
+    })
+}

@@ -45,6 +45,7 @@ pub mod user;
 pub mod usps;
 pub mod verify;
 
+pub use atomic::write_text_atomic;
 pub use csv::{read_labeled_csv, write_csv, LabeledRows};
 pub use error::{DataError, Result};
 pub use fetch::{fetch, fetch_with_progress, FetchOutcome, FetchReport};

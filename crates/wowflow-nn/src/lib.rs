@@ -29,6 +29,7 @@
 //! ```
 
 pub mod data;
+pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod models;
@@ -37,6 +38,7 @@ pub mod train;
 
 pub use burn;
 pub use data::Images;
+pub use embed::RandomEmbedding;
 pub use error::{NnError, Result};
 pub use eval::{evaluate, predict, Evaluation};
 pub use models::{seeded_init, Architecture, ConvNet, ConvNetConfig, DaCnn, LeNet5, Network};

@@ -3,15 +3,21 @@
 //! Each config holds complete profiles (`[profile.quick]`, `[profile.paper]`); the built-in
 //! copies of `experiments/*.toml` are compiled into the binary, `--config FILE` replaces them.
 
+mod distill;
 mod domain_adaptation;
+mod evaluate;
 mod generate;
+mod table;
+mod transfer;
 
+use crate::progress::{interrupt_flag, Progress};
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use wowflow_core::{
-    assign_by_nearest_neighbor, assign_by_ot, ClassCost, LabelAssignment, LabeledCloud,
+    assign_by_nearest_neighbor, assign_by_ot, ClassCost, Flow, FlowConfig, FlowState,
+    LabelAssignment, LabeledCloud, Objective, Optimizer, Outcome,
 };
 use wowflow_data::{draw_disjoint, load_split, to_cloud, DataDirs, Split, Transform};
 
@@ -22,12 +28,24 @@ pub enum Experiment {
     DomainAdaptation(domain_adaptation::DaArgs),
     /// Flow Gaussian noise to the MNIST classes (class-conditional generation; image grids).
     Generate(generate::GenerateArgs),
+    /// k-shot transfer learning: flow MNIST to k images per class of another dataset and
+    /// train LeNet-5 on the k-shot set with and without the flowed images (Table 2).
+    Transfer(transfer::TransferArgs),
+    /// Dataset distillation: flow k real images per class to the whole class and train a
+    /// ConvNet on them (Table 1).
+    Distill(distill::DistillArgs),
+    /// Fill one of the paper's tables (`experiments/table1.toml`, `table2.toml`) cell by
+    /// cell, with the paper's number beside ours; resumes where it stopped.
+    Table(table::TableArgs),
 }
 
 pub fn run(e: Experiment) -> Result<()> {
     match e {
         Experiment::DomainAdaptation(args) => domain_adaptation::run(args),
         Experiment::Generate(args) => generate::run(args),
+        Experiment::Transfer(args) => transfer::run(args),
+        Experiment::Distill(args) => distill::run(args),
+        Experiment::Table(args) => table::run(args),
     }
 }
 
@@ -221,7 +239,39 @@ pub fn machine() -> String {
     format!("{cpu}, {threads} threads")
 }
 
-/// Writes `text` to `path` (naming the file on failure).
+/// Writes `text` to `path` atomically (an interrupted run never leaves half a result).
 pub fn write_file(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    wowflow_data::write_text_atomic(path, text)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Runs `steps` steps of a flow from `start` with a progress bar. Ctrl-C aborts with an
+/// error: a table cell is either computed whole or not at all.
+pub fn run_flow(
+    mut objective: Box<dyn Objective>,
+    optimizer: Optimizer,
+    start: LabeledCloud,
+    steps: usize,
+    seed: u64,
+) -> Result<FlowState> {
+    let mut state = FlowState::new(start);
+    let mut progress = Progress::new(steps, 0, interrupt_flag());
+    let outcome = Flow {
+        objective: objective.as_mut(),
+        optimizer,
+        config: FlowConfig {
+            steps,
+            seed,
+            clip: None,
+        },
+    }
+    .run(&mut state, &mut [&mut progress]);
+    progress.finish();
+    match outcome? {
+        Outcome::Finished => Ok(state),
+        Outcome::Stopped => Err(anyhow!(
+            "interrupted at flow step {} of {steps}",
+            state.step
+        )),
+    }
 }

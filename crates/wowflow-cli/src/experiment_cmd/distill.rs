@@ -1,0 +1,531 @@
+//! `wowflow experiment distill`: dataset distillation (MATH.md §9, Table 1 of Bonet,
+//! Vauthier & Korba 2025). k synthetic images per class, initialised from real ones, are
+//! flowed to 5000 real images per class; a ConvNet trained on the k-per-class synthetic set
+//! is scored on the test split. Protocol and profiles in `experiments/distill.toml`.
+
+use super::evaluate::{train_and_test, Score, Stats, TrainSettings};
+use super::{dataset_name, load_profile, machine, run_flow, save_grid, write_file};
+use super::{AssignSettings, CommonArgs};
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use wowflow_core::{
+    Augment, Chain, CpuEngine, Discrepancy, DistributionMatching, FeatureMap, Featurized,
+    ImageShape, Kernel, LabeledCloud, Method, Objective, Optimizer, SwMmd,
+};
+use wowflow_data::{
+    draw_disjoint, load_split, to_cloud, DataDirs, ImageSet, Normalize, NpyArray, Split, Transform,
+};
+use wowflow_nn::{ConvNetConfig, Images, RandomEmbedding};
+
+pub const BUILTIN: &str = include_str!("../../../../experiments/distill.toml");
+
+/// What produces the k-per-class training set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DistillMethod {
+    /// The WoW flow of ½ MMD² with an SW kernel (the paper's method).
+    SwMmd,
+    /// Distribution matching (Zhao & Bilen 2023): class means matched.
+    Dm,
+    /// k random real images per class, not moved (baseline).
+    RandomReal,
+    /// The whole train split (the upper bound; k is ignored).
+    FullData,
+}
+
+impl DistillMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SwMmd => "sw-mmd",
+            Self::Dm => "dm",
+            Self::RandomReal => "random-real",
+            Self::FullData => "full-data",
+        }
+    }
+
+    fn flows(self) -> bool {
+        matches!(self, Self::SwMmd | Self::Dm)
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct DistillArgs {
+    /// mnist or fmnist.
+    #[arg(long)]
+    pub dataset: String,
+    /// Synthetic images per class.
+    #[arg(long)]
+    pub k: usize,
+    #[arg(long, value_enum, default_value = "sw-mmd")]
+    pub method: DistillMethod,
+    /// Compare through a random DSA augmentation each step (A in the paper).
+    #[arg(long)]
+    pub augment: bool,
+    /// Compare through a freshly initialised ConvNet embedding each step (ψ in the paper).
+    #[arg(long)]
+    pub embed: bool,
+    /// Flows [default: the profile's].
+    #[arg(long)]
+    pub trials: Option<usize>,
+    /// Networks trained per flow [default: the profile's].
+    #[arg(long)]
+    pub evals: Option<usize>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillSettings {
+    pub description: String,
+    /// Real images per class the synthetic set is flowed to.
+    pub target_per_class: usize,
+    pub trials: usize,
+    pub evals: usize,
+    /// Seed of trial 0 (trial t draws its images and flows with seed + t).
+    pub seed: u64,
+    pub flow: DistillFlowSettings,
+    /// DM's own step size (its gradient, 2 (m_c − m'_c) per image in the WoW convention,
+    /// overshoots at τ = 1).
+    pub dm: StepSettings,
+    pub embed: EmbedSettings,
+    pub assign: AssignSettings,
+    pub train: TrainSettings,
+    /// Training of the "full data" baseline (the whole train split).
+    pub full_data_train: TrainSettings,
+    pub grid_per_class: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillFlowSettings {
+    pub kernel: String,
+    pub kernel_param: Option<f64>,
+    pub projections: usize,
+    pub tau: f64,
+    pub momentum: f64,
+    pub steps: usize,
+    /// Real images per class drawn each step.
+    pub real_batch: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSettings {
+    pub tau: f64,
+    pub momentum: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedSettings {
+    /// The random ConvNet ψ (the paper's: depth 3, width 128).
+    pub depth: usize,
+    pub width: usize,
+}
+
+impl DistillSettings {
+    pub fn load(config: Option<&Path>, profile: &str) -> Result<Self> {
+        let s: Self = load_profile(BUILTIN, "experiments/distill.toml", config, profile)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("target_per_class", self.target_per_class),
+            ("trials", self.trials),
+            ("evals", self.evals),
+            ("flow.projections", self.flow.projections),
+            ("flow.real_batch", self.flow.real_batch),
+            ("embed.width", self.embed.width),
+            ("grid_per_class", self.grid_per_class),
+        ] {
+            if v == 0 {
+                bail!("setting `{name}` must be at least 1");
+            }
+        }
+        if !(1..=3).contains(&self.embed.depth) {
+            bail!(
+                "setting `embed.depth` must be 1–3 for 28×28 images, got {}",
+                self.embed.depth
+            );
+        }
+        Kernel::by_name(&self.flow.kernel, self.flow.kernel_param)
+            .context("setting `flow.kernel`")?;
+        self.train.validate("train")?;
+        self.full_data_train.validate("full_data_train")
+    }
+}
+
+/// What one table cell is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DistillCell {
+    pub dataset: String,
+    pub k: usize,
+    pub method: DistillMethod,
+    pub augment: bool,
+    pub embed: bool,
+}
+
+impl DistillCell {
+    /// A file-name-safe identifier.
+    pub fn key(&self) -> String {
+        if self.method == DistillMethod::FullData {
+            // k plays no part: every row of a table shares this cell.
+            return format!("distill-{}-full-data", self.dataset);
+        }
+        let mut key = format!(
+            "distill-{}-k{}-{}",
+            self.dataset,
+            self.k,
+            self.method.name()
+        );
+        if self.method.flows() {
+            if self.augment {
+                key.push_str("-aug");
+            }
+            if self.embed {
+                key.push_str("-embed");
+            }
+        }
+        key
+    }
+}
+
+/// One synthetic set and the networks trained on it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Trial {
+    pub seed: u64,
+    pub flow_seconds: f64,
+    pub flow_steps: usize,
+    pub loss_first: Option<f64>,
+    pub loss_last: Option<f64>,
+    /// Label of each synthetic class: the class its images were drawn from (the flow keeps
+    /// them, as in the paper).
+    pub labels: Vec<usize>,
+    /// Diagnostic: the real class each synthetic class is matched with by exact OT on SW₂²
+    /// after the flow (the identity unless a class drifted towards another one).
+    pub assigned: Vec<usize>,
+    pub scores: Vec<Score>,
+}
+
+/// The result of a cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellResult {
+    pub cell: DistillCell,
+    pub profile: String,
+    pub settings: DistillSettings,
+    pub normalize: (f32, f32),
+    pub accuracy: Stats,
+    pub trials: Vec<Trial>,
+    pub seconds: f64,
+    pub machine: String,
+}
+
+/// Mean and standard deviation of every pixel value of `set` (the normalisation constants:
+/// 0.1307 / 0.3081 for MNIST).
+fn pixel_stats(set: &ImageSet) -> Normalize {
+    let (mut sum, mut sq, mut n) = (0f64, 0f64, 0usize);
+    let mut row = Vec::new();
+    for i in 0..set.len() {
+        row.clear();
+        set.push_image(i, &mut row);
+        for &v in &row {
+            sum += v as f64;
+            sq += (v as f64) * (v as f64);
+        }
+        n += row.len();
+    }
+    let mean = sum / n.max(1) as f64;
+    let var = (sq / n.max(1) as f64 - mean * mean).max(0.0);
+    Normalize {
+        mean: mean as f32,
+        std: var.sqrt().max(1e-6) as f32,
+    }
+}
+
+/// The objective for a flowing method: SW-MMD or DM, compared directly or through the
+/// per-step random maps (augmentation, then embedding).
+fn objective(
+    cell: &DistillCell,
+    settings: &DistillSettings,
+    target: &LabeledCloud,
+    shape: (usize, usize, usize),
+) -> Result<(Box<dyn Objective>, Optimizer)> {
+    let f = &settings.flow;
+    let kernel = Kernel::by_name(&f.kernel, f.kernel_param)?;
+    let batch = Some(f.real_batch);
+    let (tau, momentum) = match cell.method {
+        DistillMethod::Dm => (settings.dm.tau, settings.dm.momentum),
+        _ => (f.tau, f.momentum),
+    };
+    let optimizer = Optimizer::new(Method::Momentum { m: momentum }, tau)?;
+    if !cell.augment && !cell.embed {
+        let objective: Box<dyn Objective> = match cell.method {
+            DistillMethod::Dm => {
+                Box::new(DistributionMatching::new(target.clone())?.with_target_batch(batch)?)
+            }
+            _ => Box::new(
+                SwMmd::new(target.clone(), kernel, f.projections)?.with_target_batch(batch)?,
+            ),
+        };
+        return Ok((objective, optimizer));
+    }
+    let mut maps: Vec<Box<dyn FeatureMap>> = Vec::new();
+    if cell.augment {
+        let (channels, height, width) = shape;
+        maps.push(Box::new(Augment::digits(ImageShape {
+            channels,
+            height,
+            width,
+        })?));
+    }
+    if cell.embed {
+        let (c, h, _) = shape;
+        let net = ConvNetConfig {
+            depth: settings.embed.depth,
+            width: settings.embed.width,
+            ..ConvNetConfig::standard(c, h, 10)
+        };
+        maps.push(Box::new(RandomEmbedding::new(net, shape)?));
+    }
+    let discrepancy = match cell.method {
+        DistillMethod::Dm => Discrepancy::Dm,
+        _ => Discrepancy::SwMmd {
+            kernel,
+            projections: f.projections,
+            engine: Arc::new(CpuEngine::new()),
+        },
+    };
+    let objective = Featurized::new(target.clone(), Box::new(Chain(maps)), discrepancy)?
+        .with_target_batch(batch)?;
+    Ok((Box::new(objective), optimizer))
+}
+
+/// Test images and the normalisation of a dataset.
+struct Splits {
+    train: ImageSet,
+    test: Images,
+    normalize: Normalize,
+}
+
+fn splits(dirs: &DataDirs, dataset: &str) -> Result<Splits> {
+    let train = load_split(dirs, dataset, Split::Train)
+        .with_context(|| format!("loading the {dataset} train split"))?;
+    let test = load_split(dirs, dataset, Split::Test)
+        .with_context(|| format!("loading the {dataset} test split"))?;
+    let normalize = pixel_stats(&train);
+    let t = Transform {
+        normalize: Some(normalize),
+        ..Transform::mnist_size(&test)
+    };
+    let all = test.class_indices();
+    let cloud = to_cloud(&test, &all, &t)?;
+    let classes = cloud.n_classes();
+    Ok(Splits {
+        test: Images::from_cloud(&cloud, (1, 28, 28), None, classes)?,
+        train,
+        normalize,
+    })
+}
+
+/// The synthetic set of one trial (or the whole train split for `full-data`), with labels
+/// per class, and the trial's flow record.
+fn synthesize(
+    cell: &DistillCell,
+    settings: &DistillSettings,
+    data: &Splits,
+    seed: u64,
+) -> Result<(LabeledCloud, Vec<usize>, Trial)> {
+    let t = Transform {
+        normalize: Some(data.normalize),
+        ..Transform::mnist_size(&data.train)
+    };
+    let mut trial = Trial {
+        seed,
+        flow_seconds: 0.0,
+        flow_steps: 0,
+        loss_first: None,
+        loss_last: None,
+        labels: Vec::new(),
+        assigned: Vec::new(),
+        scores: Vec::new(),
+    };
+    if cell.method == DistillMethod::FullData {
+        let all = data.train.class_indices();
+        let cloud = to_cloud(&data.train, &all, &t)?;
+        trial.labels = (0..cloud.n_classes()).collect();
+        return Ok((cloud, trial.labels.clone(), trial));
+    }
+    let draws = draw_disjoint(&data.train, &[settings.target_per_class, cell.k], seed)
+        .with_context(|| {
+            format!(
+                "drawing {} + {} images per class of {}",
+                settings.target_per_class, cell.k, cell.dataset
+            )
+        })?;
+    let target = to_cloud(&data.train, &draws[0], &t)?;
+    let init = to_cloud(&data.train, &draws[1], &t)?;
+    if !cell.method.flows() {
+        trial.labels = (0..init.n_classes()).collect();
+        return Ok((init, trial.labels.clone(), trial));
+    }
+    let started = Instant::now();
+    let (objective, optimizer) = objective(cell, settings, &target, (1, 28, 28))?;
+    let state = run_flow(objective, optimizer, init, settings.flow.steps, seed)?;
+    trial.flow_seconds = started.elapsed().as_secs_f64();
+    trial.flow_steps = state.step;
+    trial.loss_first = state.losses.first().copied();
+    trial.loss_last = state.losses.last().copied();
+    trial.assigned = settings.assign.assign(&state.cloud, &target)?.labels;
+    trial.labels = (0..state.cloud.n_classes()).collect();
+    let labels = trial.labels.clone();
+    Ok((state.cloud, labels, trial))
+}
+
+/// Writes the synthetic set of trial 0: `synthetic.npz` (`x` normalised as flowed, `images`
+/// in [0, 1] pixel values, `y`) and `synthetic.png` (one row per class).
+fn save_synthetic(
+    out: &Path,
+    cloud: &LabeledCloud,
+    labels: &[usize],
+    normalize: Normalize,
+    per_class: usize,
+) -> Result<()> {
+    let d = cloud.dim();
+    let n = cloud.points().len() / d.max(1);
+    let pixels: Vec<f32> = cloud
+        .points()
+        .iter()
+        .map(|&v| (v * normalize.std + normalize.mean).clamp(0.0, 1.0))
+        .collect();
+    let y: Vec<i64> = (0..cloud.n_classes())
+        .flat_map(|c| std::iter::repeat_n(labels[c] as i64, cloud.class_len(c)))
+        .collect();
+    wowflow_data::write_npz(
+        &out.join("synthetic.npz"),
+        &[
+            ("x", &NpyArray::f32(vec![n, d], cloud.points().to_vec())),
+            ("images", &NpyArray::f32(vec![n, 28, 28], pixels.clone())),
+            ("y", &NpyArray::i64(vec![n], y)),
+        ],
+    )
+    .with_context(|| format!("writing {}", out.join("synthetic.npz").display()))?;
+    let shown = cloud.with_points(pixels, d)?;
+    let mut order: Vec<usize> = (0..cloud.n_classes()).collect();
+    order.sort_by_key(|&c| labels[c]);
+    save_grid(&shown, &order, per_class, &out.join("synthetic.png"))
+}
+
+/// Runs one cell: `trials` synthetic sets × `evals` trainings (full data: one set).
+pub fn run_cell(
+    cell: &DistillCell,
+    settings: &DistillSettings,
+    profile: &str,
+    dirs: &DataDirs,
+    out: Option<&Path>,
+) -> Result<CellResult> {
+    let started = Instant::now();
+    let data = splits(dirs, &cell.dataset)?;
+    let (trials_n, train) = match cell.method {
+        DistillMethod::FullData => (1, &settings.full_data_train),
+        _ => (settings.trials, &settings.train),
+    };
+    let mut trials = Vec::with_capacity(trials_n);
+    let mut accuracies = Vec::new();
+    for t in 0..trials_n {
+        let seed = settings.seed + t as u64;
+        let (cloud, labels, mut trial) = synthesize(cell, settings, &data, seed)?;
+        if t == 0 && cell.method != DistillMethod::FullData {
+            if let Some(out) = out {
+                save_synthetic(
+                    out,
+                    &cloud,
+                    &labels,
+                    data.normalize,
+                    settings.grid_per_class,
+                )?;
+            }
+        }
+        let classes = data.test.n_classes();
+        let train_set = Images::from_cloud(&cloud, (1, 28, 28), Some(&labels), classes)?;
+        for e in 0..settings.evals {
+            let score = train_and_test(train, &train_set, &data.test, 1000 * seed + e as u64)?;
+            eprintln!(
+                "{} trial {t} eval {e}: test accuracy {:.2} % ({} training images, {:.1} s)",
+                cell.key(),
+                100.0 * score.accuracy,
+                score.train_images,
+                score.train_seconds
+            );
+            accuracies.push(score.accuracy);
+            trial.scores.push(score);
+        }
+        trials.push(trial);
+    }
+    Ok(CellResult {
+        cell: cell.clone(),
+        profile: profile.to_string(),
+        settings: settings.clone(),
+        normalize: (data.normalize.mean, data.normalize.std),
+        accuracy: Stats::of_accuracies(&accuracies),
+        trials,
+        seconds: started.elapsed().as_secs_f64(),
+        machine: machine(),
+    })
+}
+
+pub fn run(args: DistillArgs) -> Result<()> {
+    let mut settings = DistillSettings::load(args.common.config.as_deref(), &args.common.profile)?;
+    if let Some(t) = args.trials {
+        settings.trials = t;
+    }
+    if let Some(e) = args.evals {
+        settings.evals = e;
+    }
+    settings.validate()?;
+    if args.k == 0 {
+        bail!("--k must be at least 1");
+    }
+    let dataset = dataset_name(&args.dataset).to_string();
+    if !matches!(dataset.as_str(), "mnist" | "fashion-mnist" | "kmnist") {
+        bail!(
+            "--dataset {}: distillation needs a 28×28 dataset with a train split (mnist, fmnist)",
+            args.dataset
+        );
+    }
+    let cell = DistillCell {
+        dataset,
+        k: args.k,
+        method: args.method,
+        augment: args.augment,
+        embed: args.embed,
+    };
+    let out =
+        args.common.out.clone().unwrap_or_else(|| {
+            PathBuf::from(format!("runs/{}-{}", cell.key(), args.common.profile))
+        });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let dirs = DataDirs::new(args.common.data_dir.as_deref());
+    let result = run_cell(&cell, &settings, &args.common.profile, &dirs, Some(&out))?;
+    write_file(
+        &out.join("result.json"),
+        &serde_json::to_string_pretty(&result)?,
+    )?;
+    println!(
+        "{} k = {} ({}): test accuracy {} % over {} networks ({:.0} s); {}",
+        cell.dataset,
+        cell.k,
+        cell.key(),
+        result.accuracy,
+        result.accuracy.n,
+        result.seconds,
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! `wowflow experiment table`: fills one of the paper's tables (`experiments/table1.toml`,
+//! `experiments/table2.toml`) cell by cell, with the paper's number beside ours.
+//!
+//! Every finished cell is written to `OUT/cells/<key>.json` at once; a later run with the
+//! same profile keeps those and computes only the missing ones, so an interrupted table
+//! resumes where it stopped. `table.md` and `table.csv` are rewritten after every cell.
+
+use super::distill::{self, DistillCell, DistillMethod, DistillSettings};
+use super::evaluate::Stats;
+use super::transfer::{self, TransferCell, TransferMethod, TransferSettings};
+use super::{dataset_name, write_file};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use wowflow_data::DataDirs;
+
+#[derive(Args, Clone, Debug)]
+pub struct TableArgs {
+    /// The table to fill (`experiments/table1.toml` or `experiments/table2.toml`).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Profile of the experiment's own config (`quick` or `paper`) [default: the table's].
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// The experiment's config with the profiles [default: the built-in one].
+    #[arg(long, value_name = "FILE")]
+    pub experiment_config: Option<PathBuf>,
+    /// Output directory [default: runs/<table name>-<profile>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Only cells whose key contains this text (e.g. `usps`, `k5`, `sw-mmd`); repeatable,
+    /// a cell must match every one.
+    #[arg(long = "only", value_name = "TEXT")]
+    pub only: Vec<String>,
+    /// Leave out cells whose key contains this text; repeatable.
+    #[arg(long = "skip", value_name = "TEXT")]
+    pub skip: Vec<String>,
+    /// Stop after computing this many new cells.
+    #[arg(long)]
+    pub max_cells: Option<usize>,
+    /// List the cells and which are done, compute nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where datasets are looked for first.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A table config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableConfig {
+    name: String,
+    title: String,
+    experiment: ExperimentKind,
+    profile: String,
+    /// Explains the layout and what "paper" numbers are.
+    note: String,
+    columns: Vec<Column>,
+    rows: Vec<Row>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum ExperimentKind {
+    Transfer,
+    Distill,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Column {
+    id: String,
+    title: String,
+    method: String,
+    #[serde(default)]
+    augment: bool,
+    #[serde(default)]
+    embed: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Row {
+    label: String,
+    /// Transfer: the flowed dataset (default mnist).
+    source: Option<String>,
+    /// Transfer: the k-shot dataset; distillation: the distilled one.
+    dataset: String,
+    k: usize,
+    /// The paper's number per column id ("–" where the paper has none).
+    #[serde(default)]
+    paper: BTreeMap<String, String>,
+}
+
+/// A cell to compute: one experiment run.
+#[derive(Debug, Clone)]
+enum Cell {
+    Transfer(TransferCell),
+    Distill(DistillCell),
+}
+
+impl Cell {
+    fn key(&self) -> String {
+        match self {
+            Cell::Transfer(c) => c.key(),
+            Cell::Distill(c) => c.key(),
+        }
+    }
+}
+
+/// What a finished cell file holds that the table needs.
+#[derive(Debug, Clone, Deserialize)]
+struct Done {
+    profile: String,
+    accuracy: Stats,
+    seconds: f64,
+    machine: String,
+}
+
+fn parse_method<T: clap::ValueEnum>(s: &str, column: &str) -> Result<T> {
+    T::from_str(s, false).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
+            .collect();
+        anyhow!(
+            "column `{column}`: method `{s}` is not one of {}",
+            names.join(", ")
+        )
+    })
+}
+
+impl TableConfig {
+    fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading table config {}", path.display()))?;
+        let t: Self =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if t.columns.is_empty() || t.rows.is_empty() {
+            bail!("{}: a table needs columns and rows", path.display());
+        }
+        for row in &t.rows {
+            for id in row.paper.keys() {
+                if !t.columns.iter().any(|c| &c.id == id) {
+                    bail!(
+                        "{}: row `{}` gives a paper number for `{id}`, which is no column",
+                        path.display(),
+                        row.label
+                    );
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    fn cell(&self, row: &Row, col: &Column) -> Result<Cell> {
+        Ok(match self.experiment {
+            ExperimentKind::Transfer => Cell::Transfer(TransferCell {
+                source: dataset_name(row.source.as_deref().unwrap_or("mnist")).to_string(),
+                target: dataset_name(&row.dataset).to_string(),
+                k: row.k,
+                method: parse_method::<TransferMethod>(&col.method, &col.id)?,
+            }),
+            ExperimentKind::Distill => Cell::Distill(DistillCell {
+                dataset: dataset_name(&row.dataset).to_string(),
+                k: row.k,
+                method: parse_method::<DistillMethod>(&col.method, &col.id)?,
+                augment: col.augment,
+                embed: col.embed,
+            }),
+        })
+    }
+}
+
+/// The experiment settings of a table, loaded once.
+enum Settings {
+    Transfer(TransferSettings),
+    Distill(DistillSettings),
+}
+
+fn compute(
+    cell: &Cell,
+    settings: &Settings,
+    profile: &str,
+    dirs: &DataDirs,
+    cell_dir: &Path,
+) -> Result<String> {
+    Ok(match (cell, settings) {
+        (Cell::Transfer(c), Settings::Transfer(s)) => {
+            serde_json::to_string_pretty(&transfer::run_cell(c, s, profile, dirs)?)?
+        }
+        (Cell::Distill(c), Settings::Distill(s)) => {
+            let out = cell_dir.join(c.key());
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            serde_json::to_string_pretty(&distill::run_cell(c, s, profile, dirs, Some(&out))?)?
+        }
+        _ => bail!(
+            "cell {} does not belong to this table's experiment",
+            cell.key()
+        ),
+    })
+}
+
+fn read_done(path: &Path, profile: &str) -> Option<Done> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let done: Done = serde_json::from_str(&text).ok()?;
+    (done.profile == profile).then_some(done)
+}
+
+/// Markdown and CSV of the table as far as it is computed.
+fn render(
+    t: &TableConfig,
+    profile: &str,
+    done: &BTreeMap<String, Done>,
+    keys: &[Vec<String>],
+) -> (String, String) {
+    let mut md = format!("# {}\n\n{}\n\nProfile `{profile}`. ", t.title, t.note);
+    md.push_str(
+        "Each cell: ours as mean ± std (percent) over the networks trained, then the paper's \
+         number in brackets; `…` = not computed yet.\n\n",
+    );
+    md.push_str("| row | k |");
+    for c in &t.columns {
+        md.push_str(&format!(" {} |", c.title));
+    }
+    md.push_str("\n| --- | --- |");
+    md.push_str(&" --- |".repeat(t.columns.len()));
+    md.push('\n');
+    let mut csv = String::from("row,k,column,mean,std,n,paper,seconds,machine\n");
+    let mut machines = std::collections::BTreeSet::new();
+    for (row, row_keys) in t.rows.iter().zip(keys) {
+        md.push_str(&format!("| {} | {} |", row.label, row.k));
+        for (col, key) in t.columns.iter().zip(row_keys) {
+            let paper = row.paper.get(&col.id).map_or("–", String::as_str);
+            match done.get(key) {
+                Some(d) => {
+                    md.push_str(&format!(" {} [{paper}] |", d.accuracy));
+                    csv.push_str(&format!(
+                        "{},{},{},{:.2},{:.2},{},{},{:.1},\"{}\"\n",
+                        row.label,
+                        row.k,
+                        col.id,
+                        d.accuracy.mean,
+                        d.accuracy.std,
+                        d.accuracy.n,
+                        paper,
+                        d.seconds,
+                        d.machine
+                    ));
+                    machines.insert(d.machine.clone());
+                }
+                None => md.push_str(&format!(" … [{paper}] |")),
+            }
+        }
+        md.push('\n');
+    }
+    if !machines.is_empty() {
+        md.push_str("\nComputed on: ");
+        md.push_str(&machines.into_iter().collect::<Vec<_>>().join("; "));
+        md.push_str(". Wall time per cell in `table.csv`.\n");
+    }
+    (md, csv)
+}
+
+pub fn run(args: TableArgs) -> Result<()> {
+    let t = TableConfig::load(&args.config)?;
+    let profile = args.profile.clone().unwrap_or_else(|| t.profile.clone());
+    let settings = match t.experiment {
+        ExperimentKind::Transfer => Settings::Transfer(TransferSettings::load(
+            args.experiment_config.as_deref(),
+            &profile,
+        )?),
+        ExperimentKind::Distill => Settings::Distill(DistillSettings::load(
+            args.experiment_config.as_deref(),
+            &profile,
+        )?),
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{profile}", t.name)));
+    let cell_dir = out.join("cells");
+    std::fs::create_dir_all(&cell_dir)
+        .with_context(|| format!("creating {}", cell_dir.display()))?;
+    let dirs = DataDirs::new(args.data_dir.as_deref());
+
+    let mut keys = Vec::with_capacity(t.rows.len());
+    let mut todo: Vec<Cell> = Vec::new();
+    for row in &t.rows {
+        let mut row_keys = Vec::with_capacity(t.columns.len());
+        for col in &t.columns {
+            let cell = t.cell(row, col)?;
+            let key = cell.key();
+            if !todo.iter().any(|c| c.key() == key) {
+                todo.push(cell);
+            }
+            row_keys.push(key);
+        }
+        keys.push(row_keys);
+    }
+    let mut done: BTreeMap<String, Done> = BTreeMap::new();
+    for cell in &todo {
+        let key = cell.key();
+        if let Some(d) = read_done(&cell_dir.join(format!("{key}.json")), &profile) {
+            done.insert(key, d);
+        }
+    }
+    let selected = |key: &str| {
+        args.only.iter().all(|s| key.contains(s.as_str()))
+            && !args.skip.iter().any(|s| key.contains(s.as_str()))
+    };
+    let pending: Vec<&Cell> = todo
+        .iter()
+        .filter(|c| !done.contains_key(&c.key()) && selected(&c.key()))
+        .collect();
+    eprintln!(
+        "{}: {} cells, {} done, {} to compute{}",
+        t.name,
+        todo.len(),
+        done.len(),
+        pending.len(),
+        if args.only.is_empty() && args.skip.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (selected by --only [{}] --skip [{}])",
+                args.only.join(" "),
+                args.skip.join(" ")
+            )
+        }
+    );
+    if args.dry_run {
+        for cell in &todo {
+            let key = cell.key();
+            let state = if done.contains_key(&key) {
+                "done"
+            } else if selected(&key) {
+                "to compute"
+            } else {
+                "skipped"
+            };
+            println!("{key}\t{state}");
+        }
+        return Ok(());
+    }
+    let write_table = |done: &BTreeMap<String, Done>| -> Result<()> {
+        let (md, csv) = render(&t, &profile, done, &keys);
+        write_file(&out.join("table.md"), &md)?;
+        write_file(&out.join("table.csv"), &csv)
+    };
+    write_table(&done)?;
+    let limit = args.max_cells.unwrap_or(usize::MAX);
+    for (i, cell) in pending.iter().take(limit).enumerate() {
+        let key = cell.key();
+        eprintln!("[{}/{}] {key}", i + 1, pending.len().min(limit));
+        let started = Instant::now();
+        let json = compute(cell, &settings, &profile, &dirs, &cell_dir)
+            .with_context(|| format!("cell {key}"))?;
+        let path = cell_dir.join(format!("{key}.json"));
+        write_file(&path, &json)?;
+        let d = read_done(&path, &profile)
+            .ok_or_else(|| anyhow!("{}: just written but unreadable", path.display()))?;
+        eprintln!(
+            "{key}: {} % ({:.0} s)",
+            d.accuracy,
+            started.elapsed().as_secs_f64()
+        );
+        done.insert(key, d);
+        write_table(&done)?;
+    }
+    println!("{}", out.join("table.md").display());
+    Ok(())
+}
