@@ -38,6 +38,7 @@ pub mod optim;
 pub mod ot;
 pub mod ot1d;
 pub mod otdd_flow;
+pub mod product_mmd;
 pub mod reference;
 pub mod shaping;
 pub mod sliced;
@@ -65,5 +66,10 @@ pub use objective::{Objective, SwMmd};
 pub use optim::{Method, Optimizer, OptimizerState, Schedule};
 pub use ot1d::{wasserstein_1d, wasserstein_1d_grad, CostPower};
 pub use otdd_flow::OtddFlow;
+pub use product_mmd::{
+    assign_product_labels, bures_exp, Bandwidth, BandwidthSpec, Bandwidths, ClassGaussians,
+    EmbeddingConfig, LabelEmbedding, ProductGrad, ProductMmd, ProductMmdConfig, ProductMmdFlow,
+    ProductParticles, ProductState, StepSizes,
+};
 pub use shaping::{ClassRepulsion, Langevin, Potential, PotentialEnergy, Sum};
 pub use sliced::SlicedCloud;
