@@ -27,9 +27,11 @@
 //! - **Steps**: heavy ball as in the paper's code (`v ← g + m v`) on all three parts; `x` and
 //!   `m` move by `−τ v`, `Σ` by the Bures–Wasserstein exponential map
 //!   `exp_Σ(S) = (I + S) Σ (I + S)` with `S = −2τ v_Σ` ([`bures_exp`]), which keeps `Σ`
-//!   positive semi-definite by construction (definite unless `I + S` is singular). The
-//!   velocity of `Σ` is reused at the new point without parallel transport, as in the
-//!   authors' scheme.
+//!   positive semi-definite by construction. A step with `I + S` not positive definite
+//!   passes the cut locus of the geodesic (no longer a gradient step; in practice it throws
+//!   `Σ` far away and the flow stalls), so it is refused with [`CoreError::Diverged`]: lower
+//!   `tau_sigma` then. The velocity of `Σ` is reused at the new point without parallel
+//!   transport, as in the authors' scheme.
 //! - **Labels** at the end ([`assign_product_labels`]): exact OT between the particle
 //!   Gaussians `(m_i, Σ_i)` (masses `p_i`) and the target class Gaussians (class weights)
 //!   with cost `W_2²` between Gaussians; each particle takes the target class where its plan
@@ -47,20 +49,18 @@
 //! loops, run in parallel over rows. For `d ≤ 32` everything is computed directly in `f64`.
 
 mod embedding;
+mod objective;
 
 pub use embedding::{ClassGaussians, EmbeddingConfig, LabelEmbedding, FULL_EIGEN_MAX_DIM};
+pub use objective::{Bandwidth, BandwidthSpec, Bandwidths, ProductGrad, ProductMmd};
 
 use crate::cloud::LabeledCloud;
 use crate::error::{invalid, shape, CoreError, Result};
-use crate::linalg::{matmul, pairwise_sq_dists};
+use crate::linalg::{matmul, symmetric_eigenvalues};
 use crate::ot::{bures_wasserstein2, exact_ot, Gaussian};
 use embedding::{check_finite, is_symmetric, symmetrise};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-
-/// Up to this feature dimension the feature distances and gradient are computed directly in
-/// `f64`; above it by `f32` GEMMs (the same switch as [`pairwise_sq_dists`]).
-const DIRECT_MAX_DIM: usize = 32;
 
 /// Particles `(x_i, m_i, Σ_i)` with masses `p_i`.
 ///
@@ -233,8 +233,9 @@ impl ProductState {
 
     /// One heavy-ball step with WoW gradient `grad`: `v ← g + momentum · v`, then
     /// `x ← x − τ_x v_x`, `m ← m − τ_m v_m`, `Σ ← exp_Σ(−2τ_Σ v_Σ)`. The update is computed
-    /// aside and committed only when every new value is finite; otherwise the state is left
-    /// as it was and [`CoreError::Diverged`] names the part that blew up.
+    /// aside and committed only when every new value is finite and every `Σ` step stays
+    /// inside the geodesic's domain (`I + S` positive definite); otherwise the state is left
+    /// as it was and [`CoreError::Diverged`] names the part that failed.
     pub fn apply_gradient(
         &mut self,
         grad: &ProductGrad,
@@ -264,20 +265,28 @@ impl ProductState {
         let m: Vec<f64> = pt.m.iter().zip(&vm).map(|(&m, &v)| m - tau.m * v).collect();
         let p = pt.label_dim;
         let pp = p * p;
-        let sigma: Vec<f64> = pt
+        let stepped: Vec<std::result::Result<Vec<f64>, f64>> = pt
             .sigma
             .par_chunks_exact(pp)
             .zip(vs.par_chunks_exact(pp))
-            .flat_map_iter(|(s, v)| {
-                let step: Vec<f64> = v.iter().map(|&v| -2.0 * tau.sigma * v).collect();
-                bures_exp(s, &step, p)
-            })
+            .map(|(s, v)| bures_step(s, v, tau.sigma, p))
             .collect();
         let diverged = |reason: String| CoreError::Diverged {
             step: self.step,
             last_good_step: self.step,
             reason,
         };
+        if let Some((i, lambda)) = stepped
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.as_ref().err().map(|&l| (i, l)))
+        {
+            return Err(diverged(format!(
+                "the Σ step of particle {i} passes the cut locus of the Bures–Wasserstein \
+                 geodesic (smallest eigenvalue of I + S is {lambda:.3e} ≤ 0): lower tau_sigma"
+            )));
+        }
+        let sigma: Vec<f64> = stepped.into_iter().flatten().flatten().collect();
         for (what, bad) in [
             ("features x", first_non_finite(x.iter().map(|&v| v as f64))),
             ("means m", first_non_finite(m.iter().copied())),
@@ -308,6 +317,31 @@ pub struct StepSizes {
     pub sigma: f64,
 }
 
+/// `exp_Σ(S)` with `S = −2 τ_Σ v` (`v` the symmetric velocity, `p × p`), or the smallest
+/// eigenvalue of `I + S` when it is not positive: the geodesic
+/// `t ↦ (I + tS) Σ (I + tS)` only minimises length while `I + tS` stays positive definite,
+/// so a longer step is no longer a Bures–Wasserstein gradient step (and in practice throws
+/// the covariances far away, where the kernel vanishes and the flow stalls).
+fn bures_step(
+    sigma: &[f64],
+    v: &[f64],
+    tau_sigma: f64,
+    p: usize,
+) -> std::result::Result<Vec<f64>, f64> {
+    let step: Vec<f64> = v.iter().map(|&v| -2.0 * tau_sigma * v).collect();
+    let mut shifted = step.clone();
+    (0..p).for_each(|i| shifted[i * p + i] += 1.0);
+    let smallest = symmetric_eigenvalues(&shifted, p)
+        .ok()
+        .and_then(|e| e.first().copied())
+        .unwrap_or(f64::NAN);
+    // NaN (a non-finite velocity) falls through to the finiteness check of the caller.
+    if smallest <= 0.0 {
+        return Err(smallest);
+    }
+    Ok(bures_exp(sigma, &step, p))
+}
+
 fn heavy_ball(v: &[f64], g: &[f64], momentum: f64) -> Vec<f64> {
     v.iter().zip(g).map(|(&v, &g)| g + momentum * v).collect()
 }
@@ -331,496 +365,6 @@ pub fn bures_exp(sigma: &[f64], s: &[f64], p: usize) -> Vec<f64> {
     let mut out = matmul(&matmul(&a, sigma, p, p, p), &a, p, p, p);
     symmetrise(&mut out, p);
     out
-}
-
-/// Bandwidth of one part of the product kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Bandwidth {
-    /// A given `h > 0`.
-    Fixed { h: f64 },
-    /// `factor ×` the median of that part's squared source–target distances at the start.
-    Median { factor: f64 },
-}
-
-/// Bandwidth choice for the three parts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BandwidthSpec {
-    pub x: Bandwidth,
-    pub m: Bandwidth,
-    pub sigma: Bandwidth,
-}
-
-impl Default for BandwidthSpec {
-    /// The median heuristic on every part.
-    fn default() -> Self {
-        let median = Bandwidth::Median { factor: 1.0 };
-        Self {
-            x: median,
-            m: median,
-            sigma: median,
-        }
-    }
-}
-
-/// Resolved bandwidths `h_x`, `h_m`, `h_Σ` (all `> 0`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Bandwidths {
-    pub x: f64,
-    pub m: f64,
-    pub sigma: f64,
-}
-
-impl Bandwidths {
-    /// Checks that all three are finite and positive.
-    pub fn validate(&self) -> Result<()> {
-        for (name, h) in [
-            ("bandwidth h_x", self.x),
-            ("bandwidth h_m", self.m),
-            ("bandwidth h_sigma", self.sigma),
-        ] {
-            if !(h.is_finite() && h > 0.0) {
-                return Err(invalid(name, format!("must be finite and > 0, got {h}")));
-            }
-        }
-        Ok(())
-    }
-
-    /// Resolves `spec` against the source and target particles (median heuristics are
-    /// computed here, once).
-    pub fn resolve(
-        spec: &BandwidthSpec,
-        source: &ProductParticles,
-        target: &ProductParticles,
-    ) -> Result<Self> {
-        check_compatible(source, target)?;
-        let (n, t) = (source.len(), target.len());
-        let x = resolve_one("bandwidth h_x", spec.x, || {
-            pairwise_sq_dists(&source.x, n, &target.x, t, source.feature_dim)
-        })?;
-        let label_dists = |a: &[f64], b: &[f64], width: usize| -> Vec<f64> {
-            a.chunks_exact(width)
-                .flat_map(|u| b.chunks_exact(width).map(move |v| sq_dist(u, v)))
-                .collect()
-        };
-        let p = source.label_dim;
-        let m = resolve_one("bandwidth h_m", spec.m, || {
-            label_dists(&source.m, &target.m, p)
-        })?;
-        let sigma = resolve_one("bandwidth h_sigma", spec.sigma, || {
-            label_dists(&source.sigma, &target.sigma, p * p)
-        })?;
-        let out = Self { x, m, sigma };
-        out.validate()?;
-        Ok(out)
-    }
-}
-
-fn resolve_one(name: &str, rule: Bandwidth, dists: impl FnOnce() -> Vec<f64>) -> Result<f64> {
-    match rule {
-        Bandwidth::Fixed { h } => Ok(h),
-        Bandwidth::Median { factor } => {
-            if !(factor.is_finite() && factor > 0.0) {
-                return Err(invalid(
-                    name,
-                    format!("median factor must be finite and > 0, got {factor}"),
-                ));
-            }
-            let mut d = dists();
-            let mid = d.len() / 2;
-            let median = *d.select_nth_unstable_by(mid, f64::total_cmp).1;
-            // A median of 0 (most pairs identical in that part) falls back to the mean.
-            let base = if median > 0.0 {
-                median
-            } else {
-                d.iter().sum::<f64>() / d.len() as f64
-            };
-            if base > 0.0 {
-                Ok(factor * base)
-            } else {
-                Err(invalid(
-                    name,
-                    "median heuristic: every source–target squared distance of this part is 0; \
-                     give an explicit bandwidth",
-                ))
-            }
-        }
-    }
-}
-
-fn check_compatible(source: &ProductParticles, target: &ProductParticles) -> Result<()> {
-    source.check_shapes()?;
-    target.check_shapes()?;
-    for (what, got, expected) in [
-        ("target features", target.feature_dim, source.feature_dim),
-        ("target label embedding", target.label_dim, source.label_dim),
-    ] {
-        if got != expected {
-            return Err(CoreError::DimensionMismatch {
-                what: what.into(),
-                expected,
-                got,
-            });
-        }
-    }
-    Ok(())
-}
-
-fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
-}
-
-/// The WoW gradient of [`ProductMmd`] (shapes as [`ProductParticles`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProductGrad {
-    /// `∂F/∂x_i / p_i`, `N × d`.
-    pub x: Vec<f32>,
-    /// `∂F/∂m_i / p_i`, `N × p`.
-    pub m: Vec<f64>,
-    /// Symmetric `∂F/∂Σ_i / p_i`, `N × p × p`.
-    pub sigma: Vec<f64>,
-}
-
-/// How the feature part of the kernel is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FeaturePath {
-    /// `f64` differences, `O(N (N + M) d)` scalar work: exact, for small `d`.
-    Direct,
-    /// `f32` GEMMs for distances and gradient.
-    Gemm,
-}
-
-impl FeaturePath {
-    fn for_dim(d: usize) -> Self {
-        if d <= DIRECT_MAX_DIM {
-            Self::Direct
-        } else {
-            Self::Gemm
-        }
-    }
-}
-
-/// `F = ½ MMD_k²(μ, ν)` with the product kernel, towards fixed target particles.
-#[derive(Debug, Clone)]
-pub struct ProductMmd {
-    target: ProductParticles,
-    bandwidths: Bandwidths,
-    /// `½ Σ q_i q_j k(w_i, w_j)`, constant in the source.
-    target_term: f64,
-}
-
-impl ProductMmd {
-    /// Towards `target` with the given bandwidths.
-    pub fn new(target: ProductParticles, bandwidths: Bandwidths) -> Result<Self> {
-        bandwidths.validate()?;
-        target.check_shapes()?;
-        let mut out = Self {
-            target,
-            bandwidths,
-            target_term: 0.0,
-        };
-        let path = FeaturePath::for_dim(out.target.feature_dim);
-        out.target_term = 0.5 * out.kernel_pass(&out.target, path, false).self_sum;
-        Ok(out)
-    }
-
-    /// Towards `target`, bandwidths resolved from `spec` against `source` (the median
-    /// heuristic is evaluated once, here).
-    pub fn with_spec(
-        target: ProductParticles,
-        spec: &BandwidthSpec,
-        source: &ProductParticles,
-    ) -> Result<Self> {
-        let bandwidths = Bandwidths::resolve(spec, source, &target)?;
-        Self::new(target, bandwidths)
-    }
-
-    /// The bandwidths in use.
-    pub fn bandwidths(&self) -> Bandwidths {
-        self.bandwidths
-    }
-    /// The target particles.
-    pub fn target(&self) -> &ProductParticles {
-        &self.target
-    }
-
-    /// `F` at `source` and its WoW gradient.
-    pub fn value_and_grad(&self, source: &ProductParticles) -> Result<(f64, ProductGrad)> {
-        self.value_and_grad_with(source, FeaturePath::for_dim(source.feature_dim))
-    }
-
-    fn value_and_grad_with(
-        &self,
-        source: &ProductParticles,
-        path: FeaturePath,
-    ) -> Result<(f64, ProductGrad)> {
-        check_compatible(source, &self.target)?;
-        let pass = self.kernel_pass(source, path, true);
-        let value = 0.5 * pass.self_sum - pass.cross_sum + self.target_term;
-        let mut grad = pass.grad;
-        grad.x = self.feature_grad(source, &pass.weights, path);
-        Ok((value, grad))
-    }
-
-    /// One pass over the `N × (N + M)` kernel matrix: turns the feature distances into the
-    /// signed weights `w_ij = p_j k(z_i, z_j)` (source columns) and `−q_j k(z_i, w_j)`
-    /// (target columns), and accumulates the value terms and the label gradients.
-    /// With `against_target = false` only the source–source part is evaluated.
-    fn kernel_pass(
-        &self,
-        source: &ProductParticles,
-        path: FeaturePath,
-        against_target: bool,
-    ) -> KernelPass {
-        let (n, d, p) = (source.len(), source.feature_dim, source.label_dim);
-        let (t, pp) = (if against_target { self.target.len() } else { 0 }, p * p);
-        let sq = |a: &ProductParticles, na: usize, b: &ProductParticles, nb: usize| match path {
-            FeaturePath::Direct => direct_sq_dists(&a.x, na, &b.x, nb, d),
-            FeaturePath::Gemm => pairwise_sq_dists(&a.x, na, &b.x, nb, d),
-        };
-        let mut self_w = sq(source, n, source, n);
-        let mut cross_w = if against_target {
-            sq(source, n, &self.target, t)
-        } else {
-            Vec::new()
-        };
-        let inv = InverseBandwidths::of(&self.bandwidths);
-        let mut gm = vec![0.0; n * p];
-        let mut gs = vec![0.0; n * pp];
-        // `par_chunks_mut` yields no chunks for an empty target block, so the cross rows are
-        // split by hand (`n` empty rows then).
-        let cross_rows: Vec<&mut [f64]> = if t > 0 {
-            cross_w.chunks_mut(t).collect()
-        } else {
-            (0..n).map(|_| <&mut [f64]>::default()).collect()
-        };
-        let rows: Vec<RowSums> = self_w
-            .par_chunks_mut(n)
-            .zip(cross_rows.into_par_iter())
-            .zip(gm.par_chunks_mut(p))
-            .zip(gs.par_chunks_mut(pp))
-            .enumerate()
-            .map(|(i, (((self_row, cross_row), gm_i), gs_i))| {
-                // The diagonal is exactly 0; the GEMM form only gives it to rounding.
-                self_row[i] = 0.0;
-                let (mi, si) = (source.mean(i), source.covariance(i));
-                let own = weigh_row(mi, si, source, 1.0, self_row, &inv, gm_i, gs_i);
-                let other = weigh_row(mi, si, &self.target, -1.0, cross_row, &inv, gm_i, gs_i);
-                gm_i.iter_mut().for_each(|g| *g *= -2.0 * inv.m);
-                gs_i.iter_mut().for_each(|g| *g *= -2.0 * inv.sigma);
-                let pi = source.masses[i];
-                RowSums {
-                    self_sum: pi * own.kernel_sum,
-                    cross_sum: pi * other.kernel_sum,
-                    weight_sum: own.weight_sum + other.weight_sum,
-                }
-            })
-            .collect();
-        // Sequential sums in row order: deterministic whatever the thread count.
-        KernelPass {
-            self_sum: rows.iter().map(|r| r.self_sum).sum(),
-            cross_sum: rows.iter().map(|r| r.cross_sum).sum(),
-            weights: Weights {
-                self_w,
-                cross_w,
-                row_sums: rows.iter().map(|r| r.weight_sum).collect(),
-            },
-            grad: ProductGrad {
-                x: Vec::new(),
-                m: gm,
-                sigma: gs,
-            },
-        }
-    }
-
-    /// `g_x_i = −(2/h_x) Σ_j w_ij (x_i − z_j) = −(2/h_x) (s_i x_i − Σ_j w_ij z_j)` over the
-    /// source and target columns (`s_i = Σ_j w_ij`).
-    fn feature_grad(&self, source: &ProductParticles, w: &Weights, path: FeaturePath) -> Vec<f32> {
-        let (n, d, t) = (source.len(), source.feature_dim, self.target.len());
-        let scale = -2.0 / self.bandwidths.x;
-        let (xs, ys) = (&source.x, &self.target.x);
-        let mut out = vec![0.0f32; n * d];
-        match path {
-            FeaturePath::Direct => {
-                out.par_chunks_mut(d).enumerate().for_each(|(i, g)| {
-                    let xi = &xs[i * d..(i + 1) * d];
-                    let mut acc = vec![0.0f64; d];
-                    let mut add = |z: &[f32], wij: f64| {
-                        for ((a, &u), &v) in acc.iter_mut().zip(xi).zip(z) {
-                            *a += wij * (u as f64 - v as f64);
-                        }
-                    };
-                    for (j, &wij) in w.self_w[i * n..(i + 1) * n].iter().enumerate() {
-                        add(&xs[j * d..(j + 1) * d], wij);
-                    }
-                    for (j, &wij) in w.cross_w[i * t..(i + 1) * t].iter().enumerate() {
-                        add(&ys[j * d..(j + 1) * d], wij);
-                    }
-                    g.iter_mut()
-                        .zip(&acc)
-                        .for_each(|(g, &a)| *g = (scale * a) as f32);
-                });
-            }
-            FeaturePath::Gemm => {
-                let to_f32 = |v: &[f64]| -> Vec<f32> { v.par_iter().map(|&w| w as f32).collect() };
-                let mut wz = vec![0.0f32; n * d];
-                sgemm_acc(&mut wz, &to_f32(&w.self_w), xs, n, n, d);
-                sgemm_acc(&mut wz, &to_f32(&w.cross_w), ys, n, t, d);
-                out.par_chunks_mut(d).enumerate().for_each(|(i, g)| {
-                    let s = w.row_sums[i];
-                    let (xi, wzi) = (&xs[i * d..(i + 1) * d], &wz[i * d..(i + 1) * d]);
-                    for ((g, &x), &z) in g.iter_mut().zip(xi).zip(wzi) {
-                        *g = (scale * (s * x as f64 - z as f64)) as f32;
-                    }
-                });
-            }
-        }
-        out
-    }
-}
-
-struct InverseBandwidths {
-    x: f64,
-    m: f64,
-    sigma: f64,
-}
-
-impl InverseBandwidths {
-    fn of(h: &Bandwidths) -> Self {
-        Self {
-            x: 1.0 / h.x,
-            m: 1.0 / h.m,
-            sigma: 1.0 / h.sigma,
-        }
-    }
-}
-
-struct RowSums {
-    self_sum: f64,
-    cross_sum: f64,
-    weight_sum: f64,
-}
-
-struct BlockSums {
-    /// `Σ_j mass_j k_ij`.
-    kernel_sum: f64,
-    /// `Σ_j w_ij` (signed).
-    weight_sum: f64,
-}
-
-/// Signed kernel weights `w_ij`, `N × N` and `N × M`, with their row sums `s_i`.
-struct Weights {
-    self_w: Vec<f64>,
-    cross_w: Vec<f64>,
-    row_sums: Vec<f64>,
-}
-
-struct KernelPass {
-    self_sum: f64,
-    cross_sum: f64,
-    weights: Weights,
-    /// Label parts filled, `x` empty.
-    grad: ProductGrad,
-}
-
-/// For one source row `(m_i, Σ_i)` against the particles `other` (sign `+1` for the source
-/// itself, `−1` for the target): replaces the squared feature distances in `row` by the
-/// signed weights `sign · mass_j · k_ij` and adds `Σ_j w_ij (m_i − m_j)` to `gm` and
-/// `Σ_j w_ij (Σ_i − Σ_j)` to `gs`.
-#[allow(clippy::too_many_arguments)]
-fn weigh_row(
-    mi: &[f64],
-    si: &[f64],
-    other: &ProductParticles,
-    sign: f64,
-    row: &mut [f64],
-    inv: &InverseBandwidths,
-    gm: &mut [f64],
-    gs: &mut [f64],
-) -> BlockSums {
-    let (p, pp) = (mi.len(), si.len());
-    let mut sums = BlockSums {
-        kernel_sum: 0.0,
-        weight_sum: 0.0,
-    };
-    for (j, w) in row.iter_mut().enumerate() {
-        let (mj, sj) = (
-            &other.m[j * p..(j + 1) * p],
-            &other.sigma[j * pp..(j + 1) * pp],
-        );
-        let exponent = *w * inv.x + sq_dist(mi, mj) * inv.m + sq_dist(si, sj) * inv.sigma;
-        let mass_k = other.masses[j] * (-exponent).exp();
-        let wij = sign * mass_k;
-        *w = wij;
-        sums.kernel_sum += mass_k;
-        sums.weight_sum += wij;
-        gm.iter_mut()
-            .zip(mi.iter().zip(mj))
-            .for_each(|(g, (a, b))| *g += wij * (a - b));
-        gs.iter_mut()
-            .zip(si.iter().zip(sj))
-            .for_each(|(g, (a, b))| *g += wij * (a - b));
-    }
-    sums
-}
-
-/// `‖a_i − b_j‖²` by `f64` differences (row-major `na × nb`).
-fn direct_sq_dists(a: &[f32], na: usize, b: &[f32], nb: usize, d: usize) -> Vec<f64> {
-    let mut out = vec![0.0; na * nb];
-    out.par_chunks_mut(nb.max(1))
-        .enumerate()
-        .for_each(|(i, row)| {
-            let x = &a[i * d..(i + 1) * d];
-            for (o, y) in row.iter_mut().zip(b.chunks_exact(d)) {
-                *o = x
-                    .iter()
-                    .zip(y)
-                    .map(|(&u, &v)| (u as f64 - v as f64).powi(2))
-                    .sum();
-            }
-        });
-    out
-}
-
-/// `dst += A B` for row-major `A` (`m × k`), `B` (`k × n`), `dst` (`m × n`), in `f32` with
-/// the `gemm` crate.
-fn sgemm_acc(dst: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
-    assert_eq!(a.len(), m * k);
-    assert_eq!(b.len(), k * n);
-    assert_eq!(dst.len(), m * n);
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    let par = match rayon::current_num_threads() {
-        0 | 1 => gemm::Parallelism::None,
-        t => gemm::Parallelism::Rayon(t),
-    };
-    // SAFETY: dst is m × n (row stride n), a is m × k (row stride k), b is k × n (row stride
-    // n); lengths asserted above, dst aliases neither input. `read_dst = true` with
-    // alpha = beta = 1 computes dst ← dst + a b.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
 }
 
 /// Labels from exact OT between the particle Gaussians `N(m_i, Σ_i)` (masses `p_i`) and the
@@ -1005,14 +549,12 @@ impl ProductMmdFlow {
     /// [`CoreError::Diverged`] and leaves `state` untouched.
     pub fn step(&self, state: &mut ProductState) -> Result<f64> {
         let (value, grad) = self.objective.value_and_grad(&state.particles)?;
-        let bad = first_non_finite(std::iter::once(value))
-            .map(|_| format!("F = {value}"))
-            .or_else(|| {
-                first_non_finite(grad.x.iter().map(|&v| v as f64))
-                    .or_else(|| first_non_finite(grad.m.iter().copied()))
-                    .or_else(|| first_non_finite(grad.sigma.iter().copied()))
-                    .map(|(i, v)| format!("gradient value {v} at index {i}"))
-            });
+        let bad = if value.is_finite() {
+            grad.first_non_finite()
+                .map(|(part, i, v)| format!("gradient of {part}: value {v} at index {i}"))
+        } else {
+            Some(format!("F = {value}"))
+        };
         if let Some(reason) = bad {
             return Err(CoreError::Diverged {
                 step: state.step,

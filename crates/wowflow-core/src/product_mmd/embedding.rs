@@ -36,7 +36,7 @@ const MAX_ITERATIONS: usize = 1000;
 const TOLERANCE: f64 = 1e-9;
 
 /// Fixed seed of the start block: the fit is deterministic.
-const START_SEED: u64 = 0x5eed_9ca;
+const START_SEED: u64 = 0x05ee_d9ca;
 
 /// How labels are embedded.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -74,7 +74,7 @@ impl ClassGaussians {
         if dim == 0 {
             return Err(invalid("embedding dimension", "p must be at least 1"));
         }
-        if means.is_empty() || means.len() % dim != 0 {
+        if means.is_empty() || !means.len().is_multiple_of(dim) {
             return Err(shape(
                 "class means",
                 format!("K × {dim} values with K ≥ 1"),
@@ -178,7 +178,7 @@ impl LabelEmbedding {
                 format!("must be finite and ≥ 0, got {}", config.ridge),
             ));
         }
-        if let Some(b) = blocks.iter().position(|b| b.len() % d != 0) {
+        if let Some(b) = blocks.iter().position(|b| !b.len().is_multiple_of(d)) {
             return Err(shape(
                 "feature rows",
                 format!("a multiple of d = {d} values"),
@@ -241,7 +241,7 @@ impl LabelEmbedding {
     /// Coordinates `Vᵀ (x − c)` of the rows of `points` (`n × d` in, `n × p` out).
     pub fn project(&self, points: &[f32]) -> Result<Vec<f64>> {
         let (d, p) = (self.feature_dim, self.dim);
-        if points.len() % d != 0 {
+        if !points.len().is_multiple_of(d) {
             return Err(shape(
                 "points to embed",
                 format!("a multiple of d = {d} values"),

@@ -1,4 +1,6 @@
+use super::objective::FeaturePath;
 use super::*;
+use crate::linalg::pairwise_sq_dists;
 use crate::linalg::SymmetricEigen;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -96,17 +98,22 @@ fn gradient_matches_central_finite_differences() {
     // Covariances: directional derivative along a random symmetric E versus ⟨g_Σ p_i, E⟩.
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let pp = p * p;
-    for i in 0..n {
+    for (i, &mass_i) in mass.iter().enumerate() {
         let e = random_symmetric(p, &mut rng);
         let (mut plus, mut minus) = (src.clone(), src.clone());
-        for ab in 0..pp {
-            plus.sigma[i * pp + ab] += eps * e[ab];
-            minus.sigma[i * pp + ab] -= eps * e[ab];
+        let block = i * pp..(i + 1) * pp;
+        for ((up, down), &e_ab) in plus.sigma[block.clone()]
+            .iter_mut()
+            .zip(&mut minus.sigma[block])
+            .zip(&e)
+        {
+            *up += eps * e_ab;
+            *down -= eps * e_ab;
         }
         let fd = (value(&obj, &plus) - value(&obj, &minus)) / (2.0 * eps);
         let gi = &g.sigma[i * pp..(i + 1) * pp];
         assert!(is_symmetric(gi, p), "g_Σ of particle {i} not symmetric");
-        let analytic: f64 = gi.iter().zip(&e).map(|(g, e)| g * e).sum::<f64>() * mass[i];
+        let analytic: f64 = gi.iter().zip(&e).map(|(g, e)| g * e).sum::<f64>() * mass_i;
         assert!(
             (fd - analytic).abs() < 1e-6 * (1e-3 + fd.abs()),
             "Σ of particle {i}: fd {fd} vs {analytic}"
@@ -126,11 +133,15 @@ fn gemm_path_matches_the_direct_path() {
     let scale = max_abs(gd.x.iter().map(|&v| v as f64));
     let err = max_abs(gd.x.iter().zip(&gg.x).map(|(&a, &b)| a as f64 - b as f64));
     assert!(err < 1e-4 * scale, "x gradient: error {err}, scale {scale}");
-    let err_m = max_abs(gd.m.iter().zip(&gg.m).map(|(a, b)| a - b));
-    assert!(
-        err_m < 1e-5 * max_abs(gd.m.iter().copied()),
-        "m gradient: {err_m}"
-    );
+    // The label parts go through the f32 GEMM too (scaled coordinates).
+    for (name, a, b) in [("m", &gd.m, &gg.m), ("Σ", &gd.sigma, &gg.sigma)] {
+        let err = max_abs(a.iter().zip(b).map(|(a, b)| a - b));
+        let scale = max_abs(a.iter().copied());
+        assert!(
+            err < 1e-4 * scale,
+            "{name} gradient: error {err}, scale {scale}"
+        );
+    }
 }
 
 #[test]
@@ -295,6 +306,15 @@ fn flow_decreases_the_objective_and_recovers_labels() {
     let want: Vec<usize> = (0..30).map(|i| 1 - i / 15).collect();
     assert_eq!(flow.assign_labels(&state).unwrap(), want);
     assert_eq!(before, want);
+    // With τ = 1 on Σ too, the first Σ step passes the geodesic's cut locus: refused.
+    let single_tau = ProductMmdConfig {
+        tau_sigma: None,
+        ..config
+    };
+    let (flow_1, mut state_1) = ProductMmdFlow::new(&source, &target, single_tau).unwrap();
+    let err = flow_1.run(&mut state_1, &mut |_, _| true).unwrap_err();
+    assert!(matches!(err, CoreError::Diverged { step: 0, .. }), "{err}");
+    assert_eq!(state_1.step, 0);
     // The covariances stayed SPD along the way.
     for i in 0..state.particles.len() {
         let eig = SymmetricEigen::new(state.particles.covariance(i), 2).unwrap();
@@ -307,6 +327,7 @@ fn early_stop_and_determinism() {
     let (source, target) = toy_pair();
     let config = ProductMmdConfig {
         steps: 20,
+        tau_sigma: Some(0.1),
         ..ProductMmdConfig::default()
     };
     let run = |stop_after: usize| {
@@ -378,6 +399,27 @@ fn divergence_is_a_named_error_and_keeps_the_state() {
         "{err}"
     );
     assert_eq!(state, before);
+    // A Σ step with I + S indefinite (S = −2 · 1 · 1 · I on particle 2) is refused.
+    grad.sigma[1] = 0.0;
+    grad.sigma[8] = 1.0;
+    grad.sigma[11] = 1.0;
+    let err = state.apply_gradient(&grad, steps(1.0), 0.9).unwrap_err();
+    assert!(
+        matches!(&err, CoreError::Diverged { reason, .. }
+            if reason.contains("cut locus") && reason.contains("particle 2")),
+        "{err}"
+    );
+    assert_eq!(state, before);
+    // Half that step is fine (I + S = 0 is the boundary; 0.25 gives I + S = ½ I).
+    state.apply_gradient(&grad, steps(0.25), 0.9).unwrap();
+    let s2 = state.particles.covariance(2);
+    let want: Vec<f64> = before
+        .particles
+        .covariance(2)
+        .iter()
+        .map(|v| 0.25 * v)
+        .collect();
+    assert!(max_abs(s2.iter().zip(&want).map(|(a, b)| a - b)) < 1e-12);
 }
 
 #[test]
@@ -416,44 +458,71 @@ fn median_bandwidths_and_rejections() {
     assert!(ProductMmdFlow::new(&source, &target, bad_tau).is_err());
 }
 
-/// Step time at the transfer-learning sizes: `cargo test -p wowflow-core --release
-/// product_mmd::tests::step_time -- --ignored --nocapture`.
+/// Step time at the transfer-learning sizes (N = 2000, M = 1000, d = 784):
+/// `cargo test -p wowflow-core --release step_time -- --ignored --nocapture`.
+///
+/// Uses uniform random images, or real ones when `PRODUCT_MMD_BENCH` names a raw
+/// little-endian `f32` file of 3000 × 784 values: 2000 source rows then 1000 target rows,
+/// each sorted by class in equal blocks (200 / 100 per class, 10 classes). Prints the
+/// two-GEMM floor measured alongside (the load of a shared machine varies).
 #[test]
 #[ignore]
 fn step_time_at_n2000_m1000_d784() {
-    let (d, mut rng) = (784, ChaCha8Rng::seed_from_u64(0));
-    let mut images = |classes: usize, per: usize| {
-        let pts = (0..classes * per * d)
-            .map(|_| rng.random_range(0.0f32..1.0))
-            .collect();
-        LabeledCloud::uniform(classes, per, d, pts).unwrap()
+    let (d, n, t) = (784, 2000, 1000);
+    let real = std::env::var("PRODUCT_MMD_BENCH").ok();
+    let rows = match &real {
+        Some(path) => std::fs::read(path)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        None => {
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            (0..(n + t) * d)
+                .map(|_| rng.random_range(0.0f32..1.0))
+                .collect::<Vec<f32>>()
+        }
     };
-    let (source, target) = (images(10, 200), images(10, 100));
+    assert_eq!(rows.len(), (n + t) * d);
+    let source = LabeledCloud::uniform(10, n / 10, d, rows[..n * d].to_vec()).unwrap();
+    let target = LabeledCloud::uniform(10, t / 10, d, rows[n * d..].to_vec()).unwrap();
     let start = Instant::now();
     let emb = LabelEmbedding::fit(&source, &target, &EmbeddingConfig::default()).unwrap();
     eprintln!(
-        "PCA fit (3000 × 784): {:.3} s",
-        start.elapsed().as_secs_f64()
+        "PCA fit (3000 × 784): {:.3} s, variances {:?}",
+        start.elapsed().as_secs_f64(),
+        emb.variances()
     );
-    drop(emb);
     let start = Instant::now();
     let config = ProductMmdConfig {
         steps: 5,
+        // Random images make all class Gaussians alike (h_Σ tiny): τ = 1 on Σ would pass the
+        // cut locus at once. Real images take the paper's τ = 1 everywhere.
+        tau_sigma: if real.is_some() { None } else { Some(1e-3) },
         ..ProductMmdConfig::default()
     };
     let (flow, mut state) = ProductMmdFlow::new(&source, &target, config).unwrap();
     eprintln!(
-        "setup (PCA, medians, target term): {:.3} s",
-        start.elapsed().as_secs_f64()
+        "setup (PCA, medians, target term): {:.3} s, {:?}",
+        start.elapsed().as_secs_f64(),
+        flow.objective().bandwidths()
     );
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        flow.step(&mut state).unwrap();
-        times.push(t.elapsed().as_secs_f64());
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let loss = flow.step(&mut state).unwrap();
+        let step = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let z = [&state.particles.x[..], &flow.objective().target().x[..]].concat();
+        let w = super::objective::gemm_a_bt(&state.particles.x, n, &z, n + t, d);
+        let g = super::objective::gemm_a_b(&w, n, n + t, &z, d);
+        let floor = t1.elapsed().as_secs_f64();
+        assert!(g[0].is_finite());
+        eprintln!(
+            "step {:.3} s (two-GEMM floor {floor:.3} s), F = {loss:.3e}, {} threads",
+            step,
+            rayon::current_num_threads()
+        );
     }
-    eprintln!(
-        "step times (s), {} threads: {times:?}",
-        rayon::current_num_threads()
-    );
+    let losses = flow.run(&mut state, &mut |_, _| true).unwrap();
+    eprintln!("next losses {losses:?}");
 }
