@@ -5,6 +5,11 @@
 //! between class measures, the SW-MMD objective with its Wasserstein-over-Wasserstein (WoW)
 //! gradient, optimisers and the flow loop.
 //!
+//! Beside it, the baselines the documents compare against: the OTDD flow ([`otdd_flow`]),
+//! the Euclidean MMD flow ([`euclid_mmd`]), distribution matching ([`dm`]) and the
+//! product-space MMD flow of Hua et al. 2023 on (features, label Gaussian) particles
+//! ([`product_mmd`]).
+//!
 //! Formulas and conventions are those of `MATH.md` (sections cited in each module).
 //!
 //! ```

@@ -5,7 +5,8 @@
 //!
 //! Each labeled point becomes a particle `z = (x, m, Σ) ∈ R^d × R^p × S_p^{++}`: its
 //! features `x` and the Gaussian `N(m, Σ)` of its class in a `p`-dimensional PCA embedding
-//! of the labels ([`LabelEmbedding`]; `p = 2` as in the paper). With particle masses `p_i`
+//! of the labels ([`LabelEmbedding`]; `p = 2` as in the paper: enough to separate ten class
+//! Gaussians, and `Σ` stays a cheap `2 × 2` matrix). With particle masses `p_i`
 //! (source, `a_c w_ci`) and `q_j` (target), the functional is
 //!
 //! ```text
@@ -26,7 +27,8 @@
 //!   directions by the Frobenius inner product.
 //! - **Steps**: heavy ball as in the paper's code (`v ← g + m v`) on all three parts; `x` and
 //!   `m` move by `−τ v`, `Σ` by the Bures–Wasserstein exponential map
-//!   `exp_Σ(S) = (I + S) Σ (I + S)` with `S = −2τ v_Σ` ([`bures_exp`]), which keeps `Σ`
+//!   `exp_Σ(S) = (I + S) Σ (I + S)` with `S = −2τ v_Σ` ([`bures_exp`]; one `τ` as in the
+//!   paper, or per part with [`ProductMmdConfig::tau_m`] / `tau_sigma`), which keeps `Σ`
 //!   positive semi-definite by construction. A step with `I + S` not positive definite
 //!   passes the cut locus of the geodesic (no longer a gradient step; in practice it throws
 //!   `Σ` far away and the flow stalls), so it is refused with [`CoreError::Diverged`]: lower
@@ -42,11 +44,34 @@
 //!
 //! # Cost
 //!
-//! Per step, the feature part dominates: the squared distances `‖x_i − x_j‖²` and
-//! `‖x_i − y_j‖²` by one `f32` GEMM each ([`crate::linalg::pairwise_sq_dists`]), and the
-//! feature gradient `−(2/h_x) (s_i x_i − Σ_j w_ij z_j)` by two more `f32` GEMMs on the kernel
-//! weights — about `4 N (N + M) d` flops. The label parts are `O(N (N + M) p²)` direct
-//! loops, run in parallel over rows. For `d ≤ 32` everything is computed directly in `f64`.
+//! The product kernel is one Gaussian kernel on the scaled coordinates
+//! `u = [x / √h_x, m / √h_m, vec(Σ) / √h_Σ]`, so for `d > 32` a step is two `f32` GEMMs over
+//! the column set `[source; target]` — `U_src Uᵀ` for the squared distances and `W U` for
+//! every part of the gradient, about `4 N (N + M) (d + p + p²)` flops — plus one parallel
+//! pass of `N (N + M)` exponentials. For `d ≤ 32` everything is computed directly in `f64`.
+//! The PCA is fitted once (see [`LabelEmbedding`]).
+//!
+//! # Example
+//!
+//! ```
+//! use wowflow_core::{LabeledCloud, ProductMmdConfig, ProductMmdFlow};
+//! # fn main() -> wowflow_core::Result<()> {
+//! // Two classes in R^3, the source a shifted copy of the target.
+//! let target = LabeledCloud::uniform(2, 3, 3, vec![
+//!     -2.0, 0.1, 0.0, -2.2, -0.1, 0.1, -1.9, 0.0, -0.1,
+//!      2.0, 0.3, 0.0,  2.1, -0.2, 0.1,  1.8, 0.0,  0.2,
+//! ])?;
+//! let shifted: Vec<f32> = target.points().iter().map(|v| v + 0.3).collect();
+//! let source = LabeledCloud::uniform(2, 3, 3, shifted)?;
+//! // Three points per class give tiny, similar covariances: Σ needs a small step here.
+//! let config = ProductMmdConfig { steps: 30, tau_sigma: Some(1e-3), ..Default::default() };
+//! let (flow, mut state) = ProductMmdFlow::new(&source, &target, config)?;
+//! let losses = flow.run(&mut state, &mut |_step, _loss| true)?;
+//! assert!(losses[29] < losses[0]);
+//! assert_eq!(flow.assign_labels(&state)?, vec![0, 0, 0, 1, 1, 1]);
+//! # Ok(())
+//! # }
+//! ```
 
 mod embedding;
 mod objective;
@@ -242,20 +267,30 @@ impl ProductState {
         tau: StepSizes,
         momentum: f64,
     ) -> Result<()> {
-        let pt = &self.particles;
-        if grad.x.len() != pt.x.len() || grad.m.len() != pt.m.len() {
-            return Err(shape(
-                "gradient",
-                format!("{} feature and {} mean values", pt.x.len(), pt.m.len()),
-                format!("{} and {}", grad.x.len(), grad.m.len()),
+        tau.validate()?;
+        if !(0.0..1.0).contains(&momentum) {
+            return Err(invalid(
+                "momentum",
+                format!("must lie in [0, 1), got {momentum}"),
             ));
         }
-        if grad.sigma.len() != pt.sigma.len() {
-            return Err(shape(
-                "covariance gradient",
+        let pt = &self.particles;
+        pt.check_shapes()?;
+        for (what, got, want) in [
+            ("feature gradient", grad.x.len(), pt.x.len()),
+            ("mean gradient", grad.m.len(), pt.m.len()),
+            ("covariance gradient", grad.sigma.len(), pt.sigma.len()),
+            ("feature velocity", self.velocity_x.len(), pt.x.len()),
+            ("mean velocity", self.velocity_m.len(), pt.m.len()),
+            (
+                "covariance velocity",
+                self.velocity_sigma.len(),
                 pt.sigma.len(),
-                grad.sigma.len(),
-            ));
+            ),
+        ] {
+            if got != want {
+                return Err(shape(what, want, got));
+            }
         }
         let vx = heavy_ball_f32(&self.velocity_x, &grad.x, momentum as f32);
         let vm = heavy_ball(&self.velocity_m, &grad.m, momentum);
@@ -315,6 +350,25 @@ pub struct StepSizes {
     pub x: f64,
     pub m: f64,
     pub sigma: f64,
+}
+
+impl StepSizes {
+    /// Checks that all three are finite and positive.
+    pub fn validate(&self) -> Result<()> {
+        for (name, tau) in [
+            ("tau", self.x),
+            ("tau_m", self.m),
+            ("tau_sigma", self.sigma),
+        ] {
+            if !(tau.is_finite() && tau > 0.0) {
+                return Err(invalid(
+                    name,
+                    format!("step size must be finite and > 0, got {tau}"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `exp_Σ(S)` with `S = −2 τ_Σ v` (`v` the symmetric velocity, `p × p`), or the smallest
@@ -475,19 +529,7 @@ impl ProductMmdConfig {
 
     /// Checks the step sizes (`> 0`) and `0 ≤ momentum < 1`.
     pub fn validate(&self) -> Result<()> {
-        let steps = self.step_sizes();
-        for (name, tau) in [
-            ("tau", steps.x),
-            ("tau_m", steps.m),
-            ("tau_sigma", steps.sigma),
-        ] {
-            if !(tau.is_finite() && tau > 0.0) {
-                return Err(invalid(
-                    name,
-                    format!("step size must be finite and > 0, got {tau}"),
-                ));
-            }
-        }
+        self.step_sizes().validate()?;
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(invalid(
                 "momentum",
