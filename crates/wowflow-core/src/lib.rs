@@ -7,6 +7,11 @@
 //! the datasets through a random differentiable [`FeatureMap`] redrawn every step — DSA
 //! augmentations ([`Augment`]) and/or a random embedding implemented elsewhere.
 //!
+//! Beside it, the baselines the documents compare against: the OTDD flow ([`otdd_flow`]),
+//! the Euclidean MMD flow ([`euclid_mmd`]), distribution matching ([`dm`]) and the
+//! product-space MMD flow of Hua et al. 2023 on (features, label Gaussian) particles
+//! ([`product_mmd`]).
+//!
 //! Formulas and conventions are those of `MATH.md` (sections cited in each module).
 //!
 //! ```
@@ -42,6 +47,7 @@ pub mod optim;
 pub mod ot;
 pub mod ot1d;
 pub mod otdd_flow;
+pub mod product_mmd;
 pub mod reference;
 pub mod shaping;
 pub mod sliced;
@@ -71,5 +77,10 @@ pub use objective::{Objective, SwMmd};
 pub use optim::{Method, Optimizer, OptimizerState, Schedule};
 pub use ot1d::{wasserstein_1d, wasserstein_1d_grad, CostPower};
 pub use otdd_flow::OtddFlow;
+pub use product_mmd::{
+    assign_product_labels, bures_exp, Bandwidth, BandwidthSpec, Bandwidths, ClassGaussians,
+    EmbeddingConfig, LabelEmbedding, ProductGrad, ProductMmd, ProductMmdConfig, ProductMmdFlow,
+    ProductParticles, ProductState, StepSizes,
+};
 pub use shaping::{ClassRepulsion, Langevin, Potential, PotentialEnergy, Sum};
 pub use sliced::SlicedCloud;
