@@ -189,13 +189,14 @@ fn compute(
     dirs: &DataDirs,
     cell_dir: &Path,
 ) -> Result<String> {
+    // Each cell's pictures (flowed or synthetic images) go to a directory of its own.
+    let out = cell_dir.join(cell.key());
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     Ok(match (cell, settings) {
         (Cell::Transfer(c), Settings::Transfer(s)) => {
-            serde_json::to_string_pretty(&transfer::run_cell(c, s, profile, dirs)?)?
+            serde_json::to_string_pretty(&transfer::run_cell(c, s, profile, dirs, Some(&out))?)?
         }
         (Cell::Distill(c), Settings::Distill(s)) => {
-            let out = cell_dir.join(c.key());
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             serde_json::to_string_pretty(&distill::run_cell(c, s, profile, dirs, Some(&out))?)?
         }
         _ => bail!(

@@ -5,16 +5,21 @@
 //! `experiments/transfer.toml`.
 
 use super::evaluate::{train_and_test, Score, Stats, TrainSettings};
-use super::{dataset_name, load_profile, machine, sample_train, write_file, AssignSettings};
+use super::{
+    dataset_name, load_profile, machine, sample_train, save_grid, write_file, AssignSettings,
+};
 use super::{run_flow, CommonArgs};
+use crate::progress::{interrupt_flag, Progress};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use wowflow_core::ot::{OtSolver, SinkhornConfig};
 use wowflow_core::{
-    Kernel, LabelCost, LabeledCloud, Method, Objective, Optimizer, OtddConfig, OtddFlow, SwMmd,
+    Bandwidth, BandwidthSpec, EmbeddingConfig, Kernel, LabelCost, LabeledCloud, Method, Objective,
+    Optimizer, OtddConfig, OtddFlow, ProductMmdConfig, ProductMmdFlow, SwMmd,
 };
 use wowflow_data::{draw_disjoint, pool_and_eval, to_cloud, DataDirs, Transform};
 use wowflow_nn::Images;
@@ -116,6 +121,9 @@ pub struct OtddSettings {
 #[serde(deny_unknown_fields)]
 pub struct ProductMmdSettings {
     pub tau: f64,
+    /// Step of the label covariances (the Bures–Wasserstein step `(I + S) Σ (I + S)`,
+    /// `S = −2 τ_Σ ∇_Σ`, overshoots at the features' τ; see `ProductMmdConfig`).
+    pub tau_sigma: f64,
     pub momentum: f64,
     pub steps: usize,
     /// Dimension of the PCA label embedding (2 in Hua et al.).
@@ -151,6 +159,9 @@ impl TransferSettings {
         Kernel::by_name(&self.sw_mmd.kernel, self.sw_mmd.kernel_param)
             .context("setting `sw_mmd.kernel`")?;
         self.otdd_config()?;
+        self.product_mmd_config()
+            .validate()
+            .context("settings `product_mmd`")?;
         self.train.validate("train")
     }
 
@@ -173,6 +184,32 @@ impl TransferSettings {
             solver,
             label_weight: 1.0,
         })
+    }
+
+    fn product_mmd_config(&self) -> ProductMmdConfig {
+        let p = &self.product_mmd;
+        ProductMmdConfig {
+            tau: p.tau,
+            tau_m: None,
+            tau_sigma: Some(p.tau_sigma),
+            momentum: p.momentum,
+            steps: p.steps,
+            bandwidths: BandwidthSpec {
+                x: Bandwidth::Median {
+                    factor: p.bandwidth_x,
+                },
+                m: Bandwidth::Median {
+                    factor: p.bandwidth_m,
+                },
+                sigma: Bandwidth::Median {
+                    factor: p.bandwidth_sigma,
+                },
+            },
+            embedding: EmbeddingConfig {
+                dim: p.p,
+                ridge: p.ridge,
+            },
+        }
     }
 
     /// Flow steps for a k-shot target.
@@ -217,8 +254,11 @@ pub struct Trial {
     /// `F` before the first and after the last step (where the method has one).
     pub loss_first: Option<f64>,
     pub loss_last: Option<f64>,
-    /// Target label given to each flowed source class.
+    /// Target label given to each flowed source class (empty for product-mmd, which labels
+    /// every particle by its own Gaussian).
     pub labels: Vec<usize>,
+    /// Flowed images per target label (a diagnostic of the labelling).
+    pub label_counts: Vec<usize>,
     pub scores: Vec<Score>,
 }
 
@@ -306,11 +346,33 @@ fn augment(
             )
         }
         TransferMethod::ProductMmd => {
-            bail!("--method product-mmd: the product-space MMD flow is not wired in yet")
+            let config = settings.product_mmd_config();
+            let steps = config.steps;
+            let (flow, mut state) = ProductMmdFlow::new(&data.source, &data.target, config)?;
+            let interrupted = interrupt_flag();
+            let bar = Progress::new(steps, 0, interrupted.clone());
+            let losses = flow.run(&mut state, &mut |step, loss| {
+                bar.show(step + 1, loss);
+                !interrupted.load(Ordering::Relaxed)
+            })?;
+            bar.finish();
+            if state.step < steps {
+                bail!("interrupted at flow step {} of {steps}", state.step);
+            }
+            // One label per particle (its Gaussian's nearest target class by OT).
+            let row_labels = flow.assign_labels(&state)?;
+            let points = state.particles.x;
+            (points, row_labels, Vec::new(), steps, losses)
         }
     };
     for v in &mut points {
         *v = v.clamp(0.0, 1.0);
+    }
+    let mut label_counts = vec![0; data.target.n_classes()];
+    for &l in &row_labels {
+        if let Some(c) = label_counts.get_mut(l) {
+            *c += 1;
+        }
     }
     let trial = Trial {
         seed,
@@ -319,17 +381,28 @@ fn augment(
         loss_first: losses.first().copied(),
         loss_last: losses.last().copied(),
         labels,
+        label_counts,
         scores: Vec::new(),
     };
     Ok((points, row_labels, trial))
 }
 
+/// `flowed.png`: up to 10 flowed images per target label, one row per label.
+fn save_flowed(out: &Path, points: &[f32], labels: &[usize]) -> Result<()> {
+    let ids: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+    let (cloud, _) = LabeledCloud::from_labeled_rows(points, 784, &ids)?;
+    let order: Vec<usize> = (0..cloud.n_classes()).collect();
+    save_grid(&cloud, &order, 10, &out.join("flowed.png"))
+}
+
 /// Runs one cell: `trials` flows × `evals` trainings, scored on the target's test split.
+/// With `out`, trial 0's flowed images are drawn there.
 pub fn run_cell(
     cell: &TransferCell,
     settings: &TransferSettings,
     profile: &str,
     dirs: &DataDirs,
+    out: Option<&Path>,
 ) -> Result<CellResult> {
     let started = Instant::now();
     let pe = pool_and_eval(dirs, &cell.target, settings.split_seed)
@@ -348,6 +421,9 @@ pub fn run_cell(
         let data = trial_data(dirs, cell, settings, &pe.pool, seed)?;
         let (flowed, flowed_labels, mut trial) =
             augment(cell.method, &data, settings, cell.k, seed)?;
+        if let (0, Some(out), false) = (t, out, flowed.is_empty()) {
+            save_flowed(out, &flowed, &flowed_labels)?;
+        }
         let mut values = data.target.points().to_vec();
         let mut labels = Images::from_cloud(&data.target, (1, 28, 28), None, classes)?
             .labels()
@@ -405,7 +481,7 @@ pub fn run(args: TransferArgs) -> Result<()> {
         });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let dirs = DataDirs::new(args.common.data_dir.as_deref());
-    let result = run_cell(&cell, &settings, &args.common.profile, &dirs)?;
+    let result = run_cell(&cell, &settings, &args.common.profile, &dirs, Some(&out))?;
     write_file(
         &out.join("result.json"),
         &serde_json::to_string_pretty(&result)?,
