@@ -366,3 +366,60 @@ fn gradient_agrees_with_an_independent_numpy_implementation() {
         eprintln!("{kernel}: {text}");
     }
 }
+
+/// `--method product-mmd` (Hua et al.): the flow runs, lowers F, and every particle gets a
+/// label that is one of the target's class ids, written in the input's row order; the
+/// options it does not support are refused by name.
+#[test]
+fn product_mmd_flow_writes_per_particle_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, tgt, out) = (
+        dir.path().join("s.npz"),
+        dir.path().join("t.npz"),
+        dir.path().join("o.npz"),
+    );
+    let (x, y) = dataset(45, 4, 2.0, 3);
+    write_dataset(&src, x, y, 4);
+    // Target ids 5, 7, 9: the labels written must be these, not class indices.
+    let (xt, yt) = dataset(30, 4, -2.0, 4);
+    let yt: Vec<i64> = yt.iter().map(|v| 5 + 2 * v).collect();
+    write_dataset(&tgt, xt, yt, 4);
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let base = [
+        "flow",
+        "--method",
+        "product-mmd",
+        "--source",
+        &p(&src),
+        "--target",
+        &p(&tgt),
+        "--out",
+        &p(&out),
+        "--steps",
+        "150",
+        "--lr",
+        "0.5",
+        "--momentum",
+        "0.5",
+        "--lr-sigma",
+        "0.01",
+    ];
+    ok(&base);
+    let res = read_npz(&out).unwrap();
+    assert_eq!(res["x"].shape, vec![45, 4]);
+    let labels = res["y"].to_i64().unwrap();
+    assert_eq!(labels.len(), 45);
+    assert!(labels.iter().all(|l| [5, 7, 9].contains(l)), "{labels:?}");
+    let loss = res["loss"].to_f32();
+    assert_eq!(loss.len(), 150);
+    assert!(
+        loss[149] < loss[0] / 2.0,
+        "loss {} → {}",
+        loss[0],
+        loss[149]
+    );
+    let mut resumed: Vec<&str> = base.to_vec();
+    resumed.extend(["--resume", "x.ckpt.npz"]);
+    let err = fails(&resumed);
+    assert!(err.contains("--resume"), "{err}");
+}
