@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use std::sync::Arc;
-use wowflow_core::bench::{run as run_bench, BenchConfig};
+use wowflow_core::bench::{run as run_bench, BenchConfig, BenchResult};
 use wowflow_core::{CpuEngine, Engine};
 
 /// Where the SW-MMD step runs (`--device` of `flow` and `bench`).
@@ -37,7 +37,13 @@ fn cuda_engine() -> Result<Arc<dyn Engine>> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda_engine() -> Result<Arc<dyn Engine>> {
-    anyhow::bail!(
+    Err(no_cuda())
+}
+
+/// The error of `--device cuda` in a binary built without the `cuda` feature.
+#[cfg_attr(feature = "cuda", allow(dead_code))]
+pub fn no_cuda() -> anyhow::Error {
+    anyhow::anyhow!(
         "--device cuda: this wowflow binary was built without CUDA support; rebuild it with \
          `cargo build --release -p wowflow-cli --features cuda` and run it with the CUDA \
          libraries on the library path (e.g. LD_LIBRARY_PATH=/usr/local/cuda/lib64)"
@@ -71,6 +77,42 @@ pub struct BenchArgs {
     /// Run on the CPU or on the GPU (`cuda` needs a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: Device,
+    /// With `--device cuda`: also time the resident flow with TF32 tensor-core GEMMs.
+    #[arg(long)]
+    pub tf32: bool,
+}
+
+/// One result line, text or JSON.
+fn report(json: bool, r: &BenchResult, note: &str) {
+    let cfg = &r.config;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "config": cfg.name, "engine": r.engine, "C": cfg.classes, "n": cfg.per_class, "m": cfg.m(),
+                "d": cfg.dim, "L": cfg.projections, "min_ms": r.min_ms(), "median_ms": r.median_ms(),
+                "gflops": r.gflops(), "times_ms": r.times_ms, "note": note,
+            })
+        );
+    } else {
+        println!(
+            "bench {}: C={} n={} m={} d={} L={} min_ms={:.3} median_ms={:.3} gflops={:.1}{}",
+            cfg.name,
+            cfg.classes,
+            cfg.per_class,
+            cfg.m(),
+            cfg.dim,
+            cfg.projections,
+            r.min_ms(),
+            r.median_ms(),
+            r.gflops(),
+            if note.is_empty() {
+                String::new()
+            } else {
+                format!(" [{note}]")
+            }
+        );
+    }
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -81,28 +123,28 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     for cfg in configs {
         let r = run_bench(&cfg, engine.clone(), args.reps)?;
-        if args.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "config": cfg.name, "engine": r.engine, "C": cfg.classes, "n": cfg.per_class, "m": cfg.m(),
-                    "d": cfg.dim, "L": cfg.projections, "min_ms": r.min_ms(), "median_ms": r.median_ms(),
-                    "gflops": r.gflops(), "times_ms": r.times_ms,
-                })
-            );
+        let note = if args.device == Device::Cuda {
+            "engine path: clouds uploaded and gradient downloaded every step"
         } else {
-            println!(
-                "bench {}: C={} n={} m={} d={} L={} min_ms={:.3} median_ms={:.3} gflops={:.1}",
-                cfg.name,
-                cfg.classes,
-                cfg.per_class,
-                cfg.m(),
-                cfg.dim,
-                cfg.projections,
-                r.min_ms(),
-                r.median_ms(),
-                r.gflops()
-            );
+            ""
+        };
+        report(args.json, &r, note);
+        if args.device == Device::Cuda {
+            for tf32 in [false, true] {
+                if tf32 && !args.tf32 {
+                    continue;
+                }
+                let (r, profile) = crate::resident::bench(&cfg, args.reps, tf32)?;
+                let note = format!("{}: resident flow, optimiser update included", r.engine);
+                report(args.json, &r, &note);
+                if !args.json {
+                    let stages: Vec<String> = profile
+                        .iter()
+                        .map(|(s, ms)| format!("{s} {ms:.3}"))
+                        .collect();
+                    println!("  stages (ms, drained after each): {}", stages.join(", "));
+                }
+            }
         }
     }
     Ok(())

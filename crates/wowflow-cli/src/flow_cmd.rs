@@ -30,7 +30,7 @@ pub enum OptimizerName {
     Adam,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 pub enum SamplerName {
     /// i.i.d. uniform directions on the sphere.
     Gaussian,
@@ -213,6 +213,28 @@ impl FlowSettings {
         })
     }
 
+    /// The settings of the device-resident flow, when this run can use it: SW-MMD on
+    /// `--device cuda` with Gaussian directions (fixed or orthogonal directions go through
+    /// the CUDA engine, with both clouds crossing PCIe each step).
+    pub fn resident_spec(&self) -> Result<Option<crate::resident::Spec>> {
+        let resident = self.device == crate::bench_cmd::Device::Cuda
+            && self.method == FlowMethod::SwMmd
+            && self.directions.is_none()
+            && self.sampler == SamplerName::Gaussian;
+        if !resident {
+            return Ok(None);
+        }
+        Ok(Some(crate::resident::Spec {
+            kernel: self.kernel()?,
+            projections: self.projections,
+            target_batch: self.target_batch,
+            optimizer: self.optimizer()?,
+            seed: self.seed,
+            clip: self.clip,
+            tf32: false,
+        }))
+    }
+
     /// The SW-MMD objective towards `target`.
     pub fn sw_mmd(&self, target: LabeledCloud) -> Result<SwMmd> {
         let dim = target.dim();
@@ -389,12 +411,6 @@ pub fn run(args: FlowArgs) -> Result<()> {
         Some(p) => checkpoint::load(p, &settings)?,
         None => FlowState::new(source.cloud.clone()),
     };
-    let mut objective = args.settings.objective(target.cloud.clone())?;
-    let mut flow = Flow {
-        objective: objective.as_mut(),
-        optimizer: args.settings.optimizer()?,
-        config: args.settings.config(),
-    };
     let interrupted = interrupt_flag();
     let mut progress = Progress::new(args.settings.steps, state.step, interrupted.clone());
     let mut snaps = SnapshotRecorder::new(args.save_every.unwrap_or(usize::MAX));
@@ -406,7 +422,47 @@ pub fn run(args: FlowArgs) -> Result<()> {
     };
     let started = Instant::now();
     let first_step = state.step;
-    let outcome = flow.run(&mut state, &mut [&mut progress, &mut snaps, &mut ckpt]);
+    // Created before the loop so that a missing GPU is an error of its own, not a
+    // "diverged, checkpoint saved" one.
+    let mut resident = match args.settings.resident_spec()? {
+        Some(spec) => Some(crate::resident::Resident::start(
+            &state,
+            &target.cloud,
+            &spec,
+        )?),
+        None => None,
+    };
+    let outcome = match resident.as_mut() {
+        Some(flow) => {
+            let (save, every) = (snaps.every, ckpt.every);
+            let host_copy_at = |step: usize| {
+                step.is_multiple_of(save) || (every > 0 && step.is_multiple_of(every))
+            };
+            flow.run(
+                &mut state,
+                args.settings.steps,
+                &mut [&mut progress, &mut snaps, &mut ckpt],
+                &host_copy_at,
+            )
+            .map(|done| {
+                if done {
+                    Outcome::Finished
+                } else {
+                    Outcome::Stopped
+                }
+            })
+        }
+        None => {
+            let mut objective = args.settings.objective(target.cloud.clone())?;
+            let mut flow = Flow {
+                objective: objective.as_mut(),
+                optimizer: args.settings.optimizer()?,
+                config: args.settings.config(),
+            };
+            flow.run(&mut state, &mut [&mut progress, &mut snaps, &mut ckpt])
+                .map_err(anyhow::Error::from)
+        }
+    };
     progress.finish();
     let outcome = match outcome {
         Ok(o) => o,

@@ -11,6 +11,7 @@ mod distance_cmd;
 mod experiment_cmd;
 mod flow_cmd;
 mod progress;
+mod resident;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

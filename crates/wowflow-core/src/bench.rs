@@ -149,10 +149,18 @@ fn gaussian_cloud(
     LabeledCloud::uniform(classes, per_class, dim, pts)
 }
 
+/// The source and target clouds of a workload (fixed seeds, so every engine and every
+/// path times the same data).
+pub fn workload(config: &BenchConfig) -> Result<(LabeledCloud, LabeledCloud)> {
+    Ok((
+        gaussian_cloud(config.classes, config.per_class, config.dim, 0.0, 1)?,
+        gaussian_cloud(config.classes, config.target_per_class, config.dim, 1.0, 2)?,
+    ))
+}
+
 /// Times `reps` steps (after one warm-up step) of `config` on `engine`.
 pub fn run(config: &BenchConfig, engine: Arc<dyn Engine>, reps: usize) -> Result<BenchResult> {
-    let source = gaussian_cloud(config.classes, config.per_class, config.dim, 0.0, 1)?;
-    let target = gaussian_cloud(config.classes, config.target_per_class, config.dim, 1.0, 2)?;
+    let (source, target) = workload(config)?;
     let mut objective = SwMmd::new(target, Kernel::RIESZ, config.projections)?
         .with_target_batch(config.target_batch)?
         .with_engine(engine.clone());

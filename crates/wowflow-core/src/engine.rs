@@ -333,18 +333,20 @@ fn sw_mmd_cpu(
     let value = mmd_value(kernel, a, b, &source_costs, &cross_costs, &target_costs);
 
     // Stage 3b: coefficients a_c'κ'(s) (source partners) and −b_kκ'(s) (target partners);
-    // the a_c factor of ∂F/∂x_ci cancels against the WoW rescaling 1/(a_c w_ci).
+    // the a_c factor of ∂F/∂x_ci cancels against the WoW rescaling 1/(a_c w_ci). Pairs at
+    // zero cost contribute nothing; a NaN cost (overflowing projections) is kept so the
+    // gradient is NaN and the flow reports the divergence instead of ignoring the pair.
     let coef = |c: usize| -> Vec<(Side, usize, f32)> {
         let mut out = Vec::with_capacity(c_n + k_n);
         for c2 in (0..c_n).filter(|&c2| c2 != c) {
             let s = source_costs[c * c_n + c2];
-            if s > 0.0 {
+            if s > 0.0 || s.is_nan() {
                 out.push((Side::A, c2, (a[c2] * kernel.derivative(s)) as f32));
             }
         }
         for k in 0..k_n {
             let s = cross_costs[c * k_n + k];
-            if s > 0.0 {
+            if s > 0.0 || s.is_nan() {
                 out.push((Side::B, k, (-b[k] * kernel.derivative(s)) as f32));
             }
         }

@@ -62,11 +62,8 @@ pub enum CoreError {
 /// Convenience alias used across the crate.
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 
-pub(crate) fn shape(
-    what: impl Into<String>,
-    expected: impl ToString,
-    got: impl ToString,
-) -> CoreError {
+/// A shape error: `what` should have `expected` and has `got`.
+pub fn shape(what: impl Into<String>, expected: impl ToString, got: impl ToString) -> CoreError {
     CoreError::Shape {
         what: what.into(),
         expected: expected.to_string(),
@@ -74,7 +71,8 @@ pub(crate) fn shape(
     }
 }
 
-pub(crate) fn invalid(name: impl Into<String>, reason: impl Into<String>) -> CoreError {
+/// An invalid-parameter error naming the parameter and why.
+pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> CoreError {
     CoreError::InvalidParameter {
         name: name.into(),
         reason: reason.into(),

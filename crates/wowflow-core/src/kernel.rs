@@ -82,9 +82,10 @@ impl Kernel {
         }
     }
 
-    /// `κ(s)`.
+    /// `κ(s)`. Negative rounding residue is read as 0; a NaN cost stays NaN (`f64::max`
+    /// would turn it into 0 and hide an overflow in the projections).
     pub fn value(&self, s: f64) -> f64 {
-        let s = s.max(0.0);
+        let s = if s < 0.0 { 0.0 } else { s };
         match *self {
             Kernel::Riesz { r } => -s.powf(r / 2.0),
             Kernel::Gaussian { h } => (-s / (2.0 * h)).exp(),
@@ -106,7 +107,7 @@ impl Kernel {
                 }
             }
             Kernel::Gaussian { h } => -self.value(s) / (2.0 * h),
-            Kernel::Imq { h } => -0.5 * (h + s.max(0.0)).powf(-1.5),
+            Kernel::Imq { h } => -0.5 * (h + if s < 0.0 { 0.0 } else { s }).powf(-1.5),
             Kernel::Laplace { h } => -self.value(s) / h,
         }
     }

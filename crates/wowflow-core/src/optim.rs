@@ -110,12 +110,17 @@ impl Optimizer {
         self
     }
 
+    /// The step size of update `t` (0-based) under the schedule.
+    pub fn lr_at(&self, t: u64) -> f64 {
+        self.schedule.rate(self.lr, t as usize)
+    }
+
     /// Applies one update to `x` given the gradient `g` (same length).
     pub fn step(&self, x: &mut [f32], g: &[f32], state: &mut OptimizerState) -> Result<()> {
         if g.len() != x.len() {
             return Err(shape("gradient", x.len(), g.len()));
         }
-        let lr = self.schedule.rate(self.lr, state.t as usize) as f32;
+        let lr = self.lr_at(state.t) as f32;
         match self.method {
             Method::Gd => x.iter_mut().zip(g).for_each(|(x, &g)| *x -= lr * g),
             Method::Momentum { m } => {

@@ -150,6 +150,41 @@ fn divergence_stops_with_the_last_good_state() {
 }
 
 #[test]
+fn overflowing_projections_are_a_divergence_not_a_silent_zero() {
+    // Target features at f32::MAX: projections overflow to ±∞ and the sliced costs are NaN.
+    // The kernels must not read NaN as 0 (f64::max would), or F would look finite and the
+    // gradient would ignore the target.
+    let (mut obj, optimizer, config, mut state) = rings_flow(5);
+    let mut target = obj.target().clone();
+    target.points_mut().iter_mut().for_each(|v| *v = f32::MAX);
+    obj = SwMmd::new(target, Kernel::RIESZ, 50).unwrap();
+    let start = state.cloud.clone();
+    let mut flow = Flow {
+        objective: &mut obj,
+        optimizer,
+        config,
+    };
+    match flow.run(&mut state, &mut []).unwrap_err() {
+        CoreError::Diverged {
+            step,
+            last_good_step,
+            ..
+        } => assert_eq!((step, last_good_step), (0, 0)),
+        other => panic!("expected divergence, got {other}"),
+    }
+    assert_eq!(state.cloud, start);
+    for k in [
+        Kernel::RIESZ,
+        Kernel::Gaussian { h: 1.0 },
+        Kernel::Imq { h: 1.0 },
+        Kernel::Laplace { h: 1.0 },
+    ] {
+        assert!(k.value(f64::NAN).is_nan() && k.derivative(f64::NAN).is_nan(), "{k:?}");
+        assert_eq!(k.value(-1e-12), k.value(0.0), "{k:?}");
+    }
+}
+
+#[test]
 fn clip_keeps_particles_in_the_box() {
     let (mut obj, optimizer, mut config, mut state) = rings_flow(5);
     config.clip = Some((-0.25, 0.25));

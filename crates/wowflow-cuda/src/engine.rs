@@ -45,26 +45,39 @@ impl std::fmt::Debug for CudaEngine {
     }
 }
 
-struct Funcs {
+pub(crate) struct Funcs {
     sort_chunks: CudaFunction,
+    /// `sort_warp_E` for E = 1, 2, 4, 8, 16 entries per lane.
+    sort_warp: [CudaFunction; 5],
     merge_pass: CudaFunction,
     segment_levels: CudaFunction,
     pair_costs: CudaFunction,
-    sum_dirs: CudaFunction,
+    pub(crate) sum_dirs: CudaFunction,
     coefficients: CudaFunction,
     derivatives: CudaFunction,
+    pair_costs_equal: CudaFunction,
+    derivatives_equal: CudaFunction,
+    pub(crate) gaussian_directions: CudaFunction,
+    pub(crate) normalize_rows: CudaFunction,
+    pub(crate) gather_rows: CudaFunction,
+    pub(crate) optimizer_update: CudaFunction,
+    pub(crate) sum_squares: CudaFunction,
 }
 
 /// A device buffer that only grows.
-struct Buf<T>(Option<CudaSlice<T>>);
+pub(crate) struct Buf<T>(pub(crate) Option<CudaSlice<T>>);
 
 impl<T: DeviceRepr + ValidAsZeroBits> Buf<T> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Buf(None)
     }
 
     /// The buffer, reallocated (zeroed) when it holds fewer than `len` elements.
-    fn ensure(&mut self, stream: &Arc<CudaStream>, len: usize) -> Result<&mut CudaSlice<T>> {
+    pub(crate) fn ensure(
+        &mut self,
+        stream: &Arc<CudaStream>,
+        len: usize,
+    ) -> Result<&mut CudaSlice<T>> {
         let grow = self.0.as_ref().is_none_or(|s| s.len() < len);
         if grow {
             self.0 = None; // free before allocating the larger one
@@ -73,11 +86,11 @@ impl<T: DeviceRepr + ValidAsZeroBits> Buf<T> {
         Ok(self.0.as_mut().expect("allocated above"))
     }
 
-    fn get(&self) -> &CudaSlice<T> {
+    pub(crate) fn get(&self) -> &CudaSlice<T> {
         self.0.as_ref().expect("buffer used before it was filled")
     }
 
-    fn ptr(&self, stream: &CudaStream) -> u64 {
+    pub(crate) fn ptr(&self, stream: &CudaStream) -> u64 {
         let (p, _sync) = self.get().device_ptr(stream);
         p
     }
@@ -85,7 +98,7 @@ impl<T: DeviceRepr + ValidAsZeroBits> Buf<T> {
 
 /// Copies `data` into `buf` unless the last copy (remembered in `host`) was identical: the
 /// class tables of a cloud rarely change between steps.
-fn upload_cached<T: DeviceRepr + ValidAsZeroBits + Copy + PartialEq>(
+pub(crate) fn upload_cached<T: DeviceRepr + ValidAsZeroBits + Copy + PartialEq>(
     stream: &Arc<CudaStream>,
     buf: &mut Buf<T>,
     host: &mut Option<Vec<T>>,
@@ -103,14 +116,16 @@ fn upload_cached<T: DeviceRepr + ValidAsZeroBits + Copy + PartialEq>(
 }
 
 /// One cloud on the device: points, projections, sorted segments and the class tables.
-struct DevCloud {
+pub(crate) struct DevCloud {
     n: usize,
     classes: usize,
     weighted: bool,
     max_len: usize,
+    /// The common length of all classes, when they have one.
+    common_len: Option<usize>,
     chunks: usize,
     pad_max: usize,
-    points: Buf<f32>,
+    pub(crate) points: Buf<f32>,
     proj: Buf<f32>,
     sorted: Buf<f32>,
     perm: Buf<u32>,
@@ -140,6 +155,7 @@ impl DevCloud {
             classes: 0,
             weighted: false,
             max_len: 0,
+            common_len: None,
             chunks: 0,
             pad_max: 1,
             points: Buf::new(),
@@ -184,15 +200,15 @@ impl DevCloud {
     }
 }
 
-struct Inner {
-    stream: Arc<CudaStream>,
+pub(crate) struct Inner {
+    pub(crate) stream: Arc<CudaStream>,
     blas: CudaBlas,
-    f: Funcs,
+    pub(crate) f: Funcs,
     _module: Arc<CudaModule>,
     _ctx: Arc<CudaContext>,
-    dirs: Buf<f32>,
-    a: DevCloud,
-    b: DevCloud,
+    pub(crate) dirs: Buf<f32>,
+    pub(crate) a: DevCloud,
+    pub(crate) b: DevCloud,
     pairs: Buf<i32>,
     pairs_host: Option<Vec<i32>>,
     pair_of: Buf<i32>,
@@ -202,7 +218,7 @@ struct Inner {
     coef: Buf<f32>,
     total: Buf<f32>,
     derivs: Buf<f32>,
-    grad: Buf<f32>,
+    pub(crate) grad: Buf<f32>,
 }
 
 impl CudaEngine {
@@ -218,50 +234,10 @@ impl CudaEngine {
     /// for the device's architecture (a fraction of a second, once) and creates the cuBLAS
     /// handle.
     pub fn with_device(ordinal: usize) -> Result<Self> {
-        libs::require_all()?;
-        let ctx = CudaContext::new(ordinal)?;
-        // One stream, so cudarc's per-buffer event tracking (meant for several streams)
-        // would only add an event record per launch. SAFETY: every buffer of this engine is
-        // used on `stream` alone, and none exists yet.
-        unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.new_stream()?;
-        let (major, minor) = ctx.compute_capability()?;
-        let name = ctx.name().unwrap_or_else(|_| "unknown device".into());
-        let ptx = kernels::compile(kernels::arch_for(major, minor))?;
-        let module = ctx.load_module(ptx)?;
-        let load = |n: &str| module.load_function(n);
-        let f = Funcs {
-            sort_chunks: load("sort_chunks")?,
-            merge_pass: load("merge_pass")?,
-            segment_levels: load("segment_levels")?,
-            pair_costs: load("pair_costs")?,
-            sum_dirs: load("sum_dirs")?,
-            coefficients: load("coefficients")?,
-            derivatives: load("derivatives")?,
-        };
-        let blas = CudaBlas::new(stream.clone())?;
+        let (inner, device) = Inner::create(ordinal)?;
         Ok(Self {
-            device: format!("{name} (device {ordinal}, sm_{major}{minor})"),
-            inner: Mutex::new(Inner {
-                stream,
-                blas,
-                f,
-                _module: module,
-                _ctx: ctx,
-                dirs: Buf::new(),
-                a: DevCloud::new(),
-                b: DevCloud::new(),
-                pairs: Buf::new(),
-                pairs_host: None,
-                pair_of: Buf::new(),
-                pair_of_host: None,
-                per_dir: Buf::new(),
-                costs: Buf::new(),
-                coef: Buf::new(),
-                total: Buf::new(),
-                derivs: Buf::new(),
-                grad: Buf::new(),
-            }),
+            device,
+            inner: Mutex::new(inner),
         })
     }
 
@@ -269,15 +245,7 @@ impl CudaEngine {
     /// Ampere and Hopper, at ~1e-3 relative error in the projections). Off by default:
     /// the exact f32 GEMMs keep the gradient within f32 tolerance of the CPU engine.
     pub fn set_tf32(&self, on: bool) -> Result<()> {
-        let inner = self.lock();
-        let mode = if on {
-            cublas_sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
-        } else {
-            cublas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH
-        };
-        // SAFETY: the handle is valid for the engine's lifetime; the call only sets a flag.
-        unsafe { cublas_sys::cublasSetMathMode(*inner.blas.handle(), mode) }.result()?;
-        Ok(())
+        self.lock().set_tf32(on)
     }
 
     /// The device's name, ordinal and compute capability.
@@ -329,7 +297,7 @@ fn check_limits(dirs: &Directions, clouds: &[&LabeledCloud]) -> Result<()> {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Side {
+pub(crate) enum Side {
     A,
     B,
 }
@@ -394,6 +362,85 @@ fn power_code(power: CostPower) -> i32 {
 }
 
 impl Inner {
+    /// The common class length of both clouds when the one-block-per-direction kernels
+    /// apply: uniform weights, every class of both clouds that long, and both clouds'
+    /// rows of one direction (plus `extra` bytes) within [`kernels::ROWS_SHARED_MAX`].
+    fn equal_rows(&self, extra: usize) -> Option<usize> {
+        let (a, b) = (&self.a, &self.b);
+        let seg = a.common_len?;
+        let fits = (a.n + b.n) * 4 + extra <= kernels::ROWS_SHARED_MAX;
+        (!a.weighted && !b.weighted && b.common_len == Some(seg) && seg > 0 && fits).then_some(seg)
+    }
+
+    /// A context, stream, compiled module and cuBLAS handle on device `ordinal`, with the
+    /// device's description.
+    ///
+    /// Checks that the driver, NVRTC and cuBLAS libraries can be loaded before touching any
+    /// of them (cudarc would panic), then compiles the kernels for the device's architecture
+    /// (a fraction of a second, once).
+    pub(crate) fn create(ordinal: usize) -> Result<(Self, String)> {
+        libs::require_all()?;
+        let ctx = CudaContext::new(ordinal)?;
+        // One stream, so cudarc's per-buffer event tracking (meant for several streams)
+        // would only add an event record per launch. SAFETY: every buffer of this engine is
+        // used on `stream` alone, and none exists yet.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream()?;
+        let (major, minor) = ctx.compute_capability()?;
+        let name = ctx.name().unwrap_or_else(|_| "unknown device".into());
+        let ptx = kernels::compile(kernels::arch_for(major, minor))?;
+        let module = ctx.load_module(ptx)?;
+        let load = |n: &str| module.load_function(n);
+        let f = Funcs {
+            sort_chunks: load("sort_chunks")?,
+            sort_warp: [
+                load("sort_warp_1")?,
+                load("sort_warp_2")?,
+                load("sort_warp_4")?,
+                load("sort_warp_8")?,
+                load("sort_warp_16")?,
+            ],
+            merge_pass: load("merge_pass")?,
+            segment_levels: load("segment_levels")?,
+            pair_costs: load("pair_costs")?,
+            sum_dirs: load("sum_dirs")?,
+            coefficients: load("coefficients")?,
+            derivatives: load("derivatives")?,
+            pair_costs_equal: load("pair_costs_equal")?,
+            derivatives_equal: load("derivatives_equal")?,
+            gaussian_directions: load("gaussian_directions")?,
+            normalize_rows: load("normalize_rows")?,
+            gather_rows: load("gather_rows")?,
+            optimizer_update: load("optimizer_update")?,
+            sum_squares: load("sum_squares")?,
+        };
+        let blas = CudaBlas::new(stream.clone())?;
+        let inner = Inner {
+            stream,
+            blas,
+            f,
+            _module: module,
+            _ctx: ctx,
+            dirs: Buf::new(),
+            a: DevCloud::new(),
+            b: DevCloud::new(),
+            pairs: Buf::new(),
+            pairs_host: None,
+            pair_of: Buf::new(),
+            pair_of_host: None,
+            per_dir: Buf::new(),
+            costs: Buf::new(),
+            coef: Buf::new(),
+            total: Buf::new(),
+            derivs: Buf::new(),
+            grad: Buf::new(),
+        };
+        Ok((
+            inner,
+            format!("{name} (device {ordinal}, sm_{major}{minor})"),
+        ))
+    }
+
     fn upload_dirs(&mut self, dirs: &Directions) -> Result<()> {
         let data = dirs.as_slice();
         let dst = self.dirs.ensure(&self.stream, data.len())?;
@@ -402,14 +449,29 @@ impl Inner {
         Ok(())
     }
 
-    /// Stage 1 for one cloud: upload, project, sort (with permutation), levels.
-    fn slice_cloud(&mut self, side: Side, cloud: &LabeledCloud, l: usize) -> Result<()> {
+    /// Copies a cloud's points (row-major `N × d`) into its device buffer.
+    pub(crate) fn upload_points(&mut self, side: Side, pts: &[f32]) -> Result<()> {
         let stream = self.stream.clone();
         let dc = match side {
             Side::A => &mut self.a,
             Side::B => &mut self.b,
         };
-        let (n, d, classes) = (cloud.n_points(), cloud.dim(), cloud.n_classes());
+        let dst = dc.points.ensure(&stream, pts.len())?;
+        stream.memcpy_htod(pts, &mut dst.slice_mut(0..pts.len()))?;
+        Ok(())
+    }
+
+    /// Stage 1 for one cloud whose points are already on the device (`upload_points`, or
+    /// resident): project, sort (with permutation), levels. `cloud` describes the classes
+    /// and weights; its own points are not read, so a structure-only stand-in (any `dim`)
+    /// serves, and `d` is the dimension of the device points.
+    fn slice_cloud(&mut self, side: Side, cloud: &LabeledCloud, l: usize, d: usize) -> Result<()> {
+        let stream = self.stream.clone();
+        let dc = match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        };
+        let (n, classes) = (cloud.n_points(), cloud.n_classes());
         dc.n = n;
         dc.classes = classes;
 
@@ -435,6 +497,9 @@ impl Inner {
                 }
             }
             dc.max_len = max_len;
+            dc.common_len = (0..classes)
+                .all(|c| cloud.offsets()[c + 1] - cloud.offsets()[c] == max_len)
+                .then_some(max_len);
             dc.chunks = starts.len();
             dc.pad_max = max_chunk.next_power_of_two();
             upload_cached(&stream, &mut dc.class_of, &mut dc.class_of_host, &class_of)?;
@@ -467,11 +532,6 @@ impl Inner {
         // Points and projections P (L × N row-major) = Θ Xᵀ. cuBLAS is column-major: the
         // row-major N × d points are a column-major d × N matrix, so Pᵀ (N × L, column-major,
         // which is P row-major) = op(X_cm)ᵀ · Θ_cm with Θ_cm the d × L view of Θ.
-        let pts = cloud.points();
-        {
-            let dst = dc.points.ensure(&stream, pts.len())?;
-            stream.memcpy_htod(pts, &mut dst.slice_mut(0..pts.len()))?;
-        }
         dc.proj.ensure(&stream, l * n)?;
         dc.sorted.ensure(&stream, l * n)?;
         dc.perm.ensure(&stream, l * n)?;
@@ -499,26 +559,52 @@ impl Inner {
             dc.chunk_local.ptr(&stream),
         );
         let row_len = n as i32;
-        let threads = (dc.pad_max / 2).clamp(32, 1024) as u32;
-        let cfg = LaunchConfig {
-            grid_dim: (dc.chunks as u32, l as u32, 1),
-            block_dim: (threads, 1, 1),
-            shared_mem_bytes: (dc.pad_max * 8) as u32,
-        };
-        // SAFETY: arguments match the kernel's signature (pointers as 64-bit device
-        // addresses); every index the kernel forms stays inside the buffers sized above.
-        unsafe {
-            stream
-                .launch_builder(&self.f.sort_chunks)
-                .arg(&p_proj)
-                .arg(&p_sorted)
-                .arg(&p_perm)
-                .arg(&p_cs)
-                .arg(&p_cl)
-                .arg(&p_cloc)
-                .arg(&row_len)
-                .launch(cfg)
-        }?;
+        if dc.pad_max <= kernels::WARP_SORT_MAX {
+            // One warp per chunk, in registers: E = pad / 32 entries per lane.
+            let e = (dc.pad_max / 32).max(1);
+            let func = &self.f.sort_warp[e.trailing_zeros() as usize];
+            let chunks = dc.chunks as i32;
+            let cfg = LaunchConfig {
+                grid_dim: (dc.chunks.div_ceil(4) as u32, l as u32, 1),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: as for sort_chunks below; warps past the last chunk return at once.
+            unsafe {
+                stream
+                    .launch_builder(func)
+                    .arg(&p_proj)
+                    .arg(&p_sorted)
+                    .arg(&p_perm)
+                    .arg(&p_cs)
+                    .arg(&p_cl)
+                    .arg(&p_cloc)
+                    .arg(&chunks)
+                    .arg(&row_len)
+                    .launch(cfg)
+            }?;
+        } else {
+            let threads = (dc.pad_max / 2).clamp(32, 1024) as u32;
+            let cfg = LaunchConfig {
+                grid_dim: (dc.chunks as u32, l as u32, 1),
+                block_dim: (threads, 1, 1),
+                shared_mem_bytes: (dc.pad_max * 8) as u32,
+            };
+            // SAFETY: arguments match the kernel's signature (pointers as 64-bit device
+            // addresses); every index the kernel forms stays inside the buffers sized above.
+            unsafe {
+                stream
+                    .launch_builder(&self.f.sort_chunks)
+                    .arg(&p_proj)
+                    .arg(&p_sorted)
+                    .arg(&p_perm)
+                    .arg(&p_cs)
+                    .arg(&p_cl)
+                    .arg(&p_cloc)
+                    .arg(&row_len)
+                    .launch(cfg)
+            }?;
+        }
 
         // Fallback for segments longer than CHUNK: merge sorted runs pairwise in global memory.
         if dc.max_len > CHUNK {
@@ -615,6 +701,31 @@ impl Inner {
             power_code(power),
         );
         let pd = self.per_dir.ptr(&stream);
+        if let Some(seg) = self.equal_rows(0) {
+            let seg = seg as i32;
+            let cfg = LaunchConfig {
+                grid_dim: (l as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: ((a.n + b.n) * 4) as u32,
+            };
+            // SAFETY: arguments match `pair_costs_equal`; the shared rows fit (equal_rows).
+            unsafe {
+                stream
+                    .launch_builder(&self.f.pair_costs_equal)
+                    .arg(&sa)
+                    .arg(&na)
+                    .arg(&sb)
+                    .arg(&nb)
+                    .arg(&seg)
+                    .arg(&pp)
+                    .arg(&np)
+                    .arg(&nl)
+                    .arg(&pw)
+                    .arg(&pd)
+                    .launch(cfg)
+            }?;
+            return self.finish_pair_costs(p, l);
+        }
         let cfg = LaunchConfig {
             grid_dim: ((p as u32).div_ceil(PAIR_WARPS), l as u32, 1),
             block_dim: (32 * PAIR_WARPS, 1, 1),
@@ -639,6 +750,13 @@ impl Inner {
                 .arg(&pd)
                 .launch(cfg)
         }?;
+        self.finish_pair_costs(p, l)
+    }
+
+    /// The mean over directions of the per-direction pair costs, into `self.costs`.
+    fn finish_pair_costs(&mut self, p: usize, l: usize) -> Result<usize> {
+        let stream = self.stream.clone();
+        let (pd, nl) = (self.per_dir.ptr(&stream), l as i32);
         let pc = self.costs.ptr(&stream);
         let cfg = LaunchConfig {
             grid_dim: (p as u32, 1, 1),
@@ -657,7 +775,7 @@ impl Inner {
         Ok(p)
     }
 
-    fn download_costs(&mut self, p: usize) -> Result<Vec<f64>> {
+    pub(crate) fn download_costs(&mut self, p: usize) -> Result<Vec<f64>> {
         let mut out = vec![0.0f64; p];
         self.stream
             .memcpy_dtoh(&self.costs.get().slice(0..p), &mut out[..])?;
@@ -673,8 +791,10 @@ impl Inner {
     ) -> Result<Vec<f64>> {
         let l = dirs.count();
         self.upload_dirs(dirs)?;
-        self.slice_cloud(Side::A, a, l)?;
-        self.slice_cloud(Side::B, b, l)?;
+        self.upload_points(Side::A, a.points())?;
+        self.upload_points(Side::B, b.points())?;
+        self.slice_cloud(Side::A, a, l, a.dim())?;
+        self.slice_cloud(Side::B, b, l, b.dim())?;
         let mut pairs = Vec::with_capacity(4 * a.n_classes() * b.n_classes());
         for c in 0..a.n_classes() {
             for k in 0..b.n_classes() {
@@ -695,19 +815,47 @@ impl Inner {
         kernel: &Kernel,
         grad: &mut [f32],
     ) -> Result<SwMmdOutput> {
+        self.upload_dirs(dirs)?;
+        self.upload_points(Side::A, source.points())?;
+        self.upload_points(Side::B, target.points())?;
+        let (pairs, p) = self.gradient_marked(
+            source,
+            target,
+            dirs.count(),
+            source.dim(),
+            kernel,
+            &mut |_| Ok(()),
+        )?;
+        let n_d = source.points().len();
+        let costs = self.download_costs(p)?;
+        self.stream
+            .memcpy_dtoh(&self.grad.get().slice(0..n_d), grad)?;
+        self.stream.synchronize()?;
+        Ok(assemble(source, target, kernel, &pairs, &costs))
+    }
+
+    /// Stages 1–4 on device-resident data: the directions in `self.dirs` (L × d), the
+    /// points in `a.points` / `b.points`; `source` and `target` describe their classes and
+    /// weights. Leaves the WoW gradient in `self.grad` (N × d) and the pair costs in
+    /// `self.costs`, and returns the pair list (4 ints per pair, the order of the costs)
+    /// with its length. Nothing is copied back and nothing waits for the device; `mark` is
+    /// called after each stage with its name (profiling drains the stream there).
+    pub(crate) fn gradient_marked(
+        &mut self,
+        source: &LabeledCloud,
+        target: &LabeledCloud,
+        l: usize,
+        d: usize,
+        kernel: &Kernel,
+        mark: &mut dyn FnMut(&'static str) -> Result<()>,
+    ) -> Result<(Vec<i32>, usize)> {
         let stream = self.stream.clone();
         let power = kernel.cost();
-        let (c_n, k_n, l, n, d) = (
-            source.n_classes(),
-            target.n_classes(),
-            dirs.count(),
-            source.n_points(),
-            source.dim(),
-        );
-        self.upload_dirs(dirs)?;
-        self.slice_cloud(Side::A, source, l)?;
-        self.slice_cloud(Side::B, target, l)?;
-
+        let (c_n, k_n, n) = (source.n_classes(), target.n_classes(), source.n_points());
+        self.slice_cloud(Side::A, source, l, d)?;
+        mark("project + sort source")?;
+        self.slice_cloud(Side::B, target, l, d)?;
+        mark("project + sort target")?;
         // Pairs in the CPU engine's order; pair_of[c·Q + q] → index of (c, partner q).
         let q_n = c_n + k_n;
         let mut pairs = Vec::new();
@@ -732,6 +880,7 @@ impl Inner {
             }
         }
         let p = self.pair_costs(&pairs, l, power)?;
+        mark("pair costs")?;
 
         // Stage 3a: coefficients on the device (no round trip to the host mid-step).
         upload_cached(&stream, &mut self.pair_of, &mut self.pair_of_host, &pair_of)?;
@@ -786,34 +935,64 @@ impl Inner {
             b.n as i32,
         );
         let (pw, pd) = (power_code(power), self.derivs.ptr(&stream));
-        let cfg = LaunchConfig {
-            grid_dim: (c_n as u32, l as u32, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: arguments match `derivatives`; D holds L·N floats and every (l, particle)
-        // is written exactly once (the permutation of each segment is a bijection).
-        unsafe {
-            stream
-                .launch_builder(&self.f.derivatives)
-                .arg(&sa)
-                .arg(&pa_perm)
-                .arg(&la)
-                .arg(&wa)
-                .arg(&oa)
-                .arg(&na)
-                .arg(&sb)
-                .arg(&lb)
-                .arg(&ob)
-                .arg(&nb)
-                .arg(&ci)
-                .arg(&ki)
-                .arg(&pcoef)
-                .arg(&ptot)
-                .arg(&pw)
-                .arg(&pd)
-                .launch(cfg)
-        }?;
+        if let Some(seg) = self.equal_rows(c_n * q_n * 4) {
+            let seg = seg as i32;
+            let cfg = LaunchConfig {
+                grid_dim: (l as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: ((a.n + b.n + c_n * q_n) * 4) as u32,
+            };
+            // SAFETY: arguments match `derivatives_equal`; the shared rows and the
+            // coefficient table fit (equal_rows); every (l, particle) is written once.
+            unsafe {
+                stream
+                    .launch_builder(&self.f.derivatives_equal)
+                    .arg(&sa)
+                    .arg(&pa_perm)
+                    .arg(&na)
+                    .arg(&sb)
+                    .arg(&nb)
+                    .arg(&seg)
+                    .arg(&ci)
+                    .arg(&ki)
+                    .arg(&pcoef)
+                    .arg(&ptot)
+                    .arg(&pw)
+                    .arg(&pd)
+                    .launch(cfg)
+            }?;
+        } else {
+            let cfg = LaunchConfig {
+                grid_dim: (c_n as u32, l as u32, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: arguments match `derivatives`; D holds L·N floats and every
+            // (l, particle) is written exactly once (the permutation of each segment is a
+            // bijection).
+            unsafe {
+                stream
+                    .launch_builder(&self.f.derivatives)
+                    .arg(&sa)
+                    .arg(&pa_perm)
+                    .arg(&la)
+                    .arg(&wa)
+                    .arg(&oa)
+                    .arg(&na)
+                    .arg(&sb)
+                    .arg(&lb)
+                    .arg(&ob)
+                    .arg(&nb)
+                    .arg(&ci)
+                    .arg(&ki)
+                    .arg(&pcoef)
+                    .arg(&ptot)
+                    .arg(&pw)
+                    .arg(&pd)
+                    .launch(cfg)
+            }?;
+        }
+        mark("coefficients + derivatives")?;
 
         // Stage 4: G (N × d row-major) = (1/L) Dᵀ Θ. Column-major: Gᵀ (d × N) = Θ_cm (d × L)
         // · op(D_cm) where D_cm is the N × L column-major view of D, transposed.
@@ -829,10 +1008,47 @@ impl Inner {
             )
         }?;
 
-        let costs = self.download_costs(p)?;
-        stream.memcpy_dtoh(&self.grad.get().slice(0..n * d), grad)?;
-        stream.synchronize()?;
-        Ok(assemble(source, target, kernel, &pairs, &costs))
+        mark("back-projection")?;
+        Ok((pairs, p))
+    }
+
+    /// `dst[r] = mean of src[r·cols .. (r+1)·cols]` for `rows` rows of f64, by `sum_dirs`
+    /// (a fixed reduction order, so the result is reproducible).
+    pub(crate) fn mean_of_rows(
+        &mut self,
+        src: u64,
+        dst: u64,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let c = cols as i32;
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: src holds rows·cols doubles and dst rows (the caller's buffers).
+        unsafe {
+            self.stream
+                .launch_builder(&self.f.sum_dirs)
+                .arg(&src)
+                .arg(&dst)
+                .arg(&c)
+                .launch(cfg)
+        }?;
+        Ok(())
+    }
+
+    /// cuBLAS math mode: TF32 tensor cores or exact f32.
+    pub(crate) fn set_tf32(&mut self, on: bool) -> Result<()> {
+        let mode = if on {
+            cublas_sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
+        } else {
+            cublas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH
+        };
+        // SAFETY: the handle is valid for the engine's lifetime; the call only sets a flag.
+        unsafe { cublas_sys::cublasSetMathMode(*self.blas.handle(), mode) }.result()?;
+        Ok(())
     }
 }
 
@@ -874,7 +1090,7 @@ fn back_projection_gemm(n: usize, l: usize, d: usize) -> GemmConfig<f32> {
 }
 
 /// The value and cost matrices from the pair costs, exactly as the CPU engine forms them.
-fn assemble(
+pub(crate) fn assemble(
     source: &LabeledCloud,
     target: &LabeledCloud,
     kernel: &Kernel,

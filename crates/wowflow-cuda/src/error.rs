@@ -36,6 +36,9 @@ pub enum CudaError {
     /// The inputs exceed what the kernels support.
     #[error("unsupported by the CUDA engine: {0}")]
     Unsupported(String),
+    /// Invalid inputs or a diverged flow, reported exactly as the CPU path reports them.
+    #[error(transparent)]
+    Core(#[from] wowflow_core::CoreError),
 }
 
 /// Convenience alias used across the crate.
@@ -58,9 +61,12 @@ impl From<cudarc::cublas::result::CublasError> for CudaError {
 /// the CLI prints it unchanged.
 impl From<CudaError> for wowflow_core::CoreError {
     fn from(e: CudaError) -> Self {
-        wowflow_core::CoreError::InvalidParameter {
-            name: "cuda".into(),
-            reason: e.to_string(),
+        match e {
+            CudaError::Core(core) => core,
+            other => wowflow_core::CoreError::InvalidParameter {
+                name: "cuda".into(),
+                reason: other.to_string(),
+            },
         }
     }
 }

@@ -78,6 +78,93 @@ extern "C" __global__ void sort_chunks(const float* __restrict__ proj,
 }
 
 // ---------------------------------------------------------------------------------------
+// Stage 1a' (chunks of at most 512 entries, the common case): one warp per chunk, the chunk
+// in registers. Lane `w` holds entries E*w .. E*w+E-1 of the padded chunk (PAD = 32 E), so
+// the bitonic stages with partner distance j < E are register compare-exchanges inside a
+// thread and those with j >= E one __shfl_xor per entry: no shared memory and no
+// __syncthreads. Every loop has a compile-time trip count and is unrolled, so the entries
+// stay in registers. Same input, output and tie-breaking as sort_chunks.
+// grid = (ceil(chunks / 4), L), block = 128 (4 warps).
+template <int E>
+__device__ __forceinline__ void sort_warp(const float* __restrict__ proj,
+                                          float* __restrict__ sorted, u32* __restrict__ perm,
+                                          const int* __restrict__ chunk_start,
+                                          const int* __restrict__ chunk_len,
+                                          const int* __restrict__ chunk_local, int chunks,
+                                          int row_len) {
+    const int q = blockIdx.x * 4 + (threadIdx.x >> 5);
+    if (q >= chunks) return;  // whole warps leave together
+    const int lane = threadIdx.x & 31;
+    const size_t row = (size_t)blockIdx.y * (size_t)row_len;
+    const int start = chunk_start[q];
+    const int len = chunk_len[q];
+    const int local0 = chunk_local[q];
+    u64 v[E];
+#pragma unroll
+    for (int r = 0; r < E; r++) {
+        const int i = E * lane + r;
+        v[r] = (i < len) ? pack(proj[row + start + i], (u32)(local0 + i)) : ~0ull;
+    }
+    constexpr int LOG_PAD = (E == 1) ? 5 : (E == 2) ? 6 : (E == 4) ? 7 : (E == 8) ? 8 : 9;
+#pragma unroll
+    for (int lk = 1; lk <= LOG_PAD; lk++) {
+        const int k = 1 << lk;
+#pragma unroll
+        for (int lj = lk - 1; lj >= 0; lj--) {
+            const int j = 1 << lj;
+            if (j < E) {
+#pragma unroll
+                for (int r = 0; r < E; r++) {
+                    if ((r & j) == 0) {
+                        const int p = r | j;
+                        const bool up = (((E * lane + r) & k) == 0);
+                        const u64 a = v[r];
+                        const u64 b = v[p];
+                        const bool swap = (a > b) == up;
+                        v[r] = swap ? b : a;
+                        v[p] = swap ? a : b;
+                    }
+                }
+            } else {
+                const int lane_mask = j / E;
+#pragma unroll
+                for (int r = 0; r < E; r++) {
+                    const int i = E * lane + r;
+                    const u64 other = __shfl_xor_sync(0xffffffffu, v[r], lane_mask);
+                    const bool lower = (i & j) == 0;
+                    const bool up = (i & k) == 0;
+                    const u64 lo = v[r] < other ? v[r] : other;
+                    const u64 hi = v[r] < other ? other : v[r];
+                    v[r] = (lower == up) ? lo : hi;
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < E; r++) {
+        const int i = E * lane + r;
+        if (i < len) {
+            sorted[row + start + i] = key2f((u32)(v[r] >> 32));
+            perm[row + start + i] = (u32)v[r];
+        }
+    }
+}
+
+#define SORT_WARP(E)                                                                        \
+    extern "C" __global__ void sort_warp_##E(                                               \
+        const float* __restrict__ proj, float* __restrict__ sorted, u32* __restrict__ perm, \
+        const int* __restrict__ chunk_start, const int* __restrict__ chunk_len,             \
+        const int* __restrict__ chunk_local, int chunks, int row_len) {                     \
+        sort_warp<E>(proj, sorted, perm, chunk_start, chunk_len, chunk_local, chunks,       \
+                     row_len);                                                              \
+    }
+SORT_WARP(1)
+SORT_WARP(2)
+SORT_WARP(4)
+SORT_WARP(8)
+SORT_WARP(16)
+
+// ---------------------------------------------------------------------------------------
 // Stage 1b (fallback for segments longer than CHUNK): one pass of a global-memory merge sort.
 // Runs of `width` sorted entries are merged pairwise; every entry finds its output position
 // independently as (its position in its run) + (its rank in the partner run, by binary
@@ -306,7 +393,7 @@ extern "C" __global__ void sum_dirs(const double* __restrict__ per_dir,
 // wowflow_core::Kernel::derivative. kind: 0 Riesz (param r), 1 Gaussian, 2 IMQ, 3 Laplace
 // (param h).
 __device__ double kernel_derivative(int kind, double prm, double s) {
-    const double sp = fmax(s, 0.0);
+    const double sp = s < 0.0 ? 0.0 : s;  // NaN stays NaN (fmax would make it 0)
     switch (kind) {
         case 0: return s <= 0.0 ? 0.0 : -(prm / 2.0) * pow(s, prm / 2.0 - 1.0);
         case 1: return -exp(-sp / (2.0 * prm)) / (2.0 * prm);
@@ -334,7 +421,7 @@ extern "C" __global__ void coefficients(const double* __restrict__ costs,
         const int p = pair_of[c * Q + q];
         if (p >= 0) {
             const double s = costs[p];
-            if (s > 0.0) {
+            if (s > 0.0 || isnan(s)) {  // a NaN cost poisons the gradient, as on the CPU
                 const double kd = kernel_derivative(kind, prm, s);
                 w = q < C ? (float)(a[q] * kd) : (float)(-b[q - C] * kd);
             }
@@ -389,4 +476,207 @@ extern "C" __global__ void derivatives(const float* __restrict__ SA, const u32* 
         }
         D[(size_t)l * (size_t)nA + (size_t)offA[c] + pk] = power == 2 ? 2.0f * (tot * uk - acc) : acc;
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stages 2 and 3b when every class of both clouds has the same length `seg` and uniform
+// weights (domain adaptation, the rings): one block per direction with that direction's
+// sorted rows of both clouds in shared memory (a row of a cloud is contiguous), so each
+// sorted value is read from global memory once per direction instead of once per pair.
+// The arithmetic and its order are those of the equal-size paths of pair_costs and
+// derivatives above (only where the operands are read from changes).
+// Shared memory: (nA + nB) floats (+ C*Q coefficients for derivatives_equal).
+
+__device__ __forceinline__ void load_rows(float* sh, const float* SA, int nA, const float* SB,
+                                          int nB, int l) {
+    const float* ra = SA + (size_t)l * (size_t)nA;
+    const float* rb = SB + (size_t)l * (size_t)nB;
+    for (int i = threadIdx.x; i < nA; i += blockDim.x) sh[i] = ra[i];
+    for (int i = threadIdx.x; i < nB; i += blockDim.x) sh[nA + i] = rb[i];
+}
+
+// grid = L, block = 256 (8 warps; warp w takes pairs w, w + 8, ...).
+extern "C" __global__ void pair_costs_equal(const float* __restrict__ SA, int nA,
+                                            const float* __restrict__ SB, int nB, int seg,
+                                            const int* __restrict__ pairs, int n_pairs,
+                                            int n_dirs, int power,
+                                            double* __restrict__ per_dir) {
+    extern __shared__ float rows[];
+    const int l = blockIdx.x;
+    load_rows(rows, SA, nA, SB, nB, l);
+    __syncthreads();
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    for (int p = warp; p < n_pairs; p += blockDim.x >> 5) {
+        const int* pr = pairs + 4 * p;
+        const float* u = rows + (pr[0] == 0 ? 0 : nA) + pr[1] * seg;
+        const float* v = rows + (pr[2] == 0 ? 0 : nA) + pr[3] * seg;
+        double acc = 0.0;
+        for (int k = lane; k < seg; k += 32) {
+            const double d = (double)(u[k] - v[k]);
+            acc += power == 2 ? d * d : fabs(d);
+        }
+        for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+        if (lane == 0) per_dir[(size_t)p * (size_t)n_dirs + l] = acc / (double)seg;
+    }
+}
+
+// grid = L, block = 256.
+extern "C" __global__ void derivatives_equal(const float* __restrict__ SA,
+                                             const u32* __restrict__ PA, int nA,
+                                             const float* __restrict__ SB, int nB, int seg,
+                                             int C, int K, const float* __restrict__ coef,
+                                             const float* __restrict__ total, int power,
+                                             float* __restrict__ D) {
+    extern __shared__ float rows[];
+    const int l = blockIdx.x;
+    const int Q = C + K;
+    float* w = rows + nA + nB;
+    load_rows(rows, SA, nA, SB, nB, l);
+    for (int i = threadIdx.x; i < C * Q; i += blockDim.x) w[i] = coef[i];
+    __syncthreads();
+    const size_t base = (size_t)l * (size_t)nA;
+    for (int e = threadIdx.x; e < nA; e += blockDim.x) {
+        const int c = e / seg;
+        const int k = e - c * seg;
+        const float uk = rows[e];
+        float acc = 0.0f;
+        for (int q = 0; q < Q; q++) {
+            const float wq = w[c * Q + q];
+            if (wq == 0.0f) continue;
+            const float vk = q < C ? rows[q * seg + k] : rows[nA + (q - C) * seg + k];
+            const float m = power == 2 ? vk : (float)dsign((double)(uk - vk));
+            acc += wq * m;
+        }
+        D[base + (size_t)(c * seg) + PA[base + e]] =
+            power == 2 ? 2.0f * (total[c] * uk - acc) : acc;
+    }
+}
+
+// =======================================================================================
+// The device-resident flow (flow.rs): directions, target mini-batches and the optimiser
+// update run on the GPU, so a step moves nothing over PCIe but the pair costs.
+
+// Philox4x32-10 (Salmon et al., SC'11): a counter-based generator, so element e of step s
+// is a pure function of (seed, s, e) and a step needs no generator state. The host
+// transcription in flow.rs (`philox4x32`) must stay bit-identical to this one.
+__device__ __forceinline__ uint4 philox4x32(uint4 c, uint2 k) {
+    for (int r = 0; r < 10; r++) {
+        const u32 hi0 = __umulhi(0xD2511F53u, c.x);
+        const u32 lo0 = 0xD2511F53u * c.x;
+        const u32 hi1 = __umulhi(0xCD9E8D57u, c.z);
+        const u32 lo1 = 0xCD9E8D57u * c.z;
+        c = make_uint4(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+        k.x += 0x9E3779B9u;
+        k.y += 0xBB67AE85u;
+    }
+    return c;
+}
+
+// Standard normals for an L x d direction buffer: thread t fills entries 4t .. 4t+3 from
+// one Philox block (counter = (t, step, "WOWF")) by two Box-Muller transforms in double,
+// rounded to f32. grid = ceil(total / 4 / 256), block = 256.
+extern "C" __global__ void gaussian_directions(float* __restrict__ out, int total,
+                                               unsigned long long seed,
+                                               unsigned long long step) {
+    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    const int e = 4 * t;
+    if (e >= total) return;
+    const uint4 r = philox4x32(make_uint4((u32)t, (u32)step, (u32)(step >> 32), 0x574F5746u),
+                               make_uint2((u32)seed, (u32)(seed >> 32)));
+    const double inv = 2.3283064365386963e-10;  // 2^-32
+    const double r0 = sqrt(-2.0 * log(((double)r.x + 0.5) * inv));
+    const double r1 = sqrt(-2.0 * log(((double)r.z + 0.5) * inv));
+    // sincospi (angle 2 pi u as pi * 2u): no Payne-Hanek reduction, so no local memory.
+    double s0, c0, s1, c1;
+    sincospi(2.0 * (((double)r.y + 0.5) * inv), &s0, &c0);
+    sincospi(2.0 * (((double)r.w + 0.5) * inv), &s1, &c1);
+    out[e] = (float)(r0 * c0);
+    if (e + 1 < total) out[e + 1] = (float)(r0 * s0);
+    if (e + 2 < total) out[e + 2] = (float)(r1 * c1);
+    if (e + 3 < total) out[e + 3] = (float)(r1 * s1);
+}
+
+// Scales every row of an L x d matrix to unit Euclidean norm (norm in double, a fixed
+// reduction tree). grid = L, block = 256 (required).
+extern "C" __global__ void normalize_rows(float* __restrict__ m, int d) {
+    __shared__ double sh[256];
+    float* row = m + (size_t)blockIdx.x * (size_t)d;
+    double acc = 0.0;
+    for (int k = threadIdx.x; k < d; k += 256) acc += (double)row[k] * (double)row[k];
+    sh[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    const double norm = sqrt(sh[0]);
+    if (norm == 0.0) return;  // measure zero: a row of exact zeros has no direction
+    for (int k = threadIdx.x; k < d; k += 256) row[k] = (float)((double)row[k] / norm);
+}
+
+// dst row i = src row rows[i] (rows of d floats): the target mini-batch of a step.
+// grid = count, block = 256.
+extern "C" __global__ void gather_rows(const float* __restrict__ src,
+                                       const int* __restrict__ rows,
+                                       float* __restrict__ dst, int d) {
+    const size_t from = (size_t)rows[blockIdx.x] * (size_t)d;
+    const size_t to = (size_t)blockIdx.x * (size_t)d;
+    for (int k = threadIdx.x; k < d; k += blockDim.x) dst[to + k] = src[from + k];
+}
+
+// One optimiser update, the formulas of wowflow_core::Optimizer::step in f32:
+//   method 0 (GD):        x -= lr g
+//   method 1 (momentum):  v = g + m v; x -= lr v                  (m1 = v)
+//   method 2 (Adam):      m1 = b1 m1 + (1-b1) g; m2 = b2 m2 + (1-b2) g^2;
+//                         x -= lr (m1 / c1) / (sqrt(m2 / c2) + eps)
+// then x is clamped to [lo, hi] when clip != 0; nothing changes when guard[0] is not
+// finite. grid = ceil(n / 256), block = 256.
+extern "C" __global__ void optimizer_update(float* __restrict__ x, const float* __restrict__ g,
+                                            float* __restrict__ m1, float* __restrict__ m2,
+                                            int n, const double* __restrict__ guard, int method, float lr, float mom, float b1,
+                                            float b2, float eps, float c1, float c2, int clip,
+                                            float lo, float hi) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    // guard = the gradient's squared norm: a non-finite gradient never lands, so the flow
+    // stays at its last good step.
+    if (i >= n || !isfinite(guard[0])) return;
+    const float gi = g[i];
+    float xi = x[i];
+    // Explicit round-to-nearest operations: no FMA contraction, so the update rounds as the
+    // CPU optimiser's does.
+    if (method == 0) {
+        xi = __fsub_rn(xi, __fmul_rn(lr, gi));
+    } else if (method == 1) {
+        const float v = __fadd_rn(gi, __fmul_rn(mom, m1[i]));
+        m1[i] = v;
+        xi = __fsub_rn(xi, __fmul_rn(lr, v));
+    } else {
+        const float a = __fadd_rn(__fmul_rn(b1, m1[i]), __fmul_rn(1.0f - b1, gi));
+        const float b = __fadd_rn(__fmul_rn(b2, m2[i]), __fmul_rn(__fmul_rn(1.0f - b2, gi), gi));
+        m1[i] = a;
+        m2[i] = b;
+        xi = __fsub_rn(xi, __fmul_rn(lr, a / c1) / (sqrtf(b / c2) + eps));
+    }
+    if (clip) xi = fminf(fmaxf(xi, lo), hi);
+    x[i] = xi;
+}
+
+// Partial sums of squares of g (n floats) in double: block b writes out[b] from a fixed
+// strided share, reduced by a fixed tree; `sum_dirs` on the partials then gives a
+// deterministic total. grid = SUMSQ_BLOCKS (any fixed count), block = 256 (required).
+extern "C" __global__ void sum_squares(const float* __restrict__ g, int n,
+                                       double* __restrict__ out) {
+    __shared__ double sh[256];
+    double acc = 0.0;
+    for (int i = blockIdx.x * 256 + threadIdx.x; i < n; i += gridDim.x * 256) {
+        acc += (double)g[i] * (double)g[i];
+    }
+    sh[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[blockIdx.x] = sh[0];
 }

@@ -14,15 +14,36 @@ use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 pub const SOURCE: &str = include_str!("kernels.cu");
 
 /// Entry points defined in [`SOURCE`] (all `extern "C"`, so their PTX names are these).
-pub const KERNEL_NAMES: [&str; 7] = [
+pub const KERNEL_NAMES: [&str; 19] = [
     "sort_chunks",
+    "sort_warp_1",
+    "sort_warp_2",
+    "sort_warp_4",
+    "sort_warp_8",
+    "sort_warp_16",
     "merge_pass",
     "segment_levels",
     "pair_costs",
     "sum_dirs",
     "coefficients",
     "derivatives",
+    "pair_costs_equal",
+    "derivatives_equal",
+    "gaussian_directions",
+    "normalize_rows",
+    "gather_rows",
+    "optimizer_update",
+    "sum_squares",
 ];
+
+/// Longest chunk sorted by one warp in registers (`sort_warp_E`, E = 16 entries per lane);
+/// longer chunks go through the shared-memory kernel.
+pub const WARP_SORT_MAX: usize = 512;
+
+/// Shared memory (bytes) the one-block-per-direction kernels (`pair_costs_equal`,
+/// `derivatives_equal`) may use without opting in to more: both clouds' sorted rows of one
+/// direction and the coefficient table must fit.
+pub const ROWS_SHARED_MAX: usize = 48 * 1024;
 
 /// Longest segment sorted in one shared-memory bitonic pass (entries of 8 bytes: 32 KiB of
 /// shared memory, under the 48 KiB every CUDA device gives a block without opting in).

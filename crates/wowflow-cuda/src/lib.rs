@@ -26,8 +26,10 @@
 
 pub mod engine;
 pub mod error;
+pub mod flow;
 pub mod kernels;
 pub mod libs;
 
 pub use engine::CudaEngine;
 pub use error::{CudaError, Result};
+pub use flow::{host_directions, host_normals, DeviceFlow, DeviceFlowSettings, DeviceStep};

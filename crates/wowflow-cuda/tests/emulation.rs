@@ -54,6 +54,85 @@ fn bitonic(values: &[f32]) -> Vec<u64> {
     sh
 }
 
+/// `sort_warp<E>` for one chunk: 32 lanes of `e` registers each, lane `w` holding entries
+/// `e·w .. e·w + e`; a stage runs every lane before the next (as the warp does in lockstep).
+fn warp_sort(values: &[f32], e: usize) -> Vec<u64> {
+    let len = values.len();
+    let pad = 32 * e;
+    assert!(len <= pad);
+    let mut v: Vec<Vec<u64>> = (0..32)
+        .map(|lane| {
+            (0..e)
+                .map(|r| {
+                    let i = e * lane + r;
+                    if i < len {
+                        pack(values[i], i as u32)
+                    } else {
+                        !0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let log_pad = pad.trailing_zeros();
+    for lk in 1..=log_pad {
+        let k = 1usize << lk;
+        for lj in (0..lk).rev() {
+            let j = 1usize << lj;
+            if j < e {
+                for (lane, regs) in v.iter_mut().enumerate() {
+                    for r in 0..e {
+                        if r & j == 0 {
+                            let p = r | j;
+                            let up = ((e * lane + r) & k) == 0;
+                            let (a, b) = (regs[r], regs[p]);
+                            if (a > b) == up {
+                                regs[r] = b;
+                                regs[p] = a;
+                            }
+                        }
+                    }
+                }
+            } else {
+                let before = v.clone(); // __shfl_xor reads every lane's value before writes
+                for (lane, regs) in v.iter_mut().enumerate() {
+                    for (r, reg) in regs.iter_mut().enumerate() {
+                        let i = e * lane + r;
+                        let other = before[lane ^ (j / e)][r];
+                        let lower = i & j == 0;
+                        let up = i & k == 0;
+                        let (lo, hi) = ((*reg).min(other), (*reg).max(other));
+                        *reg = if lower == up { lo } else { hi };
+                    }
+                }
+            }
+        }
+    }
+    let mut out: Vec<u64> = v.into_iter().flatten().collect();
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn warp_register_sort_sorts_with_ties_broken_by_index() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for e in [1usize, 2, 4, 8, 16] {
+        for len in [1, 2, 3, 17, 31, 32, 33, 32 * e - 1, 32 * e] {
+            if len > 32 * e {
+                continue;
+            }
+            // Few distinct values, so ties are frequent.
+            let values: Vec<f32> = (0..len)
+                .map(|_| (rng.random_range(0..7) as f32 - 3.0) * 0.5)
+                .collect();
+            let got = warp_sort(&values, e);
+            let mut want: Vec<u64> = (0..len).map(|i| pack(values[i], i as u32)).collect();
+            want.sort_unstable();
+            assert_eq!(got, want, "E = {e}, len = {len}");
+        }
+    }
+}
+
 /// `merge_pass` over one segment of sorted runs of `width`.
 fn merge_pass(input: &[u64], width: usize) -> Vec<u64> {
     let len = input.len();

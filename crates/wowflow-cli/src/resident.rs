@@ -1,0 +1,182 @@
+//! The device-resident flow: `--device cuda` for SW-MMD with Gaussian directions keeps
+//! particles, target, directions and optimiser state on the GPU
+//! ([`wowflow_cuda::DeviceFlow`]) instead of sending both clouds over PCIe every step (the
+//! `Engine` path, which other objectives and direction samplers still use).
+
+use anyhow::Result;
+use wowflow_core::bench::{BenchConfig, BenchResult};
+use wowflow_core::{FlowState, Kernel, LabeledCloud, Observer, Optimizer};
+
+/// What a resident flow runs (the `DeviceFlowSettings` of the CUDA crate, which the CLI
+/// cannot name without the `cuda` feature).
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub struct Spec {
+    pub kernel: Kernel,
+    pub projections: usize,
+    pub target_batch: Option<usize>,
+    pub optimizer: Optimizer,
+    pub seed: u64,
+    pub clip: Option<(f32, f32)>,
+    /// TF32 tensor cores for the GEMMs.
+    pub tf32: bool,
+}
+
+/// Per-stage milliseconds of one step (median over a few profiled steps).
+pub type Profile = Vec<(&'static str, f64)>;
+
+#[cfg(feature = "cuda")]
+mod imp {
+    use super::*;
+    use anyhow::Context;
+    use std::time::Instant;
+    use wowflow_cuda::{DeviceFlow, DeviceFlowSettings};
+
+    fn create(state: &FlowState, target: &LabeledCloud, spec: &Spec) -> Result<DeviceFlow> {
+        let mut flow = DeviceFlow::new(
+            state,
+            target,
+            DeviceFlowSettings {
+                kernel: spec.kernel,
+                projections: spec.projections,
+                target_batch: spec.target_batch,
+                optimizer: spec.optimizer.clone(),
+                seed: spec.seed,
+                clip: spec.clip,
+                device: 0,
+            },
+        )
+        .context("--device cuda")?;
+        flow.set_tf32(spec.tf32)?;
+        Ok(flow)
+    }
+
+    pub type Flow = DeviceFlow;
+
+    pub fn start(state: &FlowState, target: &LabeledCloud, spec: &Spec) -> Result<Flow> {
+        let flow = create(state, target, spec)?;
+        eprintln!("device: {} (resident flow)", flow.device());
+        Ok(flow)
+    }
+
+    pub fn run(
+        flow: &mut Flow,
+        state: &mut FlowState,
+        steps: usize,
+        observers: &mut [&mut dyn Observer],
+        host_copy_at: &dyn Fn(usize) -> bool,
+    ) -> Result<bool> {
+        Ok(flow.run(state, steps, observers, host_copy_at)?)
+    }
+
+    pub fn bench(config: &BenchConfig, reps: usize, tf32: bool) -> Result<(BenchResult, Profile)> {
+        let (source, target) = wowflow_core::bench::workload(config)?;
+        let spec = Spec {
+            kernel: Kernel::RIESZ,
+            projections: config.projections,
+            target_batch: config.target_batch,
+            // The paper's heavy ball at a step small enough that the particles stay in
+            // place over a benchmark's few hundred steps.
+            optimizer: Optimizer::new(wowflow_core::Method::Momentum { m: 0.9 }, 1e-3)?,
+            seed: 3,
+            clip: None,
+            tf32,
+        };
+        let state = FlowState::new(source);
+        let mut flow = create(&state, &target, &spec)?;
+        for _ in 0..3 {
+            flow.step()?;
+        }
+        let mut times_ms = Vec::with_capacity(reps);
+        for _ in 0..reps.max(1) {
+            let start = Instant::now();
+            flow.step()?; // returns after the device finished the step
+            times_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        let mut runs: Vec<Profile> = Vec::new();
+        for _ in 0..5 {
+            runs.push(flow.step_profiled()?.1);
+        }
+        let profile = runs[0]
+            .iter()
+            .enumerate()
+            .map(|(i, &(stage, _))| {
+                let mut t: Vec<f64> = runs.iter().map(|r| r[i].1).collect();
+                t.sort_by(f64::total_cmp);
+                (stage, t[t.len() / 2])
+            })
+            .collect();
+        Ok((
+            BenchResult {
+                config: *config,
+                engine: if tf32 {
+                    "cuda-resident-tf32"
+                } else {
+                    "cuda-resident"
+                }
+                .into(),
+                times_ms,
+            },
+            profile,
+        ))
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+mod imp {
+    use super::*;
+
+    /// Never constructed: without the `cuda` feature `start` always fails.
+    pub enum Flow {}
+
+    pub fn start(_state: &FlowState, _target: &LabeledCloud, _spec: &Spec) -> Result<Flow> {
+        Err(crate::bench_cmd::no_cuda())
+    }
+
+    pub fn run(
+        flow: &mut Flow,
+        _state: &mut FlowState,
+        _steps: usize,
+        _observers: &mut [&mut dyn Observer],
+        _host_copy_at: &dyn Fn(usize) -> bool,
+    ) -> Result<bool> {
+        match *flow {}
+    }
+
+    pub fn bench(
+        _config: &BenchConfig,
+        _reps: usize,
+        _tf32: bool,
+    ) -> Result<(BenchResult, Profile)> {
+        Err(crate::bench_cmd::no_cuda())
+    }
+}
+
+/// A flow whose state lives on the GPU.
+pub struct Resident(imp::Flow);
+
+impl Resident {
+    /// Uploads `state` and `target` (errors without a usable GPU or CUDA support).
+    pub fn start(state: &FlowState, target: &LabeledCloud, spec: &Spec) -> Result<Self> {
+        imp::start(state, target, spec).map(Resident)
+    }
+
+    /// Continues `state` up to `steps` steps; `Ok(false)` when an observer stopped the run.
+    /// The host copy of the particles is refreshed where `host_copy_at(step)`, at a stop
+    /// and at the end; on divergence it holds the last good step.
+    pub fn run(
+        &mut self,
+        state: &mut FlowState,
+        steps: usize,
+        observers: &mut [&mut dyn Observer],
+        host_copy_at: &dyn Fn(usize) -> bool,
+    ) -> Result<bool> {
+        imp::run(&mut self.0, state, steps, observers, host_copy_at)
+    }
+}
+
+/// Times `reps` resident steps of a benchmark workload (optimiser update included), and
+/// where one step's time goes.
+pub fn bench(config: &BenchConfig, reps: usize, tf32: bool) -> Result<(BenchResult, Profile)> {
+    imp::bench(config, reps, tf32)
+}

@@ -1,0 +1,656 @@
+//! [`DeviceFlow`]: the whole SW-MMD flow step on the GPU, with nothing but a few costs
+//! crossing PCIe.
+//!
+//! [`crate::CudaEngine`] implements the core's `Engine` trait, so every objective can use
+//! it, but that interface takes host clouds: each call uploads both clouds and downloads
+//! the gradient (≈ 47 MB at the domain-adaptation size, more than the step's arithmetic
+//! takes on an H100). Here the particles, the target, the optimiser state and the
+//! directions live on the device:
+//!
+//! 1. directions: Philox4x32-10 normals (counter = (entry, step)) and a row normalisation;
+//! 2. target mini-batch: rows chosen on the host from the step's ChaCha8 stream (the core
+//!    flow's [`step_rng`]), a few KB of indices, gathered on the device;
+//! 3. the engine's stages (projections, sorts, pair costs, coefficients, derivatives,
+//!    back-projection) on resident buffers;
+//! 4. the gradient's sum of squares and the optimiser update (GD, heavy ball or Adam, as
+//!    `wowflow_core::Optimizer`, clipping included), skipped on the device when the
+//!    gradient is not finite so a diverged step never lands;
+//! 5. one download of the pair costs and the squared norm (a few hundred bytes), from
+//!    which the host forms `F` exactly as the CPU engine does.
+//!
+//! Step `k` draws its randomness from `(seed, k)` only, so a run resumed from a state of
+//! step `k` continues bit-identically, as on the CPU. The directions are a different
+//! stream than the CPU flow's (Philox on the device rather than ChaCha8 on the host), so a
+//! device flow and a CPU flow with the same seed are two draws of the same stochastic
+//! scheme, not the same numbers; [`host_directions`] reproduces the device's directions on
+//! the host for tests.
+
+use crate::engine::{assemble, Buf, Inner, Side};
+use crate::error::{CudaError, Result};
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+use rand::seq::index::sample;
+use std::time::Instant;
+use wowflow_core::flow::{step_rng, Control, Observer, StepInfo};
+use wowflow_core::{
+    CoreError, Directions, FlowState, Kernel, LabeledCloud, Method, Optimizer, OptimizerState,
+};
+
+/// Blocks of the deterministic sum of squares (any fixed count; the partial sums are then
+/// reduced in a fixed order).
+const SUMSQ_BLOCKS: usize = 128;
+
+/// What a device flow runs: the SW-MMD objective, the optimiser and the randomness.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceFlowSettings {
+    /// Kernel on the sliced distances between classes.
+    pub kernel: Kernel,
+    /// Directions `L` per step (Gaussian, redrawn every step).
+    pub projections: usize,
+    /// Target particles per class per step (`None`: the whole target).
+    pub target_batch: Option<usize>,
+    /// Update rule, step size and schedule.
+    pub optimizer: Optimizer,
+    /// Seed of all randomness.
+    pub seed: u64,
+    /// Keep particles inside `[lo, hi]` after every step.
+    pub clip: Option<(f32, f32)>,
+    /// CUDA device ordinal.
+    pub device: usize,
+}
+
+/// The result of one device step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceStep {
+    /// `F` at the start of the step.
+    pub loss: f64,
+    /// Root-mean-square of the WoW gradient.
+    pub grad_norm: f64,
+}
+
+/// A flow whose state lives on the GPU. Create it from a host [`FlowState`], run steps,
+/// and copy the state back with [`DeviceFlow::download`] when the host needs it
+/// (snapshots, checkpoints, the end).
+pub struct DeviceFlow {
+    inner: Inner,
+    device: String,
+    settings: DeviceFlowSettings,
+    d: usize,
+    /// Class structure and weights of the source (points not used: dim 1 stand-in).
+    source_shape: LabeledCloud,
+    /// Class structure and weights of the full target (dim 1 stand-in).
+    target_shape: LabeledCloud,
+    /// Whether a step draws a mini-batch (some class is longer than the batch).
+    batching: bool,
+    /// The full target when batching (`inner.b.points` then holds the batch).
+    target_full: Buf<f32>,
+    rows: Buf<i32>,
+    first: Buf<f32>,
+    second: Buf<f32>,
+    sumsq: Buf<f64>,
+    sumsq_total: Buf<f64>,
+    step: usize,
+    updates: u64,
+}
+
+impl std::fmt::Debug for DeviceFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceFlow")
+            .field("device", &self.device)
+            .field("settings", &self.settings)
+            .field("step", &self.step)
+            .finish()
+    }
+}
+
+/// A cloud with the classes and weights of `c` and one zero feature per particle: the
+/// device kernels read only the structure of the host cloud.
+fn structure_of(c: &LabeledCloud) -> Result<LabeledCloud> {
+    let shape = LabeledCloud::from_parts(
+        vec![0.0; c.n_points()],
+        1,
+        c.offsets().to_vec(),
+        c.class_ids().to_vec(),
+    )?
+    .with_class_weights(c.class_weights().to_vec())?;
+    Ok(match c.particle_weights() {
+        Some(w) => shape.with_particle_weights(w.to_vec())?,
+        None => shape,
+    })
+}
+
+fn launch_1d(n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (n.div_ceil(256).max(1) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+impl DeviceFlow {
+    /// Uploads `state` (particles, optimiser moments, step) and `target` to device
+    /// `settings.device`.
+    pub fn new(
+        state: &FlowState,
+        target: &LabeledCloud,
+        settings: DeviceFlowSettings,
+    ) -> Result<Self> {
+        let source = &state.cloud;
+        source.validate()?;
+        target.validate()?;
+        settings.kernel.validate()?;
+        let d = source.dim();
+        if target.dim() != d {
+            return Err(CoreError::DimensionMismatch {
+                what: "target".into(),
+                expected: d,
+                got: target.dim(),
+            }
+            .into());
+        }
+        if settings.projections == 0 {
+            return Err(wowflow_core::error::invalid(
+                "projections",
+                "need at least one direction (L ≥ 1)",
+            )
+            .into());
+        }
+        if settings.target_batch == Some(0) {
+            return Err(wowflow_core::error::invalid("target batch", "must be at least 1").into());
+        }
+        let l = settings.projections;
+        for (what, n) in [("source", source.n_points()), ("target", target.n_points())] {
+            if l > 65_535 || n.max(l * n).max(n * d).max(l * d) >= i32::MAX as usize {
+                return Err(CudaError::Unsupported(format!(
+                    "{what} of {n} particles × {l} directions × d = {d} (at most 65535 \
+                     directions, and the kernels index with 32-bit integers)"
+                )));
+            }
+        }
+        let (mut inner, device) = Inner::create(settings.device)?;
+        let stream = inner.stream.clone();
+        inner.upload_points(Side::A, source.points())?;
+        let batching = settings
+            .target_batch
+            .is_some_and(|b| (0..target.n_classes()).any(|c| target.class_len(c) > b));
+        let mut target_full = Buf::new();
+        if batching {
+            let dst = target_full.ensure(&stream, target.points().len())?;
+            stream.memcpy_htod(
+                target.points(),
+                &mut dst.slice_mut(0..target.points().len()),
+            )?;
+        } else {
+            inner.upload_points(Side::B, target.points())?;
+        }
+        let len = source.points().len();
+        let mut first = Buf::new();
+        let mut second = Buf::new();
+        for (buf, host) in [
+            (&mut first, &state.optimizer.first),
+            (&mut second, &state.optimizer.second),
+        ] {
+            let dst = buf.ensure(&stream, len)?; // zeroed
+            if host.len() == len {
+                stream.memcpy_htod(host, &mut dst.slice_mut(0..len))?;
+            } else if !host.is_empty() {
+                return Err(wowflow_core::error::shape("optimizer state", len, host.len()).into());
+            }
+        }
+        let mut sumsq = Buf::new();
+        sumsq.ensure(&stream, SUMSQ_BLOCKS)?;
+        let mut sumsq_total = Buf::new();
+        sumsq_total.ensure(&stream, 1)?;
+        Ok(Self {
+            inner,
+            device,
+            d,
+            source_shape: structure_of(source)?,
+            target_shape: structure_of(target)?,
+            batching,
+            target_full,
+            rows: Buf::new(),
+            first,
+            second,
+            sumsq,
+            sumsq_total,
+            step: state.step,
+            updates: state.optimizer.t,
+            settings,
+        })
+    }
+
+    /// The device's name, ordinal and compute capability.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Steps completed.
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    /// Lets cuBLAS use TF32 tensor cores for the three GEMMs (see
+    /// [`crate::CudaEngine::set_tf32`]).
+    pub fn set_tf32(&mut self, on: bool) -> Result<()> {
+        self.inner.set_tf32(on)
+    }
+
+    /// One step of the explicit scheme: `F` and its gradient at the current particles, then
+    /// the optimiser update. On a non-finite `F` or gradient it returns
+    /// [`CoreError::Diverged`] and the device state stays at the last good step.
+    pub fn step(&mut self) -> Result<DeviceStep> {
+        self.step_with(&mut |_| Ok(()))
+    }
+
+    /// [`DeviceFlow::step`] with the device drained after each stage and the stage's wall
+    /// time recorded (milliseconds), to see where a step's time goes. The synchronisations
+    /// add a few microseconds per stage.
+    pub fn step_profiled(&mut self) -> Result<(DeviceStep, Vec<(&'static str, f64)>)> {
+        let stream = self.inner.stream.clone();
+        stream.synchronize()?;
+        let mut times = Vec::new();
+        let mut last = Instant::now();
+        let out = self.step_with(&mut |stage| {
+            stream.synchronize()?;
+            let now = Instant::now();
+            times.push((stage, (now - last).as_secs_f64() * 1e3));
+            last = now;
+            Ok(())
+        })?;
+        Ok((out, times))
+    }
+
+    fn step_with(
+        &mut self,
+        mark: &mut dyn FnMut(&'static str) -> Result<()>,
+    ) -> Result<DeviceStep> {
+        let s = &self.settings;
+        let (l, d, step) = (s.projections, self.d, self.step);
+        let stream = self.inner.stream.clone();
+
+        // 1. Directions.
+        let total = l * d;
+        self.inner.dirs.ensure(&stream, total)?;
+        let pd = self.inner.dirs.ptr(&stream);
+        let (t32, seed, st) = (total as i32, s.seed, step as u64);
+        // SAFETY: dirs holds L·d floats; the kernel writes entries < total only.
+        unsafe {
+            stream
+                .launch_builder(&self.inner.f.gaussian_directions)
+                .arg(&pd)
+                .arg(&t32)
+                .arg(&seed)
+                .arg(&st)
+                .launch(launch_1d(total.div_ceil(4)))
+        }?;
+        let d32 = d as i32;
+        let cfg = LaunchConfig {
+            grid_dim: (l as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: L rows of d floats.
+        unsafe {
+            stream
+                .launch_builder(&self.inner.f.normalize_rows)
+                .arg(&pd)
+                .arg(&d32)
+                .launch(cfg)
+        }?;
+        mark("directions")?;
+
+        // 2. Target mini-batch.
+        let batch_shape;
+        let target = if self.batching {
+            let b = s.target_batch.expect("batching implies a batch size");
+            let mut rng = step_rng(s.seed, step);
+            let t = &self.target_shape;
+            let picks: Vec<Vec<usize>> = (0..t.n_classes())
+                .map(|c| {
+                    let n = t.class_len(c);
+                    if n <= b {
+                        (0..n).collect()
+                    } else {
+                        sample(&mut rng, n, b).into_vec()
+                    }
+                })
+                .collect();
+            let rows: Vec<i32> = picks
+                .iter()
+                .enumerate()
+                .flat_map(|(c, p)| p.iter().map(move |&i| (t.offsets()[c] + i) as i32))
+                .collect();
+            batch_shape = t.select(&picks)?;
+            let dst = self.rows.ensure(&stream, rows.len())?;
+            stream.memcpy_htod(&rows, &mut dst.slice_mut(0..rows.len()))?;
+            self.inner.b.points.ensure(&stream, rows.len() * d)?;
+            let (src, pr, dstp) = (
+                self.target_full.ptr(&stream),
+                self.rows.ptr(&stream),
+                self.inner.b.points.ptr(&stream),
+            );
+            let cfg = LaunchConfig {
+                grid_dim: (rows.len() as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: every row index is < the target's N; dst holds rows·d floats.
+            unsafe {
+                stream
+                    .launch_builder(&self.inner.f.gather_rows)
+                    .arg(&src)
+                    .arg(&pr)
+                    .arg(&dstp)
+                    .arg(&d32)
+                    .launch(cfg)
+            }?;
+            mark("target batch")?;
+            &batch_shape
+        } else {
+            &self.target_shape
+        };
+
+        // 3. The engine's stages on resident buffers.
+        let (pairs, p) =
+            self.inner
+                .gradient_marked(&self.source_shape, target, l, d, &s.kernel, mark)?;
+
+        // 4. Gradient norm, then the guarded update.
+        let len = self.source_shape.n_points() * d;
+        let (pg, pq, pt) = (
+            self.inner.grad.ptr(&stream),
+            self.sumsq.ptr(&stream),
+            self.sumsq_total.ptr(&stream),
+        );
+        let n32 = len as i32;
+        let cfg = LaunchConfig {
+            grid_dim: (SUMSQ_BLOCKS as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: grad holds len floats, sumsq SUMSQ_BLOCKS doubles.
+        unsafe {
+            stream
+                .launch_builder(&self.inner.f.sum_squares)
+                .arg(&pg)
+                .arg(&n32)
+                .arg(&pq)
+                .launch(cfg)
+        }?;
+        self.inner.mean_of_rows(pq, pt, 1, SUMSQ_BLOCKS)?;
+        let (method, mom, b1, b2, eps, c1, c2) = match s.optimizer.method {
+            Method::Gd => (0i32, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0),
+            Method::Momentum { m } => (1, m as f32, 0.0, 0.0, 0.0, 1.0, 1.0),
+            Method::Adam { beta1, beta2, eps } => {
+                let t = self.updates as i32 + 1;
+                (
+                    2,
+                    0.0,
+                    beta1 as f32,
+                    beta2 as f32,
+                    eps as f32,
+                    (1.0 - beta1.powi(t)) as f32,
+                    (1.0 - beta2.powi(t)) as f32,
+                )
+            }
+        };
+        let lr = s.optimizer.lr_at(self.updates) as f32;
+        let (clip, lo, hi) = match s.clip {
+            Some((lo, hi)) => (1i32, lo, hi),
+            None => (0, 0.0f32, 0.0f32),
+        };
+        let (px, p1, p2) = (
+            self.inner.a.points.ptr(&stream),
+            self.first.ptr(&stream),
+            self.second.ptr(&stream),
+        );
+        // SAFETY: x, g, m1, m2 hold len floats; the guard is one double.
+        unsafe {
+            stream
+                .launch_builder(&self.inner.f.optimizer_update)
+                .arg(&px)
+                .arg(&pg)
+                .arg(&p1)
+                .arg(&p2)
+                .arg(&n32)
+                .arg(&pt)
+                .arg(&method)
+                .arg(&lr)
+                .arg(&mom)
+                .arg(&b1)
+                .arg(&b2)
+                .arg(&eps)
+                .arg(&c1)
+                .arg(&c2)
+                .arg(&clip)
+                .arg(&lo)
+                .arg(&hi)
+                .launch(launch_1d(len))
+        }?;
+        mark("norm + update")?;
+
+        // 5. The few numbers the host needs.
+        let costs = self.inner.download_costs(p)?;
+        let mut total_sq = [0.0f64];
+        stream.memcpy_dtoh(&self.sumsq_total.get().slice(0..1), &mut total_sq[..])?;
+        stream.synchronize()?;
+        mark("download")?;
+        // sum_dirs returned the mean of the partial sums; × SUMSQ_BLOCKS (a power of two)
+        // is exact.
+        let sq = total_sq[0] * SUMSQ_BLOCKS as f64;
+        let loss = assemble(&self.source_shape, target, &s.kernel, &pairs, &costs).value;
+        let diverged = |reason: String| CoreError::Diverged {
+            step,
+            last_good_step: step,
+            reason,
+        };
+        if !sq.is_finite() {
+            return Err(diverged(format!("the gradient's squared norm is {sq}")).into());
+        }
+        if !loss.is_finite() {
+            // The gradient was finite, so the update landed: the device is one step on.
+            self.step += 1;
+            self.updates += 1;
+            return Err(CoreError::Diverged {
+                step,
+                last_good_step: step + 1,
+                reason: format!("the objective is {loss}"),
+            }
+            .into());
+        }
+        self.step += 1;
+        self.updates += 1;
+        Ok(DeviceStep {
+            loss,
+            grad_norm: (sq / len.max(1) as f64).sqrt(),
+        })
+    }
+
+    /// Copies the particles and the optimiser state into `state` and sets its step count
+    /// (losses and gradient norms are the caller's: [`DeviceFlow::run`] keeps them).
+    pub fn download(&self, state: &mut FlowState) -> Result<()> {
+        let stream = &self.inner.stream;
+        let len = self.source_shape.n_points() * self.d;
+        if state.cloud.points().len() != len {
+            return Err(
+                wowflow_core::error::shape("flow state", len, state.cloud.points().len()).into(),
+            );
+        }
+        stream.memcpy_dtoh(
+            &self.inner.a.points.get().slice(0..len),
+            state.cloud.points_mut(),
+        )?;
+        let moments = match self.settings.optimizer.method {
+            Method::Gd => 0,
+            Method::Momentum { .. } => 1,
+            Method::Adam { .. } => 2,
+        };
+        let mut opt = OptimizerState {
+            first: Vec::new(),
+            second: Vec::new(),
+            t: self.updates,
+        };
+        if moments >= 1 {
+            opt.first = vec![0.0; len];
+            stream.memcpy_dtoh(&self.first.get().slice(0..len), &mut opt.first[..])?;
+        }
+        if moments >= 2 {
+            opt.second = vec![0.0; len];
+            stream.memcpy_dtoh(&self.second.get().slice(0..len), &mut opt.second[..])?;
+        }
+        stream.synchronize()?;
+        state.optimizer = opt;
+        state.step = self.step;
+        Ok(())
+    }
+
+    /// Continues `state` up to `steps` steps, calling `observers` after each step as the
+    /// core flow does. The host copy of the particles is refreshed only when
+    /// `host_copy_at(step count)` says so, when an observer stops the run and at the end, so
+    /// observers that read `state.cloud` (snapshots, checkpoints) must be matched by
+    /// `host_copy_at`; the step count, losses and gradient norms are always current.
+    ///
+    /// On divergence the state is downloaded (the last good step) before the error returns.
+    pub fn run(
+        &mut self,
+        state: &mut FlowState,
+        steps: usize,
+        observers: &mut [&mut dyn Observer],
+        host_copy_at: &dyn Fn(usize) -> bool,
+    ) -> Result<bool> {
+        while self.step < steps {
+            let started = Instant::now();
+            let step = self.step;
+            let out = match self.step() {
+                Ok(o) => o,
+                Err(e) => {
+                    self.download(state)?;
+                    return Err(e);
+                }
+            };
+            state.losses.push(out.loss);
+            state.grad_norms.push(out.grad_norm);
+            state.step = self.step;
+            if host_copy_at(self.step) || self.step == steps {
+                self.download(state)?;
+            }
+            let info = StepInfo {
+                step,
+                total: steps,
+                loss: out.loss,
+                grad_norm: out.grad_norm,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            let mut stop = false;
+            for obs in observers.iter_mut() {
+                stop |= obs.on_step(&info, state)? == Control::Stop;
+            }
+            if stop {
+                self.download(state)?;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// One Philox4x32-10 block, bit-identical to the device's `philox4x32`.
+pub fn philox4x32(mut c: [u32; 4], mut k: [u32; 2]) -> [u32; 4] {
+    for _ in 0..10 {
+        let p0 = 0xD251_1F53u64 * c[0] as u64;
+        let p1 = 0xCD9E_8D57u64 * c[2] as u64;
+        let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
+        let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
+        c = [hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0];
+        k[0] = k[0].wrapping_add(0x9E37_79B9);
+        k[1] = k[1].wrapping_add(0xBB67_AE85);
+    }
+    c
+}
+
+/// The standard normals the device's `gaussian_directions` writes at `step` under `seed`
+/// (`total` entries, before the row normalisation), computed on the host with the same
+/// Philox blocks and Box–Muller transforms. The device's double `log`/`sin`/`cos` may
+/// differ from the host's in the last bits, which rarely survives the rounding to f32.
+pub fn host_normals(seed: u64, step: u64, total: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; total];
+    let key = [seed as u32, (seed >> 32) as u32];
+    let inv = 1.0 / 4_294_967_296.0f64;
+    // The device computes sin/cos(π · 2u) with sincospi; π · (2u) rounded here differs by
+    // an ulp of a double at most.
+    let pi = std::f64::consts::PI;
+    for (t, chunk) in out.chunks_mut(4).enumerate() {
+        let r = philox4x32(
+            [t as u32, step as u32, (step >> 32) as u32, 0x574F_5746],
+            key,
+        );
+        let u = |x: u32| (x as f64 + 0.5) * inv;
+        let (r0, a0) = ((-2.0 * u(r[0]).ln()).sqrt(), pi * (2.0 * u(r[1])));
+        let (r1, a1) = ((-2.0 * u(r[2]).ln()).sqrt(), pi * (2.0 * u(r[3])));
+        let z = [r0 * a0.cos(), r0 * a0.sin(), r1 * a1.cos(), r1 * a1.sin()];
+        for (o, v) in chunk.iter_mut().zip(z) {
+            *o = v as f32;
+        }
+    }
+    out
+}
+
+/// The directions a [`DeviceFlow`] draws at `step` under `seed` (see [`host_normals`]).
+pub fn host_directions(seed: u64, step: u64, count: usize, dim: usize) -> Result<Directions> {
+    Ok(Directions::from_rows(
+        count,
+        dim,
+        host_normals(seed, step, count * dim),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn philox_matches_the_published_known_answers() {
+        // Known-answer vectors of Random123 (kat_vectors, philox4x32_10).
+        assert_eq!(
+            philox4x32([0, 0, 0, 0], [0, 0]),
+            [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8]
+        );
+        assert_eq!(
+            philox4x32([u32::MAX; 4], [u32::MAX; 2]),
+            [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd]
+        );
+        assert_eq!(
+            philox4x32(
+                [0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344],
+                [0xa409_3822, 0x299f_31d0]
+            ),
+            [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1]
+        );
+    }
+
+    #[test]
+    fn host_normals_are_standard_normal_and_keyed_by_seed_and_step() {
+        let v: Vec<f64> = host_normals(7, 4, 200_000)
+            .iter()
+            .map(|&x| x as f64)
+            .collect();
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        let kurt = v.iter().map(|x| (x - mean).powi(4)).sum::<f64>() / n / (var * var);
+        // Standard errors at n = 2e5: mean 0.0022, variance 0.0032, kurtosis 0.011.
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.015, "variance {var}");
+        assert!((kurt - 3.0).abs() < 0.06, "kurtosis {kurt}");
+        // Each quarter of the Philox block feeds its own entry: no two agree.
+        assert!(v.windows(2).all(|w| w[0] != w[1]));
+        assert_ne!(host_normals(7, 3, 16), host_normals(7, 4, 16));
+        assert_ne!(host_normals(7, 3, 16), host_normals(8, 3, 16));
+        assert_eq!(host_normals(7, 3, 16), host_normals(7, 3, 16));
+        let dirs = host_directions(7, 3, 64, 50).unwrap();
+        for l in 0..64 {
+            let sq: f64 = dirs.row(l).iter().map(|&x| x as f64 * x as f64).sum();
+            assert!((sq - 1.0).abs() < 1e-5, "row {l} has squared norm {sq}");
+        }
+    }
+}
