@@ -179,7 +179,10 @@ fn overflowing_projections_are_a_divergence_not_a_silent_zero() {
         Kernel::Imq { h: 1.0 },
         Kernel::Laplace { h: 1.0 },
     ] {
-        assert!(k.value(f64::NAN).is_nan() && k.derivative(f64::NAN).is_nan(), "{k:?}");
+        assert!(
+            k.value(f64::NAN).is_nan() && k.derivative(f64::NAN).is_nan(),
+            "{k:?}"
+        );
         assert_eq!(k.value(-1e-12), k.value(0.0), "{k:?}");
     }
 }

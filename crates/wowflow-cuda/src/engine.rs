@@ -21,7 +21,7 @@ use crate::kernels::{self, CHUNK};
 use crate::libs;
 use cudarc::cublas::{sys as cublas_sys, CudaBlas, Gemm, GemmConfig};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr,
+    CudaContext, CudaEvent, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr,
     LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,9 +45,36 @@ impl std::fmt::Debug for CudaEngine {
     }
 }
 
+/// Kernel choices that only benchmarks vary (`WOWFLOW_CUDA_SORT` = `warp` (default),
+/// `warp-direct` or `shared`; `WOWFLOW_CUDA_ROWS_BLOCK` = threads of
+/// the per-direction kernels, default 1024), read once when an engine is created.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tuning {
+    sort: &'static str,
+    rows_block: u32,
+}
+
+impl Tuning {
+    fn from_env() -> Self {
+        let sort = match std::env::var("WOWFLOW_CUDA_SORT").as_deref() {
+            Ok("shared") => "shared",
+            Ok("warp-direct") => "warp-direct",
+            _ => "warp",
+        };
+        let rows_block = std::env::var("WOWFLOW_CUDA_ROWS_BLOCK")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|&b| b.is_multiple_of(32) && (32..=1024).contains(&b))
+            .unwrap_or(1024);
+        Self { sort, rows_block }
+    }
+}
+
 pub(crate) struct Funcs {
     sort_chunks: CudaFunction,
-    /// `sort_warp_E` for E = 1, 2, 4, 8, 16 entries per lane.
+    sort_warp_16_direct: CudaFunction,
+    /// `sort_warp_E` for E = 1, 2, 4, 8, 16 entries per lane (E = 16 with launch bounds
+    /// for 6 blocks per SM, the fastest of the measured variants).
     sort_warp: [CudaFunction; 5],
     merge_pass: CudaFunction,
     segment_levels: CudaFunction,
@@ -62,6 +89,7 @@ pub(crate) struct Funcs {
     pub(crate) gather_rows: CudaFunction,
     pub(crate) optimizer_update: CudaFunction,
     pub(crate) sum_squares: CudaFunction,
+    pub(crate) step_guard: CudaFunction,
 }
 
 /// A device buffer that only grows.
@@ -203,7 +231,15 @@ impl DevCloud {
 pub(crate) struct Inner {
     pub(crate) stream: Arc<CudaStream>,
     blas: CudaBlas,
+    /// A second stream and cuBLAS handle: the target is sliced there, concurrently.
+    stream2: Arc<CudaStream>,
+    blas2: CudaBlas,
+    fork: CudaEvent,
+    join: CudaEvent,
     pub(crate) f: Funcs,
+    tuning: Tuning,
+    /// Shared memory (bytes) the per-direction kernels may use (opted in at creation).
+    shared_max: usize,
     _module: Arc<CudaModule>,
     _ctx: Arc<CudaContext>,
     pub(crate) dirs: Buf<f32>,
@@ -364,11 +400,11 @@ fn power_code(power: CostPower) -> i32 {
 impl Inner {
     /// The common class length of both clouds when the one-block-per-direction kernels
     /// apply: uniform weights, every class of both clouds that long, and both clouds'
-    /// rows of one direction (plus `extra` bytes) within [`kernels::ROWS_SHARED_MAX`].
+    /// rows of one direction (plus `extra` bytes) within the shared memory a block may use.
     fn equal_rows(&self, extra: usize) -> Option<usize> {
         let (a, b) = (&self.a, &self.b);
         let seg = a.common_len?;
-        let fits = (a.n + b.n) * 4 + extra <= kernels::ROWS_SHARED_MAX;
+        let fits = (a.n + b.n) * 4 + extra <= self.shared_max;
         (!a.weighted && !b.weighted && b.common_len == Some(seg) && seg > 0 && fits).then_some(seg)
     }
 
@@ -393,6 +429,7 @@ impl Inner {
         let load = |n: &str| module.load_function(n);
         let f = Funcs {
             sort_chunks: load("sort_chunks")?,
+            sort_warp_16_direct: load("sort_warp_16_direct")?,
             sort_warp: [
                 load("sort_warp_1")?,
                 load("sort_warp_2")?,
@@ -413,12 +450,41 @@ impl Inner {
             gather_rows: load("gather_rows")?,
             optimizer_update: load("optimizer_update")?,
             sum_squares: load("sum_squares")?,
+            step_guard: load("step_guard")?,
         };
+        // Opt the per-direction kernels in to the device's largest shared memory per block
+        // (one direction's rows of both clouds must fit); 48 KiB if that is refused.
+        let optin = ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+            )
+            .unwrap_or(0);
+        let mut shared_max = kernels::SHARED_DEFAULT;
+        if optin as usize > shared_max {
+            let attr =
+                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+            let ok = [&f.pair_costs_equal, &f.derivatives_equal]
+                .iter()
+                .all(|func| func.set_attribute(attr, optin).is_ok());
+            if ok {
+                shared_max = optin as usize;
+            }
+        }
         let blas = CudaBlas::new(stream.clone())?;
+        let stream2 = ctx.new_stream()?;
+        let blas2 = CudaBlas::new(stream2.clone())?;
+        let no_timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DISABLE_TIMING);
+        let (fork, join) = (ctx.new_event(no_timing)?, ctx.new_event(no_timing)?);
         let inner = Inner {
             stream,
             blas,
+            stream2,
+            blas2,
+            fork,
+            join,
             f,
+            tuning: Tuning::from_env(),
+            shared_max,
             _module: module,
             _ctx: ctx,
             dirs: Buf::new(),
@@ -465,8 +531,25 @@ impl Inner {
     /// resident): project, sort (with permutation), levels. `cloud` describes the classes
     /// and weights; its own points are not read, so a structure-only stand-in (any `dim`)
     /// serves, and `d` is the dimension of the device points.
-    fn slice_cloud(&mut self, side: Side, cloud: &LabeledCloud, l: usize, d: usize) -> Result<()> {
-        let stream = self.stream.clone();
+    ///
+    /// With `second`, the work goes to the second stream (and its cuBLAS handle), so the
+    /// two clouds are sliced concurrently: one's GEMM on the tensor cores overlaps the
+    /// other's sort.
+    fn slice_cloud(
+        &mut self,
+        side: Side,
+        cloud: &LabeledCloud,
+        l: usize,
+        d: usize,
+        second: bool,
+        mark: &mut dyn FnMut(&'static str) -> Result<()>,
+    ) -> Result<()> {
+        let stream = if second {
+            self.stream2.clone()
+        } else {
+            self.stream.clone()
+        };
+        let blas = if second { &self.blas2 } else { &self.blas };
         let dc = match side {
             Side::A => &mut self.a,
             Side::B => &mut self.b,
@@ -539,13 +622,18 @@ impl Inner {
         // SAFETY: points hold n·d, directions l·d and proj at least l·n floats, matching the
         // dimensions and leading dimensions above.
         unsafe {
-            self.blas.gemm(
+            blas.gemm(
                 cfg,
                 dc.points.get(),
                 self.dirs.get(),
                 dc.proj.0.as_mut().expect("allocated above"),
             )
         }?;
+
+        mark(match side {
+            Side::A => "project source",
+            Side::B => "project target",
+        })?;
 
         // Sort every (direction, class) segment.
         let (p_proj, p_sorted, p_perm) = (
@@ -559,10 +647,14 @@ impl Inner {
             dc.chunk_local.ptr(&stream),
         );
         let row_len = n as i32;
-        if dc.pad_max <= kernels::WARP_SORT_MAX {
+        if dc.pad_max <= kernels::WARP_SORT_MAX && self.tuning.sort != "shared" {
             // One warp per chunk, in registers: E = pad / 32 entries per lane.
             let e = (dc.pad_max / 32).max(1);
-            let func = &self.f.sort_warp[e.trailing_zeros() as usize];
+            let func = if e == 16 && self.tuning.sort == "warp-direct" {
+                &self.f.sort_warp_16_direct
+            } else {
+                &self.f.sort_warp[e.trailing_zeros() as usize]
+            };
             let chunks = dc.chunks as i32;
             let cfg = LaunchConfig {
                 grid_dim: (dc.chunks.div_ceil(4) as u32, l as u32, 1),
@@ -705,7 +797,7 @@ impl Inner {
             let seg = seg as i32;
             let cfg = LaunchConfig {
                 grid_dim: (l as u32, 1, 1),
-                block_dim: (256, 1, 1),
+                block_dim: (self.tuning.rows_block, 1, 1),
                 shared_mem_bytes: ((a.n + b.n) * 4) as u32,
             };
             // SAFETY: arguments match `pair_costs_equal`; the shared rows fit (equal_rows).
@@ -775,6 +867,11 @@ impl Inner {
         Ok(p)
     }
 
+    /// The device pointer of the direction-averaged pair costs.
+    pub(crate) fn costs_ptr(&self) -> u64 {
+        self.costs.ptr(&self.stream)
+    }
+
     pub(crate) fn download_costs(&mut self, p: usize) -> Result<Vec<f64>> {
         let mut out = vec![0.0f64; p];
         self.stream
@@ -793,8 +890,8 @@ impl Inner {
         self.upload_dirs(dirs)?;
         self.upload_points(Side::A, a.points())?;
         self.upload_points(Side::B, b.points())?;
-        self.slice_cloud(Side::A, a, l, a.dim())?;
-        self.slice_cloud(Side::B, b, l, b.dim())?;
+        self.slice_cloud(Side::A, a, l, a.dim(), false, &mut |_| Ok(()))?;
+        self.slice_cloud(Side::B, b, l, b.dim(), false, &mut |_| Ok(()))?;
         let mut pairs = Vec::with_capacity(4 * a.n_classes() * b.n_classes());
         for c in 0..a.n_classes() {
             for k in 0..b.n_classes() {
@@ -824,6 +921,7 @@ impl Inner {
             dirs.count(),
             source.dim(),
             kernel,
+            true,
             &mut |_| Ok(()),
         )?;
         let n_d = source.points().len();
@@ -839,7 +937,8 @@ impl Inner {
     /// weights. Leaves the WoW gradient in `self.grad` (N × d) and the pair costs in
     /// `self.costs`, and returns the pair list (4 ints per pair, the order of the costs)
     /// with its length. Nothing is copied back and nothing waits for the device; `mark` is
-    /// called after each stage with its name (profiling drains the stream there).
+    /// called after each stage with its name (profiling drains the stream there, and
+    /// passes `concurrent = false` so that the stages run one after the other).
     pub(crate) fn gradient_marked(
         &mut self,
         source: &LabeledCloud,
@@ -847,15 +946,28 @@ impl Inner {
         l: usize,
         d: usize,
         kernel: &Kernel,
+        concurrent: bool,
         mark: &mut dyn FnMut(&'static str) -> Result<()>,
     ) -> Result<(Vec<i32>, usize)> {
         let stream = self.stream.clone();
         let power = kernel.cost();
         let (c_n, k_n, n) = (source.n_classes(), target.n_classes(), source.n_points());
-        self.slice_cloud(Side::A, source, l, d)?;
-        mark("project + sort source")?;
-        self.slice_cloud(Side::B, target, l, d)?;
-        mark("project + sort target")?;
+        if concurrent {
+            // Fork: the second stream waits for everything queued so far (directions,
+            // uploads), slices the target while the main stream slices the source; join.
+            self.fork.record(&self.stream)?;
+            self.stream2.wait(&self.fork)?;
+            self.slice_cloud(Side::A, source, l, d, false, &mut |_| Ok(()))?;
+            self.slice_cloud(Side::B, target, l, d, true, &mut |_| Ok(()))?;
+            self.join.record(&self.stream2)?;
+            self.stream.wait(&self.join)?;
+            mark("project + sort (both, concurrent)")?;
+        } else {
+            self.slice_cloud(Side::A, source, l, d, false, mark)?;
+            mark("sort source")?;
+            self.slice_cloud(Side::B, target, l, d, false, mark)?;
+            mark("sort target")?;
+        }
         // Pairs in the CPU engine's order; pair_of[c·Q + q] → index of (c, partner q).
         let q_n = c_n + k_n;
         let mut pairs = Vec::new();
@@ -896,11 +1008,13 @@ impl Inner {
         let (pcoef, ptot) = (self.coef.ptr(&stream), self.total.ptr(&stream));
         let (ci, ki) = (c_n as i32, k_n as i32);
         let cfg = LaunchConfig {
-            grid_dim: ((c_n as u32).div_ceil(64), 1, 1),
-            block_dim: (64, 1, 1),
-            shared_mem_bytes: 0,
+            grid_dim: (c_n as u32, 1, 1),
+            block_dim: ((q_n.div_ceil(32) * 32).min(1024) as u32, 1, 1),
+            shared_mem_bytes: (q_n * 4) as u32,
         };
-        // SAFETY: arguments match `coefficients`; tables hold C·Q entries.
+        // SAFETY: arguments match `coefficients`; tables hold C·Q entries; the shared
+        // array holds Q floats (Q·4 bytes: far below the limit for any class count the
+        // pair tables could hold).
         unsafe {
             stream
                 .launch_builder(&self.f.coefficients)
@@ -916,6 +1030,8 @@ impl Inner {
                 .arg(&ptot)
                 .launch(cfg)
         }?;
+
+        mark("coefficients")?;
 
         // Stage 3b: derivatives D (L × N), scattered to particle order.
         self.derivs.ensure(&stream, l * n)?;
@@ -935,12 +1051,12 @@ impl Inner {
             b.n as i32,
         );
         let (pw, pd) = (power_code(power), self.derivs.ptr(&stream));
-        if let Some(seg) = self.equal_rows(c_n * q_n * 4) {
+        if let Some(seg) = self.equal_rows(c_n * q_n * 4 + self.a.n * 4) {
             let seg = seg as i32;
             let cfg = LaunchConfig {
                 grid_dim: (l as u32, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: ((a.n + b.n + c_n * q_n) * 4) as u32,
+                block_dim: (self.tuning.rows_block, 1, 1),
+                shared_mem_bytes: ((2 * a.n + b.n + c_n * q_n) * 4) as u32,
             };
             // SAFETY: arguments match `derivatives_equal`; the shared rows and the
             // coefficient table fit (equal_rows); every (l, particle) is written once.
@@ -992,7 +1108,7 @@ impl Inner {
                     .launch(cfg)
             }?;
         }
-        mark("coefficients + derivatives")?;
+        mark("derivatives")?;
 
         // Stage 4: G (N × d row-major) = (1/L) Dᵀ Θ. Column-major: Gᵀ (d × N) = Θ_cm (d × L)
         // · op(D_cm) where D_cm is the N × L column-major view of D, transposed.
@@ -1012,33 +1128,6 @@ impl Inner {
         Ok((pairs, p))
     }
 
-    /// `dst[r] = mean of src[r·cols .. (r+1)·cols]` for `rows` rows of f64, by `sum_dirs`
-    /// (a fixed reduction order, so the result is reproducible).
-    pub(crate) fn mean_of_rows(
-        &mut self,
-        src: u64,
-        dst: u64,
-        rows: usize,
-        cols: usize,
-    ) -> Result<()> {
-        let c = cols as i32;
-        let cfg = LaunchConfig {
-            grid_dim: (rows as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: src holds rows·cols doubles and dst rows (the caller's buffers).
-        unsafe {
-            self.stream
-                .launch_builder(&self.f.sum_dirs)
-                .arg(&src)
-                .arg(&dst)
-                .arg(&c)
-                .launch(cfg)
-        }?;
-        Ok(())
-    }
-
     /// cuBLAS math mode: TF32 tensor cores or exact f32.
     pub(crate) fn set_tf32(&mut self, on: bool) -> Result<()> {
         let mode = if on {
@@ -1046,8 +1135,11 @@ impl Inner {
         } else {
             cublas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH
         };
-        // SAFETY: the handle is valid for the engine's lifetime; the call only sets a flag.
-        unsafe { cublas_sys::cublasSetMathMode(*self.blas.handle(), mode) }.result()?;
+        for blas in [&self.blas, &self.blas2] {
+            // SAFETY: the handle is valid for the engine's lifetime; the call only sets a
+            // flag.
+            unsafe { cublas_sys::cublasSetMathMode(*blas.handle(), mode) }.result()?;
+        }
         Ok(())
     }
 }

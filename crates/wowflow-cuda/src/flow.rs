@@ -12,9 +12,10 @@
 //!    flow's [`step_rng`]), a few KB of indices, gathered on the device;
 //! 3. the engine's stages (projections, sorts, pair costs, coefficients, derivatives,
 //!    back-projection) on resident buffers;
-//! 4. the gradient's sum of squares and the optimiser update (GD, heavy ball or Adam, as
-//!    `wowflow_core::Optimizer`, clipping included), skipped on the device when the
-//!    gradient is not finite so a diverged step never lands;
+//! 4. the gradient's sum of squares, a guard (that sum, or NaN when a pair cost is not
+//!    finite) and the optimiser update (GD, heavy ball or Adam, as `wowflow_core::Optimizer`,
+//!    clipping included), skipped on the device when the guard is not finite, so a diverged
+//!    step never lands;
 //! 5. one download of the pair costs and the squared norm (a few hundred bytes), from
 //!    which the host forms `F` exactly as the CPU engine does.
 //!
@@ -37,7 +38,7 @@ use wowflow_core::{
 
 /// Blocks of the deterministic sum of squares (any fixed count; the partial sums are then
 /// reduced in a fixed order).
-const SUMSQ_BLOCKS: usize = 128;
+const SUMSQ_BLOCKS: usize = 1024;
 
 /// What a device flow runs: the SW-MMD objective, the optimiser and the randomness.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,18 +240,19 @@ impl DeviceFlow {
     /// the optimiser update. On a non-finite `F` or gradient it returns
     /// [`CoreError::Diverged`] and the device state stays at the last good step.
     pub fn step(&mut self) -> Result<DeviceStep> {
-        self.step_with(&mut |_| Ok(()))
+        self.step_with(true, &mut |_| Ok(()))
     }
 
     /// [`DeviceFlow::step`] with the device drained after each stage and the stage's wall
-    /// time recorded (milliseconds), to see where a step's time goes. The synchronisations
-    /// add a few microseconds per stage.
+    /// time recorded (milliseconds), to see where a step's time goes. The stages run one
+    /// after the other (the clouds are not sliced concurrently) and each synchronisation
+    /// adds a few microseconds, so the stages sum to more than a step.
     pub fn step_profiled(&mut self) -> Result<(DeviceStep, Vec<(&'static str, f64)>)> {
         let stream = self.inner.stream.clone();
         stream.synchronize()?;
         let mut times = Vec::new();
         let mut last = Instant::now();
-        let out = self.step_with(&mut |stage| {
+        let out = self.step_with(false, &mut |stage| {
             stream.synchronize()?;
             let now = Instant::now();
             times.push((stage, (now - last).as_secs_f64() * 1e3));
@@ -262,6 +264,7 @@ impl DeviceFlow {
 
     fn step_with(
         &mut self,
+        concurrent: bool,
         mark: &mut dyn FnMut(&'static str) -> Result<()>,
     ) -> Result<DeviceStep> {
         let s = &self.settings;
@@ -351,9 +354,15 @@ impl DeviceFlow {
         };
 
         // 3. The engine's stages on resident buffers.
-        let (pairs, p) =
-            self.inner
-                .gradient_marked(&self.source_shape, target, l, d, &s.kernel, mark)?;
+        let (pairs, p) = self.inner.gradient_marked(
+            &self.source_shape,
+            target,
+            l,
+            d,
+            &s.kernel,
+            concurrent,
+            mark,
+        )?;
 
         // 4. Gradient norm, then the guarded update.
         let len = self.source_shape.n_points() * d;
@@ -377,7 +386,24 @@ impl DeviceFlow {
                 .arg(&pq)
                 .launch(cfg)
         }?;
-        self.inner.mean_of_rows(pq, pt, 1, SUMSQ_BLOCKS)?;
+        let (nq, pc, np) = (SUMSQ_BLOCKS as i32, self.inner.costs_ptr(), p as i32);
+        let one = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: SUMSQ_BLOCKS partial sums, p costs, one output double.
+        unsafe {
+            stream
+                .launch_builder(&self.inner.f.step_guard)
+                .arg(&pq)
+                .arg(&nq)
+                .arg(&pc)
+                .arg(&np)
+                .arg(&pt)
+                .launch(one)
+        }?;
+        mark("gradient norm")?;
         let (method, mom, b1, b2, eps, c1, c2) = match s.optimizer.method {
             Method::Gd => (0i32, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0),
             Method::Momentum { m } => (1, m as f32, 0.0, 0.0, 0.0, 1.0, 1.0),
@@ -427,7 +453,7 @@ impl DeviceFlow {
                 .arg(&hi)
                 .launch(launch_1d(len))
         }?;
-        mark("norm + update")?;
+        mark("update")?;
 
         // 5. The few numbers the host needs.
         let costs = self.inner.download_costs(p)?;
@@ -435,9 +461,8 @@ impl DeviceFlow {
         stream.memcpy_dtoh(&self.sumsq_total.get().slice(0..1), &mut total_sq[..])?;
         stream.synchronize()?;
         mark("download")?;
-        // sum_dirs returned the mean of the partial sums; × SUMSQ_BLOCKS (a power of two)
-        // is exact.
-        let sq = total_sq[0] * SUMSQ_BLOCKS as f64;
+        // The guard: the squared norm, or NaN when a cost is not finite.
+        let sq = total_sq[0];
         let loss = assemble(&self.source_shape, target, &s.kernel, &pairs, &costs).value;
         let diverged = |reason: String| CoreError::Diverged {
             step,
@@ -445,7 +470,12 @@ impl DeviceFlow {
             reason,
         };
         if !sq.is_finite() {
-            return Err(diverged(format!("the gradient's squared norm is {sq}")).into());
+            let reason = if loss.is_finite() {
+                format!("the gradient's squared norm is {sq}")
+            } else {
+                format!("the objective is {loss}")
+            };
+            return Err(diverged(reason).into());
         }
         if !loss.is_finite() {
             // The gradient was finite, so the update landed: the device is one step on.

@@ -85,13 +85,17 @@ extern "C" __global__ void sort_chunks(const float* __restrict__ proj,
 // __syncthreads. Every loop has a compile-time trip count and is unrolled, so the entries
 // stay in registers. Same input, output and tie-breaking as sort_chunks.
 // grid = (ceil(chunks / 4), L), block = 128 (4 warps).
-template <int E>
+// With STAGED, global memory is read and written in coalesced order (entry r*32 + lane)
+// through a per-warp shared buffer, skewed by one entry every E so that the blocked
+// register reads and writes are free of bank conflicts.
+template <int E, bool STAGED>
 __device__ __forceinline__ void sort_warp(const float* __restrict__ proj,
                                           float* __restrict__ sorted, u32* __restrict__ perm,
                                           const int* __restrict__ chunk_start,
                                           const int* __restrict__ chunk_len,
                                           const int* __restrict__ chunk_local, int chunks,
                                           int row_len) {
+    __shared__ u64 stage[STAGED ? 4 * (32 * E + 32) : 1];
     const int q = blockIdx.x * 4 + (threadIdx.x >> 5);
     if (q >= chunks) return;  // whole warps leave together
     const int lane = threadIdx.x & 31;
@@ -99,11 +103,26 @@ __device__ __forceinline__ void sort_warp(const float* __restrict__ proj,
     const int start = chunk_start[q];
     const int len = chunk_len[q];
     const int local0 = chunk_local[q];
+    u64* buf = stage + (STAGED ? (threadIdx.x >> 5) * (32 * E + 32) : 0);
     u64 v[E];
+    if (STAGED) {
 #pragma unroll
-    for (int r = 0; r < E; r++) {
-        const int i = E * lane + r;
-        v[r] = (i < len) ? pack(proj[row + start + i], (u32)(local0 + i)) : ~0ull;
+        for (int r = 0; r < E; r++) {
+            const int i = 32 * r + lane;
+            buf[i + i / E] = (i < len) ? pack(proj[row + start + i], (u32)(local0 + i)) : ~0ull;
+        }
+        __syncwarp();
+#pragma unroll
+        for (int r = 0; r < E; r++) {
+            const int i = E * lane + r;
+            v[r] = buf[i + i / E];
+        }
+    } else {
+#pragma unroll
+        for (int r = 0; r < E; r++) {
+            const int i = E * lane + r;
+            v[r] = (i < len) ? pack(proj[row + start + i], (u32)(local0 + i)) : ~0ull;
+        }
     }
     constexpr int LOG_PAD = (E == 1) ? 5 : (E == 2) ? 6 : (E == 4) ? 7 : (E == 8) ? 8 : 9;
 #pragma unroll
@@ -140,12 +159,31 @@ __device__ __forceinline__ void sort_warp(const float* __restrict__ proj,
             }
         }
     }
+    if (STAGED) {
+        __syncwarp();
 #pragma unroll
-    for (int r = 0; r < E; r++) {
-        const int i = E * lane + r;
-        if (i < len) {
-            sorted[row + start + i] = key2f((u32)(v[r] >> 32));
-            perm[row + start + i] = (u32)v[r];
+        for (int r = 0; r < E; r++) {
+            const int i = E * lane + r;
+            buf[i + i / E] = v[r];
+        }
+        __syncwarp();
+#pragma unroll
+        for (int r = 0; r < E; r++) {
+            const int i = 32 * r + lane;
+            if (i < len) {
+                const u64 x = buf[i + i / E];
+                sorted[row + start + i] = key2f((u32)(x >> 32));
+                perm[row + start + i] = (u32)x;
+            }
+        }
+    } else {
+#pragma unroll
+        for (int r = 0; r < E; r++) {
+            const int i = E * lane + r;
+            if (i < len) {
+                sorted[row + start + i] = key2f((u32)(v[r] >> 32));
+                perm[row + start + i] = (u32)v[r];
+            }
         }
     }
 }
@@ -155,14 +193,35 @@ __device__ __forceinline__ void sort_warp(const float* __restrict__ proj,
         const float* __restrict__ proj, float* __restrict__ sorted, u32* __restrict__ perm, \
         const int* __restrict__ chunk_start, const int* __restrict__ chunk_len,             \
         const int* __restrict__ chunk_local, int chunks, int row_len) {                     \
-        sort_warp<E>(proj, sorted, perm, chunk_start, chunk_len, chunk_local, chunks,       \
-                     row_len);                                                              \
+        sort_warp<E, true>(proj, sorted, perm, chunk_start, chunk_len, chunk_local, chunks, \
+                           row_len);                                                        \
     }
 SORT_WARP(1)
 SORT_WARP(2)
 SORT_WARP(4)
 SORT_WARP(8)
-SORT_WARP(16)
+
+// E = 16 (chunks of 257..512 entries) with launch bounds for 6 blocks of 128 threads per
+// SM: the register cap lets more warps hide the shuffle latency (measured 4 % faster than
+// uncapped on an H100, 0.079 vs 0.082 ms per DA-size sort; a cap of 4 blocks was slower).
+extern "C" __global__ void __launch_bounds__(128, 6)
+    sort_warp_16(const float* __restrict__ proj, float* __restrict__ sorted,
+                 u32* __restrict__ perm, const int* __restrict__ chunk_start,
+                 const int* __restrict__ chunk_len, const int* __restrict__ chunk_local,
+                 int chunks, int row_len) {
+    sort_warp<16, true>(proj, sorted, perm, chunk_start, chunk_len, chunk_local, chunks,
+                        row_len);
+}
+
+// E = 16 without the shared-memory staging (strided global reads and writes), kept to
+// measure what the staging buys (WOWFLOW_CUDA_SORT=warp-direct).
+extern "C" __global__ void sort_warp_16_direct(const float* __restrict__ proj, float* __restrict__ sorted,
+                    u32* __restrict__ perm, const int* __restrict__ chunk_start,
+                    const int* __restrict__ chunk_len, const int* __restrict__ chunk_local,
+                    int chunks, int row_len) {
+    sort_warp<16, false>(proj, sorted, perm, chunk_start, chunk_len, chunk_local, chunks,
+                         row_len);
+}
 
 // ---------------------------------------------------------------------------------------
 // Stage 1b (fallback for segments longer than CHUNK): one pass of a global-memory merge sort.
@@ -412,11 +471,14 @@ extern "C" __global__ void coefficients(const double* __restrict__ costs,
                                         const double* __restrict__ b,
                                         int C, int K, int kind, double prm,
                                         float* __restrict__ coef, float* __restrict__ total) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
+    // One block per source class, one thread per partner (kernel_derivative's pow/exp in
+    // double are slow; a serial loop over partners was a visible share of a step), then
+    // the f32 sum in partner order by one thread. grid = C, block = a multiple of 32,
+    // dynamic shared = Q floats.
+    extern __shared__ float wsh[];
+    const int c = blockIdx.x;
     const int Q = C + K;
-    float tot = 0.0f;
-    for (int q = 0; q < Q; q++) {
+    for (int q = threadIdx.x; q < Q; q += blockDim.x) {
         float w = 0.0f;
         const int p = pair_of[c * Q + q];
         if (p >= 0) {
@@ -427,9 +489,14 @@ extern "C" __global__ void coefficients(const double* __restrict__ costs,
             }
         }
         coef[c * Q + q] = w;
-        tot += w;
+        wsh[q] = w;
     }
-    total[c] = tot;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float tot = 0.0f;
+        for (int q = 0; q < Q; q++) tot += wsh[q];
+        total[c] = tot;
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -483,9 +550,10 @@ extern "C" __global__ void derivatives(const float* __restrict__ SA, const u32* 
 // weights (domain adaptation, the rings): one block per direction with that direction's
 // sorted rows of both clouds in shared memory (a row of a cloud is contiguous), so each
 // sorted value is read from global memory once per direction instead of once per pair.
-// The arithmetic and its order are those of the equal-size paths of pair_costs and
-// derivatives above (only where the operands are read from changes).
-// Shared memory: (nA + nB) floats (+ C*Q coefficients for derivatives_equal).
+// The arithmetic is that of the equal-size paths of pair_costs and derivatives above
+// (pair_costs_equal sums each lane's terms in four interleaved partial sums).
+// Shared memory: (nA + nB) floats (+ C*Q coefficients and nA outputs for
+// derivatives_equal).
 
 __device__ __forceinline__ void load_rows(float* sh, const float* SA, int nA, const float* SB,
                                           int nB, int l) {
@@ -495,7 +563,7 @@ __device__ __forceinline__ void load_rows(float* sh, const float* SA, int nA, co
     for (int i = threadIdx.x; i < nB; i += blockDim.x) sh[nA + i] = rb[i];
 }
 
-// grid = L, block = 256 (8 warps; warp w takes pairs w, w + 8, ...).
+// grid = L, block = any multiple of 32 (warp w of W takes pairs w, w + W, ...).
 extern "C" __global__ void pair_costs_equal(const float* __restrict__ SA, int nA,
                                             const float* __restrict__ SB, int nB, int seg,
                                             const int* __restrict__ pairs, int n_pairs,
@@ -511,27 +579,46 @@ extern "C" __global__ void pair_costs_equal(const float* __restrict__ SA, int nA
         const int* pr = pairs + 4 * p;
         const float* u = rows + (pr[0] == 0 ? 0 : nA) + pr[1] * seg;
         const float* v = rows + (pr[2] == 0 ? 0 : nA) + pr[3] * seg;
-        double acc = 0.0;
-        for (int k = lane; k < seg; k += 32) {
-            const double d = (double)(u[k] - v[k]);
-            acc += power == 2 ? d * d : fabs(d);
+        // Four independent accumulators per lane (entries k, k + 32, k + 64, k + 96 of each
+        // group of 128): the loop is bound by the latency of the f32 -> f64 conversion
+        // and the double adds, not by their throughput.
+        double acc0 = 0.0, acc1 = 0.0, acc2 = 0.0, acc3 = 0.0;
+        int k = lane;
+        for (; k + 96 < seg; k += 128) {
+            const double d0 = (double)(u[k] - v[k]);
+            const double d1 = (double)(u[k + 32] - v[k + 32]);
+            const double d2 = (double)(u[k + 64] - v[k + 64]);
+            const double d3 = (double)(u[k + 96] - v[k + 96]);
+            acc0 += power == 2 ? d0 * d0 : fabs(d0);
+            acc1 += power == 2 ? d1 * d1 : fabs(d1);
+            acc2 += power == 2 ? d2 * d2 : fabs(d2);
+            acc3 += power == 2 ? d3 * d3 : fabs(d3);
         }
+        for (; k < seg; k += 32) {
+            const double d = (double)(u[k] - v[k]);
+            acc0 += power == 2 ? d * d : fabs(d);
+        }
+        double acc = (acc0 + acc1) + (acc2 + acc3);
         for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
         if (lane == 0) per_dir[(size_t)p * (size_t)n_dirs + l] = acc / (double)seg;
     }
 }
 
-// grid = L, block = 256.
+// grid = L, block = any size.
 extern "C" __global__ void derivatives_equal(const float* __restrict__ SA,
                                              const u32* __restrict__ PA, int nA,
                                              const float* __restrict__ SB, int nB, int seg,
                                              int C, int K, const float* __restrict__ coef,
                                              const float* __restrict__ total, int power,
                                              float* __restrict__ D) {
+    // The scatter through the sort permutation goes to shared memory (`out`, nA floats)
+    // and D's row is then written in order: scattered 4-byte global stores were most of
+    // this kernel's time.
     extern __shared__ float rows[];
     const int l = blockIdx.x;
     const int Q = C + K;
     float* w = rows + nA + nB;
+    float* out = w + C * Q;
     load_rows(rows, SA, nA, SB, nB, l);
     for (int i = threadIdx.x; i < C * Q; i += blockDim.x) w[i] = coef[i];
     __syncthreads();
@@ -548,9 +635,10 @@ extern "C" __global__ void derivatives_equal(const float* __restrict__ SA,
             const float m = power == 2 ? vk : (float)dsign((double)(uk - vk));
             acc += wq * m;
         }
-        D[base + (size_t)(c * seg) + PA[base + e]] =
-            power == 2 ? 2.0f * (total[c] * uk - acc) : acc;
+        out[c * seg + PA[base + e]] = power == 2 ? 2.0f * (total[c] * uk - acc) : acc;
     }
+    __syncthreads();
+    for (int i = threadIdx.x; i < nA; i += blockDim.x) D[base + i] = out[i];
 }
 
 // =======================================================================================
@@ -663,8 +751,8 @@ extern "C" __global__ void optimizer_update(float* __restrict__ x, const float* 
 }
 
 // Partial sums of squares of g (n floats) in double: block b writes out[b] from a fixed
-// strided share, reduced by a fixed tree; `sum_dirs` on the partials then gives a
-// deterministic total. grid = SUMSQ_BLOCKS (any fixed count), block = 256 (required).
+// strided share, reduced by a fixed tree; `step_guard` then sums the partials in a fixed
+// order, so the total is deterministic. grid = SUMSQ_BLOCKS (any fixed count), block = 256 (required).
 extern "C" __global__ void sum_squares(const float* __restrict__ g, int n,
                                        double* __restrict__ out) {
     __shared__ double sh[256];
@@ -680,3 +768,29 @@ extern "C" __global__ void sum_squares(const float* __restrict__ g, int n,
     }
     if (threadIdx.x == 0) out[blockIdx.x] = sh[0];
 }
+
+// The step's guard: the sum of the partial sums of squares (fixed tree) when every pair
+// cost is finite, NaN otherwise. A finite guard means a finite F (a finite cost has a finite
+// kernel value) and a finite gradient, so optimizer_update lands exactly the steps the host
+// will accept. grid = 1, block = 256 (required).
+extern "C" __global__ void step_guard(const double* __restrict__ partial, int n_partial,
+                                      const double* __restrict__ costs, int n_costs,
+                                      double* __restrict__ out) {
+    __shared__ double sh[256];
+    __shared__ int bad;
+    if (threadIdx.x == 0) bad = 0;
+    __syncthreads();
+    double acc = 0.0;
+    for (int i = threadIdx.x; i < n_partial; i += 256) acc += partial[i];
+    for (int i = threadIdx.x; i < n_costs; i += 256) {
+        if (!isfinite(costs[i])) bad = 1;  // benign race: every writer stores 1
+    }
+    sh[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[0] = bad ? __longlong_as_double(0x7ff8000000000000ll) : sh[0];
+}
+

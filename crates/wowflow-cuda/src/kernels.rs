@@ -14,8 +14,9 @@ use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 pub const SOURCE: &str = include_str!("kernels.cu");
 
 /// Entry points defined in [`SOURCE`] (all `extern "C"`, so their PTX names are these).
-pub const KERNEL_NAMES: [&str; 19] = [
+pub const KERNEL_NAMES: [&str; 21] = [
     "sort_chunks",
+    "sort_warp_16_direct",
     "sort_warp_1",
     "sort_warp_2",
     "sort_warp_4",
@@ -34,16 +35,17 @@ pub const KERNEL_NAMES: [&str; 19] = [
     "gather_rows",
     "optimizer_update",
     "sum_squares",
+    "step_guard",
 ];
 
 /// Longest chunk sorted by one warp in registers (`sort_warp_E`, E = 16 entries per lane);
 /// longer chunks go through the shared-memory kernel.
 pub const WARP_SORT_MAX: usize = 512;
 
-/// Shared memory (bytes) the one-block-per-direction kernels (`pair_costs_equal`,
-/// `derivatives_equal`) may use without opting in to more: both clouds' sorted rows of one
-/// direction and the coefficient table must fit.
-pub const ROWS_SHARED_MAX: usize = 48 * 1024;
+/// Shared memory (bytes) every CUDA device gives a block without opting in. The
+/// one-block-per-direction kernels (`pair_costs_equal`, `derivatives_equal`) opt in to the
+/// device's maximum (227 KiB on an H100) when the engine is created, and fall back to this.
+pub const SHARED_DEFAULT: usize = 48 * 1024;
 
 /// Longest segment sorted in one shared-memory bitonic pass (entries of 8 bytes: 32 KiB of
 /// shared memory, under the 48 KiB every CUDA device gives a block without opting in).
