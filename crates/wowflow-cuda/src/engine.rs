@@ -921,8 +921,7 @@ impl Inner {
             dirs.count(),
             source.dim(),
             kernel,
-            true,
-            &mut |_| Ok(()),
+            None,
         )?;
         let n_d = source.points().len();
         let costs = self.download_costs(p)?;
@@ -936,9 +935,8 @@ impl Inner {
     /// points in `a.points` / `b.points`; `source` and `target` describe their classes and
     /// weights. Leaves the WoW gradient in `self.grad` (N × d) and the pair costs in
     /// `self.costs`, and returns the pair list (4 ints per pair, the order of the costs)
-    /// with its length. Nothing is copied back and nothing waits for the device; `mark` is
-    /// called after each stage with its name (profiling drains the stream there, and
-    /// passes `concurrent = false` so that the stages run one after the other).
+    /// with its length. Nothing is copied back and nothing waits for the device; `profile`,
+    /// when given, is called after each stage with its name (and drains the stream).
     pub(crate) fn gradient_marked(
         &mut self,
         source: &LabeledCloud,
@@ -946,9 +944,16 @@ impl Inner {
         l: usize,
         d: usize,
         kernel: &Kernel,
-        concurrent: bool,
-        mark: &mut dyn FnMut(&'static str) -> Result<()>,
+        profile: Option<&mut dyn FnMut(&'static str) -> Result<()>>,
     ) -> Result<(Vec<i32>, usize)> {
+        // Profiling drains the stream after each stage, so the clouds are then sliced one
+        // after the other on the main stream; otherwise concurrently.
+        let concurrent = profile.is_none();
+        let mut no_marks = |_: &'static str| Ok(());
+        let mark: &mut dyn FnMut(&'static str) -> Result<()> = match profile {
+            Some(m) => m,
+            None => &mut no_marks,
+        };
         let stream = self.stream.clone();
         let power = kernel.cost();
         let (c_n, k_n, n) = (source.n_classes(), target.n_classes(), source.n_points());

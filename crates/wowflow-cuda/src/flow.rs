@@ -360,8 +360,7 @@ impl DeviceFlow {
             l,
             d,
             &s.kernel,
-            concurrent,
-            mark,
+            if concurrent { None } else { Some(&mut *mark) },
         )?;
 
         // 4. Gradient norm, then the guarded update.
