@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the CUDA-enabled `wowflow` binary and the wowflow-cuda test binaries (release
 # profile), strips them and copies them to .gpu/ so a GPU machine can run them without a
-# Rust toolchain (see crates/wowflow-cuda/GPU_TODO.md). Nothing CUDA is linked: the binaries
+# Rust toolchain (see crates/wowflow-cuda/GPU.md). Nothing CUDA is linked: the binaries
 # load libcuda, NVRTC and cuBLAS at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."

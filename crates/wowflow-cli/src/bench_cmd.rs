@@ -56,13 +56,14 @@ pub enum ConfigName {
     Da,
     Tl,
     Dd,
+    Da5k,
     All,
 }
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Workload: rings (3×80, d=2), da (10×500 vs 10×500, d=784), tl (10×200 vs 10×5),
-    /// dd (10×50 vs 10×5000, batch 256), or all.
+    /// dd (10×50 vs 10×5000, batch 256), da5k (10×5000 vs 10×5000), or all.
     #[arg(long, value_enum, default_value = "all")]
     pub config: ConfigName,
     /// Timed steps per workload (after one warm-up step).

@@ -281,6 +281,54 @@ fn bench_prints_one_line_per_config() {
     }
 }
 
+/// `--device cuda` on a binary built without the `cuda` feature (the test build) is a named
+/// error telling how to rebuild, from every command that takes it, before any work starts.
+#[test]
+fn device_cuda_without_the_feature_says_how_to_rebuild() {
+    if cfg!(feature = "cuda") {
+        return; // a CUDA build would try the GPU instead
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = dataset(30, 3, 0.0, 1);
+    let src = dir.path().join("s.npz");
+    write_dataset(&src, x, y, 3);
+    let src = src.to_str().unwrap();
+    let out = dir.path().join("o.npz");
+    for args in [
+        vec!["bench", "--config", "rings", "--device", "cuda"],
+        vec![
+            "flow",
+            "--source",
+            src,
+            "--target",
+            src,
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "cuda",
+            "--steps",
+            "2",
+        ],
+        vec![
+            "experiment",
+            "domain-adaptation",
+            "--source",
+            "fmnist",
+            "--device",
+            "cuda",
+            "--data-dir",
+            "/nonexistent",
+        ],
+    ] {
+        let err = fails(&args);
+        assert!(
+            err.contains("built without CUDA support") && err.contains("--features cuda"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!out.exists(), "a failed run left an output behind");
+}
+
 /// wowflow against an independent numpy implementation (scripts/crosscheck_numpy.py), at a
 /// paper-like dimension, for the kernels the script covers. Skipped, visibly, without numpy.
 #[test]

@@ -915,14 +915,8 @@ impl Inner {
         self.upload_dirs(dirs)?;
         self.upload_points(Side::A, source.points())?;
         self.upload_points(Side::B, target.points())?;
-        let (pairs, p) = self.gradient_marked(
-            source,
-            target,
-            dirs.count(),
-            source.dim(),
-            kernel,
-            None,
-        )?;
+        let (pairs, p) =
+            self.gradient_marked(source, target, dirs.count(), source.dim(), kernel, None)?;
         let n_d = source.points().len();
         let costs = self.download_costs(p)?;
         self.stream

@@ -21,8 +21,9 @@
 //! # }
 //! ```
 //!
-//! See `GPU_TODO.md` in this crate for the commands a session with a GPU runs (tests,
-//! benchmark).
+//! For whole flows, [`DeviceFlow`] keeps everything on the device (the engine path moves both
+//! clouds over PCIe every call). See `GPU.md` in this crate for how to run the GPU tests and
+//! benchmarks, and `PERF.md` for the measured step times and what each optimisation bought.
 
 pub mod engine;
 pub mod error;
