@@ -44,6 +44,15 @@ fn accuracy(result: &Path) -> f64 {
     v["accuracy"]["mean"].as_f64().expect("accuracy.mean")
 }
 
+/// Runs `wowflow experiment <cell…> --profile tiny --data-dir DATA --out OUT`.
+fn tiny_cell(cell: &[&str], data: &str, out: &Path) {
+    let out = out.to_string_lossy().into_owned();
+    let mut args = vec!["experiment"];
+    args.extend_from_slice(cell);
+    args.extend_from_slice(&["--profile", "tiny", "--data-dir", data, "--out", &out]);
+    wowflow(&args);
+}
+
 #[test]
 fn flowed_mnist_helps_a_five_shot_usps_classifier() {
     let Some(data) = data_dir() else { return };
@@ -52,23 +61,13 @@ fn flowed_mnist_helps_a_five_shot_usps_classifier() {
     let mut acc = Vec::new();
     for method in ["target-only", "sw-mmd"] {
         let out = tmp.path().join(method);
-        let out_s = out.to_string_lossy().into_owned();
-        wowflow(&[
-            "experiment",
-            "transfer",
-            "--target",
-            "usps",
-            "--k",
-            "5",
-            "--method",
-            method,
-            "--profile",
-            "tiny",
-            "--data-dir",
+        tiny_cell(
+            &[
+                "transfer", "--target", "usps", "--k", "5", "--method", method,
+            ],
             &data,
-            "--out",
-            &out_s,
-        ]);
+            &out,
+        );
         acc.push(accuracy(&out.join("result.json")));
     }
     // Measured at the tiny profile: 49.4 % alone, 68.3 % with the flowed images.
@@ -88,23 +87,19 @@ fn distilled_images_beat_random_real_ones_at_equal_budget() {
     let mut acc = Vec::new();
     for method in ["random-real", "sw-mmd"] {
         let out = tmp.path().join(method);
-        let out_s = out.to_string_lossy().into_owned();
-        wowflow(&[
-            "experiment",
-            "distill",
-            "--dataset",
-            "mnist",
-            "--k",
-            "10",
-            "--method",
-            method,
-            "--profile",
-            "tiny",
-            "--data-dir",
+        tiny_cell(
+            &[
+                "distill",
+                "--dataset",
+                "mnist",
+                "--k",
+                "10",
+                "--method",
+                method,
+            ],
             &data,
-            "--out",
-            &out_s,
-        ]);
+            &out,
+        );
         acc.push(accuracy(&out.join("result.json")));
         assert!(out.join("synthetic.png").is_file());
         let npz = wowflow_data::read_npz(&out.join("synthetic.npz")).unwrap();

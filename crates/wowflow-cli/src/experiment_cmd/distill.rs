@@ -3,7 +3,7 @@
 //! flowed to 5000 real images per class; a ConvNet trained on the k-per-class synthetic set
 //! is scored on the test split. Protocol and profiles in `experiments/distill.toml`.
 
-use super::evaluate::{train_and_test, Score, Stats, TrainSettings};
+use super::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
 use super::{dataset_name, load_profile, machine, run_flow, save_grid, write_file};
 use super::{AssignSettings, CommonArgs};
 use anyhow::{bail, Context, Result};
@@ -201,10 +201,9 @@ impl DistillCell {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trial {
     pub seed: u64,
-    pub flow_seconds: f64,
-    pub flow_steps: usize,
-    pub loss_first: Option<f64>,
-    pub loss_last: Option<f64>,
+    /// The flow (zero steps for the methods that do not flow).
+    #[serde(flatten)]
+    pub flow: FlowRecord,
     /// Label of each synthetic class: the class its images were drawn from (the flow keeps
     /// them, as in the paper).
     pub labels: Vec<usize>,
@@ -348,10 +347,7 @@ fn synthesize(
     };
     let mut trial = Trial {
         seed,
-        flow_seconds: 0.0,
-        flow_steps: 0,
-        loss_first: None,
-        loss_last: None,
+        flow: FlowRecord::default(),
         labels: Vec::new(),
         assigned: Vec::new(),
         scores: Vec::new(),
@@ -378,10 +374,7 @@ fn synthesize(
     let started = Instant::now();
     let (objective, optimizer) = objective(cell, settings, &target, (1, 28, 28))?;
     let state = run_flow(objective, optimizer, init, settings.flow.steps, seed)?;
-    trial.flow_seconds = started.elapsed().as_secs_f64();
-    trial.flow_steps = state.step;
-    trial.loss_first = state.losses.first().copied();
-    trial.loss_last = state.losses.last().copied();
+    trial.flow = FlowRecord::new(started, state.step, &state.losses);
     trial.assigned = settings.assign.assign(&state.cloud, &target)?.labels;
     trial.labels = (0..state.cloud.n_classes()).collect();
     let labels = trial.labels.clone();

@@ -110,6 +110,30 @@ pub fn train_and_test(
 }
 
 /// Mean and sample standard deviation of accuracies, in percent, as the papers report them.
+/// What a trial of an experiment records of its flow. Trials flatten it into their JSON, so
+/// the fields keep these names there (and cells written before it existed still load).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlowRecord {
+    /// Seconds the flow took (0 when the method does not flow).
+    pub flow_seconds: f64,
+    pub flow_steps: usize,
+    /// `F` before the first and after the last step (where the method has one).
+    pub loss_first: Option<f64>,
+    pub loss_last: Option<f64>,
+}
+
+impl FlowRecord {
+    /// The record of a flow of `steps` steps with these losses, timed from `started`.
+    pub fn new(started: std::time::Instant, steps: usize, losses: &[f64]) -> Self {
+        Self {
+            flow_seconds: started.elapsed().as_secs_f64(),
+            flow_steps: steps,
+            loss_first: losses.first().copied(),
+            loss_last: losses.last().copied(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub mean: f64,

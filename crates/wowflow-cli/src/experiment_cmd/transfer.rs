@@ -4,7 +4,7 @@
 //! their classes, augment the k-shot training set of a LeNet-5. Protocol and profiles in
 //! `experiments/transfer.toml`.
 
-use super::evaluate::{train_and_test, Score, Stats, TrainSettings};
+use super::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
 use super::{
     dataset_name, load_profile, machine, sample_train, save_grid, write_file, AssignSettings,
 };
@@ -248,12 +248,9 @@ impl TransferCell {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trial {
     pub seed: u64,
-    /// Seconds the flow took (0 for target-only).
-    pub flow_seconds: f64,
-    pub flow_steps: usize,
-    /// `F` before the first and after the last step (where the method has one).
-    pub loss_first: Option<f64>,
-    pub loss_last: Option<f64>,
+    /// The flow (zero steps for target-only).
+    #[serde(flatten)]
+    pub flow: FlowRecord,
     /// Target label given to each flowed source class (empty for product-mmd, which labels
     /// every particle by its own Gaussian).
     pub labels: Vec<usize>,
@@ -376,10 +373,7 @@ fn augment(
     }
     let trial = Trial {
         seed,
-        flow_seconds: started.elapsed().as_secs_f64(),
-        flow_steps: steps,
-        loss_first: losses.first().copied(),
-        loss_last: losses.last().copied(),
+        flow: FlowRecord::new(started, steps, &losses),
         labels,
         label_counts,
         scores: Vec::new(),
