@@ -872,7 +872,7 @@ impl Inner {
         self.costs.ptr(&self.stream)
     }
 
-    pub(crate) fn download_costs(&mut self, p: usize) -> Result<Vec<f64>> {
+    fn download_costs(&mut self, p: usize) -> Result<Vec<f64>> {
         let mut out = vec![0.0f64; p];
         self.stream
             .memcpy_dtoh(&self.costs.get().slice(0..p), &mut out[..])?;

@@ -88,7 +88,8 @@ pub struct DeviceFlow {
     first: Buf<f32>,
     second: Buf<f32>,
     sumsq: Buf<f64>,
-    sumsq_total: Buf<f64>,
+    /// What the host reads back after a step: the guard, then the `p` pair costs.
+    readback: Buf<f64>,
     step: usize,
     updates: u64,
 }
@@ -199,8 +200,8 @@ impl DeviceFlow {
         }
         let mut sumsq = Buf::new();
         sumsq.ensure(&stream, SUMSQ_BLOCKS)?;
-        let mut sumsq_total = Buf::new();
-        sumsq_total.ensure(&stream, 1)?;
+        let mut readback = Buf::new();
+        readback.ensure(&stream, 1)?;
         Ok(Self {
             inner,
             device,
@@ -213,7 +214,7 @@ impl DeviceFlow {
             first,
             second,
             sumsq,
-            sumsq_total,
+            readback,
             step: state.step,
             updates: state.optimizer.t,
             settings,
@@ -365,10 +366,11 @@ impl DeviceFlow {
 
         // 4. Gradient norm, then the guarded update.
         let len = self.source_shape.n_points() * d;
+        self.readback.ensure(&stream, 1 + p)?;
         let (pg, pq, pt) = (
             self.inner.grad.ptr(&stream),
             self.sumsq.ptr(&stream),
-            self.sumsq_total.ptr(&stream),
+            self.readback.ptr(&stream),
         );
         let n32 = len as i32;
         let cfg = LaunchConfig {
@@ -454,15 +456,13 @@ impl DeviceFlow {
         }?;
         mark("update")?;
 
-        // 5. The few numbers the host needs.
-        let costs = self.inner.download_costs(p)?;
-        let mut total_sq = [0.0f64];
-        stream.memcpy_dtoh(&self.sumsq_total.get().slice(0..1), &mut total_sq[..])?;
-        stream.synchronize()?;
+        // 5. The few numbers the host needs, in one copy (one wait for the device).
+        let mut back = vec![0.0f64; 1 + p];
+        stream.memcpy_dtoh(&self.readback.get().slice(0..1 + p), &mut back[..])?;
         mark("download")?;
         // The guard: the squared norm, or NaN when a cost is not finite.
-        let sq = total_sq[0];
-        let loss = assemble(&self.source_shape, target, &s.kernel, &pairs, &costs).value;
+        let sq = back[0];
+        let loss = assemble(&self.source_shape, target, &s.kernel, &pairs, &back[1..]).value;
         let diverged = |reason: String| CoreError::Diverged {
             step,
             last_good_step: step,

@@ -772,7 +772,8 @@ extern "C" __global__ void sum_squares(const float* __restrict__ g, int n,
 // The step's guard: the sum of the partial sums of squares (fixed tree) when every pair
 // cost is finite, NaN otherwise. A finite guard means a finite F (a finite cost has a finite
 // kernel value) and a finite gradient, so optimizer_update lands exactly the steps the host
-// will accept. grid = 1, block = 256 (required).
+// will accept. out[0] = guard, out[1 + i] = costs[i]: the host reads both in one copy.
+// grid = 1, block = 256 (required).
 extern "C" __global__ void step_guard(const double* __restrict__ partial, int n_partial,
                                       const double* __restrict__ costs, int n_costs,
                                       double* __restrict__ out) {
@@ -783,7 +784,9 @@ extern "C" __global__ void step_guard(const double* __restrict__ partial, int n_
     double acc = 0.0;
     for (int i = threadIdx.x; i < n_partial; i += 256) acc += partial[i];
     for (int i = threadIdx.x; i < n_costs; i += 256) {
-        if (!isfinite(costs[i])) bad = 1;  // benign race: every writer stores 1
+        const double c = costs[i];
+        out[1 + i] = c;
+        if (!isfinite(c)) bad = 1;  // benign race: every writer stores 1
     }
     sh[threadIdx.x] = acc;
     __syncthreads();
