@@ -35,7 +35,12 @@ fn main() -> wowflow_core::Result<()> {
     let t = Instant::now();
     let s = exact_ot(&w, &w, &cost)?;
     println!(
-        "network simplex: {:.3} s, {} pivots, cost {:.6}",
+        "exact OT ({}): {:.3} s, {} pivots, cost {:.6}",
+        if s.pivots == 0 {
+            "uniform, equal sizes: assignment"
+        } else {
+            "network simplex"
+        },
         t.elapsed().as_secs_f64(),
         s.pivots,
         s.cost

@@ -6,10 +6,12 @@
 //! solved to optimality) and [`sinkhorn`] (entropic, log-domain); what comes out is a
 //! [`TransportPlan`] with its cost, dual potentials and convergence information.
 
+pub mod assignment;
 pub mod exact;
 pub mod gaussian;
 pub mod sinkhorn;
 
+pub use assignment::{linear_assignment, Assignment};
 pub use exact::{exact_ot, ExactOt};
 pub use gaussian::{bures_wasserstein2, Gaussian};
 pub use sinkhorn::{sinkhorn, SinkhornConfig, SinkhornOt};
