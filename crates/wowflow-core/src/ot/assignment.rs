@@ -35,6 +35,15 @@ const NONE: usize = usize::MAX;
 /// Errors on a cost that is not finite (an infinite entry could make the problem infeasible,
 /// and NaN has no order).
 pub fn linear_assignment(cost: &[f64], n: usize) -> Result<Assignment> {
+    linear_assignment_from(cost, n, None)
+}
+
+/// [`linear_assignment`] started from column potentials `v` (e.g. the previous solution's,
+/// when the costs changed a little, as between two steps of a flow): rows are reduced
+/// against them (`u_i = min_j C_ij − v_j`) and each row whose minimising column is still free
+/// takes it, so only the rows whose choice changed need a search. Any `v` gives the same
+/// optimal cost; a good one gives it sooner.
+pub fn linear_assignment_from(cost: &[f64], n: usize, start: Option<&[f64]>) -> Result<Assignment> {
     if cost.len() != n * n {
         return Err(crate::error::shape(
             "assignment cost",
@@ -57,10 +66,35 @@ pub fn linear_assignment(cost: &[f64], n: usize) -> Result<Assignment> {
     let mut seen_row = vec![false; n];
     let mut seen_col = vec![false; n];
     let mut remaining: Vec<usize> = Vec::with_capacity(n);
+    if let Some(v0) = start {
+        if v0.len() != n || v0.iter().any(|x| !x.is_finite()) {
+            return Err(invalid(
+                "assignment start",
+                format!("need {n} finite column potentials"),
+            ));
+        }
+        v.copy_from_slice(v0);
+        for i in 0..n {
+            let row = &cost[i * n..(i + 1) * n];
+            let (mut best, mut at) = (f64::INFINITY, 0);
+            for j in 0..n {
+                let r = row[j] - v[j];
+                if r < best {
+                    best = r;
+                    at = j;
+                }
+            }
+            u[i] = best;
+            if row_of_col[at] == NONE {
+                col_of_row[i] = at;
+                row_of_col[at] = i;
+            }
+        }
+    }
     // Column reduction (the first phase of Jonker–Volgenant): v_j = min_i C_ij keeps every
     // reduced cost non-negative with u = 0, and each column's minimising row, if still free,
     // takes it (a tight pair). Most rows start assigned, so few long searches remain.
-    for j in 0..n {
+    for j in (0..n).filter(|_| start.is_none()) {
         let (mut best, mut at) = (f64::INFINITY, 0);
         for i in 0..n {
             if cost[i * n + j] < best {

@@ -43,12 +43,21 @@ pub struct ExactOt {
 /// `min_{π ≥ 0, π1 = a, πᵀ1 = b} ⟨π, C⟩` exactly, for histograms `a` (length `n`) and `b`
 /// (length `m`) — both normalised to total mass 1 here — and a row-major `n × m` cost.
 pub fn exact_ot(a: &[f64], b: &[f64], cost: &[f64]) -> Result<ExactOt> {
+    exact_ot_from(a, b, cost, None)
+}
+
+/// [`exact_ot`] warm-started from column potentials (a previous solution's
+/// `col_potentials`, for a cost that changed a little, as between two steps of a flow). Only
+/// the assignment route (uniform histograms of equal length) uses the start; it changes how
+/// fast the optimum is found, not the optimum (for costs in general position the optimal
+/// plan is unique, so warm and cold starts return the same plan).
+pub fn exact_ot_from(a: &[f64], b: &[f64], cost: &[f64], start: Option<&[f64]>) -> Result<ExactOt> {
     let a = normalised("source histogram", a)?;
     let b = normalised("target histogram", b)?;
     let (n, m) = (a.len(), b.len());
     check_cost(cost, n, m)?;
     if n == m && a.iter().all(|&x| x == a[0]) && b.iter().all(|&x| x == b[0]) {
-        return via_assignment(&a, cost);
+        return via_assignment(&a, cost, start.filter(|v| v.len() == n));
     }
     simplex_ot(&a, &b, cost)
 }
@@ -84,9 +93,9 @@ fn simplex_ot(a: &[f64], b: &[f64], cost: &[f64]) -> Result<ExactOt> {
 /// Uniform histograms of equal length: an optimal permutation (see [`super::assignment`]),
 /// with the assignment's duals, which are optimal duals of the OT problem too (the same
 /// constraints `u_i + v_j ≤ C_ij`, tight on the plan's support).
-fn via_assignment(a: &[f64], cost: &[f64]) -> Result<ExactOt> {
+fn via_assignment(a: &[f64], cost: &[f64], start: Option<&[f64]>) -> Result<ExactOt> {
     let n = a.len();
-    let s = super::assignment::linear_assignment(cost, n)?;
+    let s = super::assignment::linear_assignment_from(cost, n, start)?;
     let entries: Vec<(usize, usize, f64)> = s
         .col_of_row
         .iter()

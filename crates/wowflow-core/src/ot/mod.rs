@@ -11,8 +11,8 @@ pub mod exact;
 pub mod gaussian;
 pub mod sinkhorn;
 
-pub use assignment::{linear_assignment, Assignment};
-pub use exact::{exact_ot, ExactOt};
+pub use assignment::{linear_assignment, linear_assignment_from, Assignment};
+pub use exact::{exact_ot, exact_ot_from, ExactOt};
 pub use gaussian::{bures_wasserstein2, Gaussian};
 pub use sinkhorn::{sinkhorn, SinkhornConfig, SinkhornOt};
 
