@@ -319,6 +319,26 @@ fn device_cuda_without_the_feature_says_how_to_rebuild() {
             "--data-dir",
             "/nonexistent",
         ],
+        vec![
+            "experiment",
+            "transfer",
+            "--target",
+            "usps",
+            "--k",
+            "5",
+            "--device",
+            "cuda",
+            "--data-dir",
+            "/nonexistent",
+        ],
+        vec![
+            "experiment",
+            "table",
+            "--config",
+            "/nonexistent.toml",
+            "--device",
+            "cuda",
+        ],
     ] {
         let err = fails(&args);
         assert!(

@@ -40,14 +40,8 @@ pub struct DaArgs {
     /// Train the classifier even if a saved one matches.
     #[arg(long)]
     pub retrain: bool,
-    /// Where the flow runs: the CPU engine, or the GPU (`cuda`: particles, target and
-    /// optimiser state stay on the device; a binary built with `--features cuda`).
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: crate::bench_cmd::Device,
-    /// With `--device cuda`: TF32 tensor cores for the projections (≈1e-3 relative error in
-    /// the projections, about 1.6× faster at the paper's size).
-    #[arg(long)]
-    pub tf32: bool,
+    #[command(flatten)]
+    pub gpu: crate::resident::DeviceArgs,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -308,10 +302,8 @@ fn classifier(
 
 pub fn run(args: DaArgs) -> Result<()> {
     let started = Instant::now();
-    if args.device == crate::bench_cmd::Device::Cuda && !cfg!(feature = "cuda") {
-        // Before minutes of classifier training, not after.
-        return Err(crate::bench_cmd::no_cuda());
-    }
+    // Before minutes of classifier training, not after.
+    args.gpu.check()?;
     let settings: DaSettings = load_profile(
         BUILTIN,
         "experiments/domain-adaptation.toml",
@@ -403,7 +395,7 @@ pub fn run(args: DaArgs) -> Result<()> {
     );
     let interrupted = interrupt_flag();
     let mut progress = Progress::new(settings.flow.steps, 0, interrupted);
-    let outcome = if args.device == crate::bench_cmd::Device::Cuda {
+    let outcome = if args.gpu.is_cuda() {
         let spec = crate::resident::Spec {
             kernel: Kernel::RIESZ,
             projections: settings.flow.projections,
@@ -411,7 +403,7 @@ pub fn run(args: DaArgs) -> Result<()> {
             optimizer,
             seed: settings.flow.seed,
             clip: None,
-            tf32: args.tf32,
+            tf32: args.gpu.tf32,
         };
         let mut flow = crate::resident::Resident::start(&state, &target, &spec)?;
         let every = settings.flow.checkpoint_every.max(1);
@@ -429,9 +421,6 @@ pub fn run(args: DaArgs) -> Result<()> {
             }
         })
     } else {
-        if args.tf32 {
-            bail!("--tf32 applies to --device cuda only");
-        }
         Flow {
             objective: &mut objective,
             optimizer,
@@ -517,8 +506,8 @@ pub fn run(args: DaArgs) -> Result<()> {
         "checkpoint_seconds": monitor.eval_seconds,
         "total_seconds": total_seconds,
         "machine": machine(),
-        "device": format!("{:?}", args.device).to_lowercase(),
-        "tf32": args.tf32,
+        "device": format!("{:?}", args.gpu.device).to_lowercase(),
+        "tf32": args.gpu.tf32,
     });
     write_file(
         &out.join("summary.json"),

@@ -47,6 +47,9 @@ pub struct TableArgs {
     /// Where datasets are looked for first.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// `--device cuda`: Table 2's SW-MMD flows on the GPU (Table 1 runs on the CPU).
+    #[command(flatten)]
+    pub gpu: crate::resident::DeviceArgs,
 }
 
 /// A table config.
@@ -188,14 +191,15 @@ fn compute(
     profile: &str,
     dirs: &DataDirs,
     cell_dir: &Path,
+    gpu: crate::resident::DeviceArgs,
 ) -> Result<String> {
     // Each cell's pictures (flowed or synthetic images) go to a directory of its own.
     let out = cell_dir.join(cell.key());
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     Ok(match (cell, settings) {
-        (Cell::Transfer(c), Settings::Transfer(s)) => {
-            serde_json::to_string_pretty(&transfer::run_cell(c, s, profile, dirs, Some(&out))?)?
-        }
+        (Cell::Transfer(c), Settings::Transfer(s)) => serde_json::to_string_pretty(
+            &transfer::run_cell(c, s, profile, dirs, Some(&out), gpu)?,
+        )?,
         (Cell::Distill(c), Settings::Distill(s)) => {
             serde_json::to_string_pretty(&distill::run_cell(c, s, profile, dirs, Some(&out))?)?
         }
@@ -268,6 +272,7 @@ fn render(
 }
 
 pub fn run(args: TableArgs) -> Result<()> {
+    args.gpu.check()?;
     let t = TableConfig::load(&args.config)?;
     let profile = args.profile.clone().unwrap_or_else(|| t.profile.clone());
     let settings = match t.experiment {
@@ -280,6 +285,9 @@ pub fn run(args: TableArgs) -> Result<()> {
             &profile,
         )?),
     };
+    if args.gpu.is_cuda() && matches!(settings, Settings::Distill(_)) {
+        bail!("--device cuda: the distillation cells (Table 1) run on the CPU only; drop it");
+    }
     let out = args
         .out
         .clone()
@@ -359,7 +367,7 @@ pub fn run(args: TableArgs) -> Result<()> {
         let key = cell.key();
         eprintln!("[{}/{}] {key}", i + 1, pending.len().min(limit));
         let started = Instant::now();
-        let json = compute(cell, &settings, &profile, &dirs, &cell_dir)
+        let json = compute(cell, &settings, &profile, &dirs, &cell_dir, args.gpu)
             .with_context(|| format!("cell {key}"))?;
         let path = cell_dir.join(format!("{key}.json"));
         write_file(&path, &json)?;

@@ -10,6 +10,7 @@ use super::{
 };
 use super::{run_flow, CommonArgs};
 use crate::progress::{interrupt_flag, Progress};
+use crate::resident::DeviceArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,10 @@ pub struct TransferArgs {
     pub evals: Option<usize>,
     #[command(flatten)]
     pub common: CommonArgs,
+    /// `--device cuda` runs the SW-MMD flows on the GPU (the OTDD flow and the networks
+    /// stay on the CPU).
+    #[command(flatten)]
+    pub gpu: DeviceArgs,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -313,10 +318,38 @@ fn augment(
     settings: &TransferSettings,
     k: usize,
     seed: u64,
+    gpu: DeviceArgs,
 ) -> Result<(Vec<f32>, Vec<usize>, Trial)> {
     let started = Instant::now();
     let (mut points, row_labels, labels, steps, losses) = match method {
         TransferMethod::TargetOnly => (Vec::new(), Vec::new(), Vec::new(), 0, Vec::new()),
+        TransferMethod::SwMmd if gpu.is_cuda() => {
+            let s = &settings.sw_mmd;
+            let spec = crate::resident::Spec {
+                kernel: Kernel::by_name(&s.kernel, s.kernel_param)?,
+                projections: s.projections,
+                target_batch: Some(k),
+                optimizer: Optimizer::new(Method::Momentum { m: s.momentum }, s.tau)?,
+                seed,
+                clip: None,
+                tf32: gpu.tf32,
+            };
+            let state = crate::resident::run_to_end(
+                data.source.clone(),
+                &data.target,
+                &spec,
+                settings.sw_mmd_steps(k),
+            )?;
+            let assignment = settings.assign.assign(&state.cloud, &data.target)?;
+            let row_labels = assignment.row_labels(&state.cloud);
+            (
+                state.cloud.points().to_vec(),
+                row_labels,
+                assignment.labels,
+                state.step,
+                state.losses,
+            )
+        }
         TransferMethod::SwMmd | TransferMethod::Otdd => {
             let (objective, optimizer, steps): (Box<dyn Objective>, Optimizer, usize) =
                 if method == TransferMethod::SwMmd {
@@ -397,6 +430,7 @@ pub fn run_cell(
     profile: &str,
     dirs: &DataDirs,
     out: Option<&Path>,
+    gpu: DeviceArgs,
 ) -> Result<CellResult> {
     let started = Instant::now();
     let pe = pool_and_eval(dirs, &cell.target, settings.split_seed)
@@ -414,7 +448,7 @@ pub fn run_cell(
         let seed = settings.seed + t as u64;
         let data = trial_data(dirs, cell, settings, &pe.pool, seed)?;
         let (flowed, flowed_labels, mut trial) =
-            augment(cell.method, &data, settings, cell.k, seed)?;
+            augment(cell.method, &data, settings, cell.k, seed, gpu)?;
         if let (0, Some(out), false) = (t, out, flowed.is_empty()) {
             save_flowed(out, &flowed, &flowed_labels)?;
         }
@@ -452,6 +486,7 @@ pub fn run_cell(
 }
 
 pub fn run(args: TransferArgs) -> Result<()> {
+    args.gpu.check()?;
     let mut settings = TransferSettings::load(args.common.config.as_deref(), &args.common.profile)?;
     if let Some(t) = args.trials {
         settings.trials = t;
@@ -475,7 +510,14 @@ pub fn run(args: TransferArgs) -> Result<()> {
         });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let dirs = DataDirs::new(args.common.data_dir.as_deref());
-    let result = run_cell(&cell, &settings, &args.common.profile, &dirs, Some(&out))?;
+    let result = run_cell(
+        &cell,
+        &settings,
+        &args.common.profile,
+        &dirs,
+        Some(&out),
+        args.gpu,
+    )?;
     write_file(
         &out.join("result.json"),
         &serde_json::to_string_pretty(&result)?,
