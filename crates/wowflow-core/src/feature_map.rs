@@ -33,8 +33,12 @@ pub trait FeatureMap: Send {
     fn name(&self) -> String;
     /// Output row length for input rows of `in_dim` values (named error if it cannot take them).
     fn out_dim(&self, in_dim: usize) -> Result<usize>;
-    /// Draws this step's random map (a fresh network, which augmentation op, ...). Called once per evaluation, before `forward`.
-    fn resample(&mut self, rng: &mut dyn RngCore) -> Result<()>;
+    /// Draws this step's random map (a fresh network, which augmentation op, ...). Called
+    /// once per evaluation, before `forward`. Deterministic maps keep the default: nothing
+    /// to draw.
+    fn resample(&mut self, _rng: &mut dyn RngCore) -> Result<()> {
+        Ok(())
+    }
     /// Maps `rows` (row-major, `rows.len() / in_dim` rows). Per-row randomness comes from `rng`.
     /// With `keep = true` it remembers what `pullback` needs (used for the source); with false nothing is kept (target).
     fn forward(
@@ -88,9 +92,6 @@ impl FeatureMap for Identity {
             0 => Err(CoreError::ZeroDimension),
             d => Ok(d),
         }
-    }
-    fn resample(&mut self, _rng: &mut dyn RngCore) -> Result<()> {
-        Ok(())
     }
     fn forward(
         &mut self,
@@ -486,9 +487,6 @@ pub(crate) mod tests {
             }
             Ok(self.out_dim)
         }
-        fn resample(&mut self, _rng: &mut dyn RngCore) -> Result<()> {
-            Ok(())
-        }
         fn forward(
             &mut self,
             rows: &[f32],
@@ -794,9 +792,6 @@ pub(crate) mod tests {
         }
         fn out_dim(&self, in_dim: usize) -> Result<usize> {
             Ok(in_dim)
-        }
-        fn resample(&mut self, _rng: &mut dyn RngCore) -> Result<()> {
-            Ok(())
         }
         fn forward(
             &mut self,

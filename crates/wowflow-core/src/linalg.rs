@@ -112,6 +112,92 @@ pub fn sqrtm_psd(a: &[f64], p: usize) -> Result<Vec<f64>> {
     Ok(SymmetricEigen::new(a, p)?.apply(|l| l.max(0.0).sqrt()))
 }
 
+/// How the `gemm` crate should use rayon's threads (none when only one).
+pub(crate) fn gemm_parallelism() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        t => gemm::Parallelism::Rayon(t),
+    }
+}
+
+/// `out (m × n) = A Bᵀ` for row-major `A` (`m × k`) and `B` (`n × k`), in `f32`:
+/// the shape of every projection in wowflow (directions against points, points against
+/// points).
+pub fn matmul_abt_f32(a: &[f32], m: usize, b: &[f32], n: usize, k: usize, out: &mut [f32]) {
+    assert_eq!(a.len(), m * k);
+    assert_eq!(b.len(), n * k);
+    assert_eq!(out.len(), m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        out.fill(0.0);
+        return;
+    }
+    // SAFETY: `out` is m × n (row stride n), `a` is m × k (row stride k), `b` is read as its
+    // transpose k × n (row stride 1, column stride k); lengths asserted above, and `out`
+    // aliases neither input (`read_dst = false`, so its old values are not read).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            k as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm_parallelism(),
+        );
+    }
+}
+
+/// `A B` for row-major `A` (`m × k`) and `B` (`k × n`), in `f32`.
+pub fn matmul_ab_f32(a: &[f32], m: usize, k: usize, b: &[f32], n: usize) -> Vec<f32> {
+    assert_eq!(a.len(), m * k);
+    assert_eq!(b.len(), k * n);
+    let mut out = vec![0.0f32; m * n];
+    if m == 0 || n == 0 || k == 0 {
+        return out;
+    }
+    // SAFETY: `out` is m × n (row stride n), `a` is m × k (row stride k), `b` is k × n (row
+    // stride n); lengths asserted above and `out` aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm_parallelism(),
+        );
+    }
+    out
+}
+
 /// `Aᵀ B` for row-major `A` (`k × n`) and `B` (`k × m`), in `f64` with the `gemm` crate:
 /// the Gram-type products of the Bures–Wasserstein factors.
 pub fn matmul_tn(a: &[f64], b: &[f64], k: usize, n: usize, m: usize) -> Vec<f64> {
@@ -121,10 +207,7 @@ pub fn matmul_tn(a: &[f64], b: &[f64], k: usize, n: usize, m: usize) -> Vec<f64>
     if n == 0 || m == 0 || k == 0 {
         return out;
     }
-    let par = match rayon::current_num_threads() {
-        0 | 1 => gemm::Parallelism::None,
-        t => gemm::Parallelism::Rayon(t),
-    };
+    let par = gemm_parallelism();
     // SAFETY: out is n × m (row stride m); Aᵀ is read from the k × n buffer with row stride 1
     // and column stride n; B is k × m (row stride m); lengths asserted above, no aliasing.
     unsafe {
@@ -228,38 +311,7 @@ pub fn pairwise_sq_dists(a: &[f32], na: usize, b: &[f32], nb: usize, d: usize) -
         return out;
     }
     let mut dots = vec![0.0f32; na * nb];
-    if na > 0 && nb > 0 && d > 0 {
-        let par = match rayon::current_num_threads() {
-            0 | 1 => gemm::Parallelism::None,
-            t => gemm::Parallelism::Rayon(t),
-        };
-        // SAFETY: `dots` is na × nb row-major (row stride nb), `a` is na × d (row stride d),
-        // `b` read as its transpose d × nb (row stride 1, column stride d); lengths are
-        // asserted above and `dots` aliases neither input.
-        unsafe {
-            gemm::gemm(
-                na,
-                nb,
-                d,
-                dots.as_mut_ptr(),
-                1,
-                nb as isize,
-                false,
-                a.as_ptr(),
-                1,
-                d as isize,
-                b.as_ptr(),
-                d as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
-    }
+    matmul_abt_f32(a, na, b, nb, d, &mut dots);
     let norms = |x: &[f32]| -> Vec<f64> {
         x.chunks_exact(d.max(1))
             .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum())

@@ -184,35 +184,7 @@ pub fn project(points: &[f32], n: usize, d: usize, dirs: &[f32], l: usize, out: 
     assert_eq!(points.len(), n * d);
     assert_eq!(dirs.len(), l * d);
     assert_eq!(out.len(), l * n);
-    if n == 0 || l == 0 {
-        return;
-    }
-    // SAFETY: the three buffers have exactly the lengths the strides address (checked above),
-    // `out` does not alias the inputs, and `read_dst = false` so `out` need not be initialised
-    // for gemm (it is anyway).
-    unsafe {
-        gemm::gemm(
-            l,
-            n,
-            d,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            dirs.as_ptr(),
-            1,
-            d as isize,
-            points.as_ptr(),
-            d as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(),
-        );
-    }
+    crate::linalg::matmul_abt_f32(dirs, l, points, n, d, out);
 }
 
 /// `out (N × d) = scale · Dᵀ (N × L) · Θ (L × d)`: sends per-direction derivatives back to
@@ -257,15 +229,8 @@ pub fn back_project(
             false,
             false,
             false,
-            parallelism(),
+            crate::linalg::gemm_parallelism(),
         );
-    }
-}
-
-fn parallelism() -> gemm::Parallelism {
-    match rayon::current_num_threads() {
-        0 | 1 => gemm::Parallelism::None,
-        t => gemm::Parallelism::Rayon(t),
     }
 }
 

@@ -20,7 +20,7 @@
 use super::embedding::symmetrise;
 use super::ProductParticles;
 use crate::error::{invalid, CoreError, Result};
-use crate::linalg::pairwise_sq_dists;
+use crate::linalg::{matmul_ab_f32, matmul_abt_f32, pairwise_sq_dists};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -432,7 +432,8 @@ fn gemm_pass(columns: &Columns, h: &Bandwidths) -> (Vec<RowSums>, ProductGrad) {
         .par_chunks(width)
         .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum())
         .collect();
-    let mut w = gemm_a_bt(&u[..n * width], n, &u, nc, width);
+    let mut w = vec![0.0f32; n * nc];
+    matmul_abt_f32(&u[..n * width], n, &u, nc, width, &mut w);
     let masses: Vec<f32> = columns.signed_mass.iter().map(|&q| q as f32).collect();
     let sums: Vec<RowSums> = w
         .par_chunks_mut(nc)
@@ -454,7 +455,7 @@ fn gemm_pass(columns: &Columns, h: &Bandwidths) -> (Vec<RowSums>, ProductGrad) {
             [own, -other, own + other]
         })
         .collect();
-    let wu = gemm_a_b(&w, n, nc, &u, width);
+    let wu = matmul_ab_f32(&w, n, nc, &u, width);
     drop(w);
     let mut grad = ProductGrad {
         x: vec![0.0; n * d],
@@ -485,84 +486,4 @@ fn gemm_pass(columns: &Columns, h: &Bandwidths) -> (Vec<RowSums>, ProductGrad) {
             symmetrise(gs, p);
         });
     (sums, grad)
-}
-
-fn parallelism() -> gemm::Parallelism {
-    match rayon::current_num_threads() {
-        0 | 1 => gemm::Parallelism::None,
-        t => gemm::Parallelism::Rayon(t),
-    }
-}
-
-/// `A Bᵀ` for row-major `A` (`m × k`) and `B` (`n × k`), in `f32`.
-pub(super) fn gemm_a_bt(a: &[f32], m: usize, b: &[f32], n: usize, k: usize) -> Vec<f32> {
-    assert_eq!(a.len(), m * k);
-    assert_eq!(b.len(), n * k);
-    let mut dst = vec![0.0f32; m * n];
-    if m == 0 || n == 0 || k == 0 {
-        return dst;
-    }
-    // SAFETY: dst is m × n (row stride n), a is m × k (row stride k), b is read as its
-    // transpose k × n (row stride 1, column stride k); lengths asserted above and dst
-    // aliases neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            k as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(),
-        );
-    }
-    dst
-}
-
-/// `A B` for row-major `A` (`m × k`) and `B` (`k × n`), in `f32`.
-pub(super) fn gemm_a_b(a: &[f32], m: usize, k: usize, b: &[f32], n: usize) -> Vec<f32> {
-    assert_eq!(a.len(), m * k);
-    assert_eq!(b.len(), k * n);
-    let mut dst = vec![0.0f32; m * n];
-    if m == 0 || n == 0 || k == 0 {
-        return dst;
-    }
-    // SAFETY: dst is m × n (row stride n), a is m × k (row stride k), b is k × n (row
-    // stride n); lengths asserted above and dst aliases neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(),
-        );
-    }
-    dst
 }

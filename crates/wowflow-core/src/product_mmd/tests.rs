@@ -513,8 +513,9 @@ fn step_time_at_n2000_m1000_d784() {
         let step = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let z = [&state.particles.x[..], &flow.objective().target().x[..]].concat();
-        let w = super::objective::gemm_a_bt(&state.particles.x, n, &z, n + t, d);
-        let g = super::objective::gemm_a_b(&w, n, n + t, &z, d);
+        let mut w = vec![0.0f32; n * (n + t)];
+        crate::linalg::matmul_abt_f32(&state.particles.x, n, &z, n + t, d, &mut w);
+        let g = crate::linalg::matmul_ab_f32(&w, n, n + t, &z, d);
         let floor = t1.elapsed().as_secs_f64();
         assert!(g[0].is_finite());
         eprintln!(
