@@ -11,7 +11,7 @@ use wowflow_core::ot::{OtSolver, SinkhornConfig};
 use wowflow_core::{
     DirectionSampler, Directions, DistributionMatching, EuclidMmd, Flow, FlowConfig, FlowState,
     Kernel, LabelCost, LabeledCloud, Method, Objective, Optimizer, OtddConfig, OtddFlow, Outcome,
-    ProductMmdConfig, ProductMmdFlow, SnapshotRecorder, SwMmd,
+    ProductMmdConfig, ProductMmdFlow, SnapshotRecorder, SwMmd, SwMmdFlowSettings,
 };
 use wowflow_data::{load_cloud, read_npy, write_csv, write_npz, NpyArray};
 
@@ -216,7 +216,7 @@ impl FlowSettings {
     /// The settings of the device-resident flow, when this run can use it: SW-MMD on
     /// `--device cuda` with Gaussian directions (fixed or orthogonal directions go through
     /// the CUDA engine, with both clouds crossing PCIe each step).
-    pub fn resident_spec(&self) -> Result<Option<crate::resident::Spec>> {
+    pub fn resident_settings(&self) -> Result<Option<SwMmdFlowSettings>> {
         let resident = self.device == crate::bench_cmd::Device::Cuda
             && self.method == FlowMethod::SwMmd
             && self.directions.is_none()
@@ -224,14 +224,13 @@ impl FlowSettings {
         if !resident {
             return Ok(None);
         }
-        Ok(Some(crate::resident::Spec {
+        Ok(Some(SwMmdFlowSettings {
             kernel: self.kernel()?,
             projections: self.projections,
             target_batch: self.target_batch,
             optimizer: self.optimizer()?,
             seed: self.seed,
             clip: self.clip,
-            tf32: false,
         }))
     }
 
@@ -424,11 +423,12 @@ pub fn run(args: FlowArgs) -> Result<()> {
     let first_step = state.step;
     // Created before the loop so that a missing GPU is an error of its own, not a
     // "diverged, checkpoint saved" one.
-    let mut resident = match args.settings.resident_spec()? {
-        Some(spec) => Some(crate::resident::Resident::start(
+    let mut resident = match args.settings.resident_settings()? {
+        Some(s) => Some(crate::resident::Resident::start(
             &state,
             &target.cloud,
-            &spec,
+            &s,
+            false,
         )?),
         None => None,
     };

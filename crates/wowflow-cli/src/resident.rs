@@ -5,22 +5,7 @@
 
 use anyhow::Result;
 use wowflow_core::bench::{BenchConfig, BenchResult};
-use wowflow_core::{FlowState, Kernel, LabeledCloud, Observer, Optimizer};
-
-/// What a resident flow runs (the `DeviceFlowSettings` of the CUDA crate, which the CLI
-/// cannot name without the `cuda` feature).
-#[derive(Debug, Clone)]
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-pub struct Spec {
-    pub kernel: Kernel,
-    pub projections: usize,
-    pub target_batch: Option<usize>,
-    pub optimizer: Optimizer,
-    pub seed: u64,
-    pub clip: Option<(f32, f32)>,
-    /// TF32 tensor cores for the GEMMs.
-    pub tf32: bool,
-}
+use wowflow_core::{FlowState, LabeledCloud, Observer, SwMmdFlowSettings};
 
 /// Per-stage milliseconds of one step (median over a few profiled steps).
 pub type Profile = Vec<(&'static str, f64)>;
@@ -63,12 +48,13 @@ impl DeviceArgs {
 pub fn run_to_end(
     start: LabeledCloud,
     target: &LabeledCloud,
-    spec: &Spec,
+    settings: &SwMmdFlowSettings,
+    tf32: bool,
     steps: usize,
 ) -> Result<FlowState> {
     use crate::progress::{interrupt_flag, Progress};
     let mut state = FlowState::new(start);
-    let mut flow = Resident::start(&state, target, spec)?;
+    let mut flow = Resident::start(&state, target, settings, tf32)?;
     let mut progress = Progress::new(steps, 0, interrupt_flag());
     let done = flow.run(&mut state, steps, &mut [&mut progress], &|_| false);
     progress.finish();
@@ -83,31 +69,30 @@ mod imp {
     use super::*;
     use anyhow::Context;
     use std::time::Instant;
-    use wowflow_cuda::{DeviceFlow, DeviceFlowSettings};
+    use wowflow_core::{Kernel, Method, Optimizer};
+    use wowflow_cuda::DeviceFlow;
 
-    fn create(state: &FlowState, target: &LabeledCloud, spec: &Spec) -> Result<DeviceFlow> {
-        let mut flow = DeviceFlow::new(
-            state,
-            target,
-            DeviceFlowSettings {
-                kernel: spec.kernel,
-                projections: spec.projections,
-                target_batch: spec.target_batch,
-                optimizer: spec.optimizer.clone(),
-                seed: spec.seed,
-                clip: spec.clip,
-                device: 0,
-            },
-        )
-        .context("--device cuda")?;
-        flow.set_tf32(spec.tf32)?;
+    fn create(
+        state: &FlowState,
+        target: &LabeledCloud,
+        settings: &SwMmdFlowSettings,
+        tf32: bool,
+    ) -> Result<DeviceFlow> {
+        let mut flow =
+            DeviceFlow::new(state, target, settings.clone(), 0).context("--device cuda")?;
+        flow.set_tf32(tf32)?;
         Ok(flow)
     }
 
     pub type Flow = DeviceFlow;
 
-    pub fn start(state: &FlowState, target: &LabeledCloud, spec: &Spec) -> Result<Flow> {
-        let flow = create(state, target, spec)?;
+    pub fn start(
+        state: &FlowState,
+        target: &LabeledCloud,
+        settings: &SwMmdFlowSettings,
+        tf32: bool,
+    ) -> Result<Flow> {
+        let flow = create(state, target, settings, tf32)?;
         eprintln!("device: {} (resident flow)", flow.device());
         Ok(flow)
     }
@@ -124,19 +109,18 @@ mod imp {
 
     pub fn bench(config: &BenchConfig, reps: usize, tf32: bool) -> Result<(BenchResult, Profile)> {
         let (source, target) = wowflow_core::bench::workload(config)?;
-        let spec = Spec {
+        let settings = SwMmdFlowSettings {
             kernel: Kernel::RIESZ,
             projections: config.projections,
             target_batch: config.target_batch,
             // The paper's heavy ball at a step small enough that the particles stay in
             // place over a benchmark's few hundred steps.
-            optimizer: Optimizer::new(wowflow_core::Method::Momentum { m: 0.9 }, 1e-3)?,
+            optimizer: Optimizer::new(Method::Momentum { m: 0.9 }, 1e-3)?,
             seed: 3,
             clip: None,
-            tf32,
         };
         let state = FlowState::new(source);
-        let mut flow = create(&state, &target, &spec)?;
+        let mut flow = create(&state, &target, &settings, tf32)?;
         for _ in 0..3 {
             flow.step()?;
         }
@@ -182,7 +166,12 @@ mod imp {
     /// Never constructed: without the `cuda` feature `start` always fails.
     pub enum Flow {}
 
-    pub fn start(_state: &FlowState, _target: &LabeledCloud, _spec: &Spec) -> Result<Flow> {
+    pub fn start(
+        _state: &FlowState,
+        _target: &LabeledCloud,
+        _settings: &SwMmdFlowSettings,
+        _tf32: bool,
+    ) -> Result<Flow> {
         Err(crate::bench_cmd::no_cuda())
     }
 
@@ -209,9 +198,15 @@ mod imp {
 pub struct Resident(imp::Flow);
 
 impl Resident {
-    /// Uploads `state` and `target` (errors without a usable GPU or CUDA support).
-    pub fn start(state: &FlowState, target: &LabeledCloud, spec: &Spec) -> Result<Self> {
-        imp::start(state, target, spec).map(Resident)
+    /// Uploads `state` and `target` (errors without a usable GPU or CUDA support); `tf32`
+    /// lets the GEMMs use TF32 tensor cores.
+    pub fn start(
+        state: &FlowState,
+        target: &LabeledCloud,
+        settings: &SwMmdFlowSettings,
+        tf32: bool,
+    ) -> Result<Self> {
+        imp::start(state, target, settings, tf32).map(Resident)
     }
 
     /// Continues `state` up to `steps` steps; `Ok(false)` when an observer stopped the run.

@@ -115,6 +115,25 @@ pub struct FlowConfig {
     pub clip: Option<(f32, f32)>,
 }
 
+/// An SW-MMD flow with Gaussian directions, described by plain values, for runners that own
+/// the whole loop: the CUDA crate's `DeviceFlow` keeps particles, target and optimiser state
+/// on a GPU. On the host the same scheme is an [`crate::SwMmd`] objective in a [`Flow`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwMmdFlowSettings {
+    /// Kernel on the sliced distances between classes.
+    pub kernel: crate::kernel::Kernel,
+    /// Directions `L` per step (Gaussian, redrawn every step).
+    pub projections: usize,
+    /// Target particles per class per step (`None`: the whole target).
+    pub target_batch: Option<usize>,
+    /// Update rule, step size and schedule.
+    pub optimizer: Optimizer,
+    /// Seed of all randomness.
+    pub seed: u64,
+    /// Keep particles inside `[lo, hi]` after every step.
+    pub clip: Option<(f32, f32)>,
+}
+
 /// The random stream of step `step` under `seed`.
 pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -71,6 +71,7 @@ pub use euclid_mmd::EuclidMmd;
 pub use feature_map::{Chain, Discrepancy, FeatureMap, Featurized, Frozen, Identity};
 pub use flow::{
     Control, Flow, FlowConfig, FlowState, Observer, Outcome, SnapshotRecorder, StepInfo,
+    SwMmdFlowSettings,
 };
 pub use kernel::Kernel;
 pub use objective::{Objective, SwMmd};

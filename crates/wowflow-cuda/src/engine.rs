@@ -92,6 +92,16 @@ pub(crate) struct Funcs {
     pub(crate) step_guard: CudaFunction,
 }
 
+/// The launch geometry of a kernel: a 2-D grid of 1-D blocks with `shared` bytes of dynamic
+/// shared memory (the only shape the wowflow kernels use).
+pub(crate) fn launch(grid: (u32, u32), block: u32, shared: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (grid.0, grid.1, 1),
+        block_dim: (block, 1, 1),
+        shared_mem_bytes: shared,
+    }
+}
+
 /// A device buffer that only grows.
 pub(crate) struct Buf<T>(pub(crate) Option<CudaSlice<T>>);
 
@@ -656,11 +666,7 @@ impl Inner {
                 &self.f.sort_warp[e.trailing_zeros() as usize]
             };
             let chunks = dc.chunks as i32;
-            let cfg = LaunchConfig {
-                grid_dim: (dc.chunks.div_ceil(4) as u32, l as u32, 1),
-                block_dim: (128, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = launch((dc.chunks.div_ceil(4) as u32, l as u32), 128, 0);
             // SAFETY: as for sort_chunks below; warps past the last chunk return at once.
             unsafe {
                 stream
@@ -677,11 +683,11 @@ impl Inner {
             }?;
         } else {
             let threads = (dc.pad_max / 2).clamp(32, 1024) as u32;
-            let cfg = LaunchConfig {
-                grid_dim: (dc.chunks as u32, l as u32, 1),
-                block_dim: (threads, 1, 1),
-                shared_mem_bytes: (dc.pad_max * 8) as u32,
-            };
+            let cfg = launch(
+                (dc.chunks as u32, l as u32),
+                threads,
+                (dc.pad_max * 8) as u32,
+            );
             // SAFETY: arguments match the kernel's signature (pointers as 64-bit device
             // addresses); every index the kernel forms stays inside the buffers sized above.
             unsafe {
@@ -712,11 +718,7 @@ impl Inner {
                     dc.alt_perm.ptr(&stream),
                 );
                 let w = width as i32;
-                let cfg = LaunchConfig {
-                    grid_dim: (n.div_ceil(256) as u32, l as u32, 1),
-                    block_dim: (256, 1, 1),
-                    shared_mem_bytes: 0,
-                };
+                let cfg = launch((n.div_ceil(256) as u32, l as u32), 256, 0);
                 // SAFETY: as above; input and output buffers are distinct.
                 unsafe {
                     stream
@@ -746,11 +748,7 @@ impl Inner {
                 dc.levels.ptr(&stream),
                 dc.offsets.ptr(&stream),
             );
-            let cfg = LaunchConfig {
-                grid_dim: (classes as u32, l as u32, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = launch((classes as u32, l as u32), 256, 0);
             // SAFETY: as above.
             unsafe {
                 stream
@@ -795,11 +793,11 @@ impl Inner {
         let pd = self.per_dir.ptr(&stream);
         if let Some(seg) = self.equal_rows(0) {
             let seg = seg as i32;
-            let cfg = LaunchConfig {
-                grid_dim: (l as u32, 1, 1),
-                block_dim: (self.tuning.rows_block, 1, 1),
-                shared_mem_bytes: ((a.n + b.n) * 4) as u32,
-            };
+            let cfg = launch(
+                (l as u32, 1),
+                self.tuning.rows_block,
+                ((a.n + b.n) * 4) as u32,
+            );
             // SAFETY: arguments match `pair_costs_equal`; the shared rows fit (equal_rows).
             unsafe {
                 stream
@@ -818,11 +816,11 @@ impl Inner {
             }?;
             return self.finish_pair_costs(p, l);
         }
-        let cfg = LaunchConfig {
-            grid_dim: ((p as u32).div_ceil(PAIR_WARPS), l as u32, 1),
-            block_dim: (32 * PAIR_WARPS, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = launch(
+            ((p as u32).div_ceil(PAIR_WARPS), l as u32),
+            32 * PAIR_WARPS,
+            0,
+        );
         // SAFETY: arguments match `pair_costs`; pair entries name existing classes.
         unsafe {
             stream
@@ -850,11 +848,7 @@ impl Inner {
         let stream = self.stream.clone();
         let (pd, nl) = (self.per_dir.ptr(&stream), l as i32);
         let pc = self.costs.ptr(&stream);
-        let cfg = LaunchConfig {
-            grid_dim: (p as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = launch((p as u32, 1), 256, 0);
         // SAFETY: per_dir holds p·l values, costs p.
         unsafe {
             stream
@@ -1006,11 +1000,11 @@ impl Inner {
         );
         let (pcoef, ptot) = (self.coef.ptr(&stream), self.total.ptr(&stream));
         let (ci, ki) = (c_n as i32, k_n as i32);
-        let cfg = LaunchConfig {
-            grid_dim: (c_n as u32, 1, 1),
-            block_dim: ((q_n.div_ceil(32) * 32).min(1024) as u32, 1, 1),
-            shared_mem_bytes: (q_n * 4) as u32,
-        };
+        let cfg = launch(
+            (c_n as u32, 1),
+            (q_n.div_ceil(32) * 32).min(1024) as u32,
+            (q_n * 4) as u32,
+        );
         // SAFETY: arguments match `coefficients`; tables hold C·Q entries; the shared
         // array holds Q floats (Q·4 bytes: far below the limit for any class count the
         // pair tables could hold).
@@ -1052,11 +1046,11 @@ impl Inner {
         let (pw, pd) = (power_code(power), self.derivs.ptr(&stream));
         if let Some(seg) = self.equal_rows(c_n * q_n * 4 + self.a.n * 4) {
             let seg = seg as i32;
-            let cfg = LaunchConfig {
-                grid_dim: (l as u32, 1, 1),
-                block_dim: (self.tuning.rows_block, 1, 1),
-                shared_mem_bytes: ((2 * a.n + b.n + c_n * q_n) * 4) as u32,
-            };
+            let cfg = launch(
+                (l as u32, 1),
+                self.tuning.rows_block,
+                ((2 * a.n + b.n + c_n * q_n) * 4) as u32,
+            );
             // SAFETY: arguments match `derivatives_equal`; the shared rows and the
             // coefficient table fit (equal_rows); every (l, particle) is written once.
             unsafe {
@@ -1077,11 +1071,7 @@ impl Inner {
                     .launch(cfg)
             }?;
         } else {
-            let cfg = LaunchConfig {
-                grid_dim: (c_n as u32, l as u32, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = launch((c_n as u32, l as u32), 256, 0);
             // SAFETY: arguments match `derivatives`; D holds L·N floats and every
             // (l, particle) is written exactly once (the permutation of each segment is a
             // bijection).

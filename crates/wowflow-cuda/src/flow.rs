@@ -26,38 +26,19 @@
 //! scheme, not the same numbers; [`host_directions`] reproduces the device's directions on
 //! the host for tests.
 
-use crate::engine::{assemble, Buf, Inner, Side};
+use crate::engine::{assemble, launch, Buf, Inner, Side};
 use crate::error::{CudaError, Result};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use rand::seq::index::sample;
 use std::time::Instant;
 use wowflow_core::flow::{step_rng, Control, Observer, StepInfo};
 use wowflow_core::{
-    CoreError, Directions, FlowState, Kernel, LabeledCloud, Method, Optimizer, OptimizerState,
+    CoreError, Directions, FlowState, LabeledCloud, Method, OptimizerState, SwMmdFlowSettings,
 };
 
 /// Blocks of the deterministic sum of squares (any fixed count; the partial sums are then
 /// reduced in a fixed order).
 const SUMSQ_BLOCKS: usize = 1024;
-
-/// What a device flow runs: the SW-MMD objective, the optimiser and the randomness.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceFlowSettings {
-    /// Kernel on the sliced distances between classes.
-    pub kernel: Kernel,
-    /// Directions `L` per step (Gaussian, redrawn every step).
-    pub projections: usize,
-    /// Target particles per class per step (`None`: the whole target).
-    pub target_batch: Option<usize>,
-    /// Update rule, step size and schedule.
-    pub optimizer: Optimizer,
-    /// Seed of all randomness.
-    pub seed: u64,
-    /// Keep particles inside `[lo, hi]` after every step.
-    pub clip: Option<(f32, f32)>,
-    /// CUDA device ordinal.
-    pub device: usize,
-}
 
 /// The result of one device step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,7 +55,7 @@ pub struct DeviceStep {
 pub struct DeviceFlow {
     inner: Inner,
     device: String,
-    settings: DeviceFlowSettings,
+    settings: SwMmdFlowSettings,
     d: usize,
     /// Class structure and weights of the source (points not used: dim 1 stand-in).
     source_shape: LabeledCloud,
@@ -121,20 +102,17 @@ fn structure_of(c: &LabeledCloud) -> Result<LabeledCloud> {
 }
 
 fn launch_1d(n: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (n.div_ceil(256).max(1) as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    }
+    launch((n.div_ceil(256).max(1) as u32, 1), 256, 0)
 }
 
 impl DeviceFlow {
-    /// Uploads `state` (particles, optimiser moments, step) and `target` to device
-    /// `settings.device`.
+    /// Uploads `state` (particles, optimiser moments, step) and `target` to CUDA device
+    /// `device` (an ordinal).
     pub fn new(
         state: &FlowState,
         target: &LabeledCloud,
-        settings: DeviceFlowSettings,
+        settings: SwMmdFlowSettings,
+        device: usize,
     ) -> Result<Self> {
         let source = &state.cloud;
         source.validate()?;
@@ -168,7 +146,7 @@ impl DeviceFlow {
                 )));
             }
         }
-        let (mut inner, device) = Inner::create(settings.device)?;
+        let (mut inner, device) = Inner::create(device)?;
         let stream = inner.stream.clone();
         inner.upload_points(Side::A, source.points())?;
         let batching = settings
@@ -288,11 +266,7 @@ impl DeviceFlow {
                 .launch(launch_1d(total.div_ceil(4)))
         }?;
         let d32 = d as i32;
-        let cfg = LaunchConfig {
-            grid_dim: (l as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = launch((l as u32, 1), 256, 0);
         // SAFETY: L rows of d floats.
         unsafe {
             stream
@@ -333,11 +307,7 @@ impl DeviceFlow {
                 self.rows.ptr(&stream),
                 self.inner.b.points.ptr(&stream),
             );
-            let cfg = LaunchConfig {
-                grid_dim: (rows.len() as u32, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = launch((rows.len() as u32, 1), 256, 0);
             // SAFETY: every row index is < the target's N; dst holds rows·d floats.
             unsafe {
                 stream
@@ -373,11 +343,7 @@ impl DeviceFlow {
             self.readback.ptr(&stream),
         );
         let n32 = len as i32;
-        let cfg = LaunchConfig {
-            grid_dim: (SUMSQ_BLOCKS as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = launch((SUMSQ_BLOCKS as u32, 1), 256, 0);
         // SAFETY: grad holds len floats, sumsq SUMSQ_BLOCKS doubles.
         unsafe {
             stream
@@ -388,11 +354,7 @@ impl DeviceFlow {
                 .launch(cfg)
         }?;
         let (nq, pc, np) = (SUMSQ_BLOCKS as i32, self.inner.costs_ptr(), p as i32);
-        let one = LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let one = launch((1, 1), 256, 0);
         // SAFETY: SUMSQ_BLOCKS partial sums, p costs, one output double.
         unsafe {
             stream

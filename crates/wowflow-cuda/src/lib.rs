@@ -33,4 +33,4 @@ pub mod libs;
 
 pub use engine::CudaEngine;
 pub use error::{CudaError, Result};
-pub use flow::{host_directions, host_normals, DeviceFlow, DeviceFlowSettings, DeviceStep};
+pub use flow::{host_directions, host_normals, DeviceFlow, DeviceStep};

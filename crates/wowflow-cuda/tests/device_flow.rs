@@ -13,9 +13,9 @@ use rand_distr::{Distribution, StandardNormal};
 use wowflow_core::flow::step_rng;
 use wowflow_core::{
     CoreError, CpuEngine, Engine, FlowState, Kernel, LabeledCloud, Method, Optimizer,
-    OptimizerState,
+    OptimizerState, SwMmdFlowSettings,
 };
-use wowflow_cuda::{host_directions, CudaError, DeviceFlow, DeviceFlowSettings};
+use wowflow_cuda::{host_directions, CudaError, DeviceFlow};
 
 fn visible(line: &str) {
     use std::io::Write;
@@ -57,7 +57,7 @@ fn cloud(seed: u64, sizes: &[usize], d: usize, shift: f32) -> LabeledCloud {
 fn replay(
     source: &LabeledCloud,
     target: &LabeledCloud,
-    s: &DeviceFlowSettings,
+    s: &SwMmdFlowSettings,
     steps: usize,
 ) -> (LabeledCloud, Vec<f64>) {
     let cpu = CpuEngine::new();
@@ -112,11 +112,11 @@ fn check_against_replay(
     case: &str,
     source: LabeledCloud,
     target: LabeledCloud,
-    s: DeviceFlowSettings,
+    s: SwMmdFlowSettings,
     steps: usize,
 ) {
     let mut state = FlowState::new(source.clone());
-    let mut flow = DeviceFlow::new(&state, &target, s.clone()).unwrap();
+    let mut flow = DeviceFlow::new(&state, &target, s.clone(), 0).unwrap();
     let mut losses = Vec::new();
     for _ in 0..steps {
         losses.push(flow.step().unwrap().loss);
@@ -144,15 +144,14 @@ fn check_against_replay(
     assert_eq!(state.optimizer.t, steps as u64);
 }
 
-fn settings(kernel: Kernel, optimizer: Optimizer) -> DeviceFlowSettings {
-    DeviceFlowSettings {
+fn settings(kernel: Kernel, optimizer: Optimizer) -> SwMmdFlowSettings {
+    SwMmdFlowSettings {
         kernel,
         projections: 48,
         target_batch: None,
         optimizer,
         seed: 11,
         clip: None,
-        device: 0,
     }
 }
 
@@ -210,7 +209,7 @@ fn resume_is_bit_identical() {
     );
     s.target_batch = Some(16);
     let mut straight = FlowState::new(source.clone());
-    let mut flow = DeviceFlow::new(&straight, &target, s.clone()).unwrap();
+    let mut flow = DeviceFlow::new(&straight, &target, s.clone(), 0).unwrap();
     let mut losses = Vec::new();
     for _ in 0..8 {
         losses.push(flow.step().unwrap().loss);
@@ -218,14 +217,14 @@ fn resume_is_bit_identical() {
     flow.download(&mut straight).unwrap();
 
     let mut half = FlowState::new(source);
-    let mut first = DeviceFlow::new(&half, &target, s.clone()).unwrap();
+    let mut first = DeviceFlow::new(&half, &target, s.clone(), 0).unwrap();
     let mut resumed_losses = Vec::new();
     for _ in 0..4 {
         resumed_losses.push(first.step().unwrap().loss);
     }
     first.download(&mut half).unwrap();
     drop(first);
-    let mut second = DeviceFlow::new(&half, &target, s).unwrap();
+    let mut second = DeviceFlow::new(&half, &target, s, 0).unwrap();
     for _ in 0..4 {
         resumed_losses.push(second.step().unwrap().loss);
     }
@@ -252,7 +251,7 @@ fn a_diverging_step_never_lands() {
         Optimizer::new(Method::Momentum { m: 0.9 }, 0.1).unwrap(),
     );
     let mut state = FlowState::new(source.clone());
-    let mut flow = DeviceFlow::new(&state, &target, s).unwrap();
+    let mut flow = DeviceFlow::new(&state, &target, s, 0).unwrap();
     match flow.step() {
         Err(CudaError::Core(CoreError::Diverged {
             step,

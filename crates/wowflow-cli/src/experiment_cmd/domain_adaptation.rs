@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_core::{
     Control, Flow, FlowConfig, FlowState, Kernel, LabeledCloud, Method, Observer, Optimizer,
-    Outcome, StepInfo, SwMmd,
+    Outcome, StepInfo, SwMmd, SwMmdFlowSettings,
 };
 use wowflow_data::{load_split, DataDirs, Split, Transform};
 use wowflow_nn::{
@@ -369,7 +369,6 @@ pub fn run(args: DaArgs) -> Result<()> {
         settings.flow.steps
     );
 
-    let mut objective = SwMmd::new(target.clone(), Kernel::RIESZ, settings.flow.projections)?;
     let optimizer = Optimizer::new(
         Method::Momentum {
             m: settings.flow.momentum,
@@ -396,16 +395,16 @@ pub fn run(args: DaArgs) -> Result<()> {
     let interrupted = interrupt_flag();
     let mut progress = Progress::new(settings.flow.steps, 0, interrupted);
     let outcome = if args.gpu.is_cuda() {
-        let spec = crate::resident::Spec {
+        let flow_settings = SwMmdFlowSettings {
             kernel: Kernel::RIESZ,
             projections: settings.flow.projections,
             target_batch: None,
             optimizer,
             seed: settings.flow.seed,
             clip: None,
-            tf32: args.gpu.tf32,
         };
-        let mut flow = crate::resident::Resident::start(&state, &target, &spec)?;
+        let mut flow =
+            crate::resident::Resident::start(&state, &target, &flow_settings, args.gpu.tf32)?;
         let every = settings.flow.checkpoint_every.max(1);
         flow.run(
             &mut state,
@@ -421,6 +420,7 @@ pub fn run(args: DaArgs) -> Result<()> {
             }
         })
     } else {
+        let mut objective = SwMmd::new(target.clone(), Kernel::RIESZ, settings.flow.projections)?;
         Flow {
             objective: &mut objective,
             optimizer,

@@ -19,8 +19,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 use wowflow_core::ot::{OtSolver, SinkhornConfig};
 use wowflow_core::{
-    Bandwidth, BandwidthSpec, EmbeddingConfig, Kernel, LabelCost, LabeledCloud, Method, Objective,
-    Optimizer, OtddConfig, OtddFlow, ProductMmdConfig, ProductMmdFlow, SwMmd,
+    Bandwidth, BandwidthSpec, EmbeddingConfig, Kernel, LabelCost, LabeledCloud, Method, Optimizer,
+    OtddConfig, OtddFlow, ProductMmdConfig, ProductMmdFlow, SwMmd, SwMmdFlowSettings,
 };
 use wowflow_data::{draw_disjoint, pool_and_eval, to_cloud, DataDirs, Transform};
 use wowflow_nn::Images;
@@ -323,48 +323,48 @@ fn augment(
     let started = Instant::now();
     let (mut points, row_labels, labels, steps, losses) = match method {
         TransferMethod::TargetOnly => (Vec::new(), Vec::new(), Vec::new(), 0, Vec::new()),
-        TransferMethod::SwMmd if gpu.is_cuda() => {
-            let s = &settings.sw_mmd;
-            let spec = crate::resident::Spec {
-                kernel: Kernel::by_name(&s.kernel, s.kernel_param)?,
-                projections: s.projections,
-                target_batch: Some(k),
-                optimizer: Optimizer::new(Method::Momentum { m: s.momentum }, s.tau)?,
-                seed,
-                clip: None,
-                tf32: gpu.tf32,
-            };
-            let state = crate::resident::run_to_end(
-                data.source.clone(),
-                &data.target,
-                &spec,
-                settings.sw_mmd_steps(k),
-            )?;
-            let assignment = settings.assign.assign(&state.cloud, &data.target)?;
-            let row_labels = assignment.row_labels(&state.cloud);
-            (
-                state.cloud.points().to_vec(),
-                row_labels,
-                assignment.labels,
-                state.step,
-                state.losses,
-            )
-        }
         TransferMethod::SwMmd | TransferMethod::Otdd => {
-            let (objective, optimizer, steps): (Box<dyn Objective>, Optimizer, usize) =
-                if method == TransferMethod::SwMmd {
-                    let s = &settings.sw_mmd;
-                    let kernel = Kernel::by_name(&s.kernel, s.kernel_param)?;
-                    let objective = SwMmd::new(data.target.clone(), kernel, s.projections)?
-                        .with_target_batch(Some(k))?;
-                    let optimizer = Optimizer::new(Method::Momentum { m: s.momentum }, s.tau)?;
-                    (Box::new(objective), optimizer, settings.sw_mmd_steps(k))
-                } else {
-                    let objective = OtddFlow::new(data.target.clone(), settings.otdd_config()?)?;
-                    let optimizer = Optimizer::new(Method::Gd, settings.otdd.tau)?;
-                    (Box::new(objective), optimizer, settings.otdd.steps)
+            let state = if method == TransferMethod::SwMmd {
+                let s = &settings.sw_mmd;
+                let flow = SwMmdFlowSettings {
+                    kernel: Kernel::by_name(&s.kernel, s.kernel_param)?,
+                    projections: s.projections,
+                    target_batch: Some(k),
+                    optimizer: Optimizer::new(Method::Momentum { m: s.momentum }, s.tau)?,
+                    seed,
+                    clip: None,
                 };
-            let state = run_flow(objective, optimizer, data.source.clone(), steps, seed)?;
+                let steps = settings.sw_mmd_steps(k);
+                if gpu.is_cuda() {
+                    crate::resident::run_to_end(
+                        data.source.clone(),
+                        &data.target,
+                        &flow,
+                        gpu.tf32,
+                        steps,
+                    )?
+                } else {
+                    let objective = SwMmd::new(data.target.clone(), flow.kernel, flow.projections)?
+                        .with_target_batch(flow.target_batch)?;
+                    run_flow(
+                        Box::new(objective),
+                        flow.optimizer,
+                        data.source.clone(),
+                        steps,
+                        seed,
+                    )?
+                }
+            } else {
+                let objective = OtddFlow::new(data.target.clone(), settings.otdd_config()?)?;
+                let optimizer = Optimizer::new(Method::Gd, settings.otdd.tau)?;
+                run_flow(
+                    Box::new(objective),
+                    optimizer,
+                    data.source.clone(),
+                    settings.otdd.steps,
+                    seed,
+                )?
+            };
             let assignment = settings.assign.assign(&state.cloud, &data.target)?;
             let row_labels = assignment.row_labels(&state.cloud);
             (
