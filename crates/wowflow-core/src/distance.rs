@@ -202,12 +202,26 @@ pub(crate) fn otdd_ground_cost(
     labels: &[f64],
     weight: f64,
 ) -> Vec<f64> {
-    let (n, m, kn) = (p.n_points(), q.n_points(), q.n_classes());
-    let mut cost = pairwise_sq_dists(p.points(), n, q.points(), m, p.dim());
-    let (yp, yq) = (row_classes(p), row_classes(q));
+    labeled_ground_cost(p.points(), &row_classes(p), q, labels, weight)
+}
+
+/// `‖x_i − x'_j‖² + λ L[g_i, y'_j]` for source rows `xs` whose labels are the rows `g_i` of
+/// the label-cost table `L` (`· × K`): a class per row for the usual OTDD, one label
+/// Gaussian per particle for the joint-driven variable-label dynamics.
+pub(crate) fn labeled_ground_cost(
+    xs: &[f32],
+    row_labels: &[usize],
+    q: &LabeledCloud,
+    labels: &[f64],
+    weight: f64,
+) -> Vec<f64> {
+    let (n, m, kn) = (row_labels.len(), q.n_points(), q.n_classes());
+    let mut cost = pairwise_sq_dists(xs, n, q.points(), m, q.dim());
+    let yq = row_classes(q);
     cost.par_chunks_mut(m).enumerate().for_each(|(i, row)| {
+        let li = &labels[row_labels[i] * kn..(row_labels[i] + 1) * kn];
         for (j, c) in row.iter_mut().enumerate() {
-            *c += weight * labels[yp[i] * kn + yq[j]];
+            *c += weight * li[yq[j]];
         }
     });
     cost

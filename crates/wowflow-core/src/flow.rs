@@ -27,6 +27,12 @@ pub struct FlowState {
     pub losses: Vec<f64>,
     /// Root-mean-square of the WoW gradient at each completed step.
     pub grad_norms: Vec<f64>,
+    /// The objective's own moving parameters after the last step ([`Objective::state`]),
+    /// e.g. the label Gaussians of the joint-driven OTDD dynamics; `None` for objectives
+    /// that are functions of the particles alone. A run starting from a state that has
+    /// them restores them into its objective first.
+    #[serde(default)]
+    pub objective_state: Option<Vec<f64>>,
 }
 
 impl FlowState {
@@ -38,6 +44,7 @@ impl FlowState {
             optimizer: OptimizerState::default(),
             losses: Vec::new(),
             grad_norms: Vec::new(),
+            objective_state: None,
         }
     }
 }
@@ -168,6 +175,9 @@ impl Flow<'_> {
         observers: &mut [&mut dyn Observer],
     ) -> Result<Outcome> {
         let mut grad = vec![0.0f32; state.cloud.points().len()];
+        if let Some(saved) = &state.objective_state {
+            self.objective.restore_state(saved)?;
+        }
         while state.step < self.config.steps {
             let started = Instant::now();
             let step = state.step;
@@ -194,6 +204,7 @@ impl Flow<'_> {
             }
             let sq: f64 = grad.iter().map(|&g| g as f64 * g as f64).sum();
             let grad_norm = (sq / grad.len().max(1) as f64).sqrt();
+            self.objective.accept_step()?;
             self.optimizer
                 .step(state.cloud.points_mut(), &grad, &mut state.optimizer)?;
             if let Some((lo, hi)) = self.config.clip {
@@ -204,6 +215,7 @@ impl Flow<'_> {
                     .for_each(|x| *x = x.clamp(lo, hi));
             }
             state.step += 1;
+            state.objective_state = self.objective.state();
             state.losses.push(loss);
             state.grad_norms.push(grad_norm);
             let info = StepInfo {

@@ -32,6 +32,7 @@ pub mod assign;
 pub mod augment;
 pub mod bench;
 pub mod cloud;
+pub mod cluster;
 pub mod directions;
 pub mod distance;
 pub mod dm;
@@ -59,6 +60,7 @@ pub use assign::{
 };
 pub use augment::{Augment, AugmentMode, AugmentOp, DsaParams, ImageShape};
 pub use cloud::LabeledCloud;
+pub use cluster::{Clustering, Clusters};
 pub use directions::{DirectionSampler, Directions};
 pub use distance::{
     otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, DatasetDistance, LabelCost,

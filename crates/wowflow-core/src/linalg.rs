@@ -112,6 +112,18 @@ pub fn sqrtm_psd(a: &[f64], p: usize) -> Result<Vec<f64>> {
     Ok(SymmetricEigen::new(a, p)?.apply(|l| l.max(0.0).sqrt()))
 }
 
+/// Replaces the square `p × p` row-major `s` by `(s + sᵀ) / 2`: matrix products of
+/// symmetric factors are symmetric only up to rounding, and eigensolvers read one triangle.
+pub fn symmetrise(s: &mut [f64], p: usize) {
+    for a in 0..p {
+        for b in 0..a {
+            let v = 0.5 * (s[a * p + b] + s[b * p + a]);
+            s[a * p + b] = v;
+            s[b * p + a] = v;
+        }
+    }
+}
+
 /// How the `gemm` crate should use rayon's threads (none when only one).
 pub(crate) fn gemm_parallelism() -> gemm::Parallelism {
     match rayon::current_num_threads() {

@@ -26,6 +26,36 @@ pub trait Objective: Send {
         rng: &mut dyn RngCore,
         grad: &mut [f32],
     ) -> Result<f64>;
+
+    /// Called by [`crate::Flow`] once it has accepted the value and gradient of the last
+    /// [`Objective::value_and_wow_grad`] (both finite), before the particles move.
+    ///
+    /// Most objectives are functions of the particles alone and have nothing to do. Those
+    /// that move parameters of their own alongside the particles — the label Gaussians of
+    /// the joint-driven OTDD dynamics — compute that move during the evaluation and commit
+    /// it here, so a refused step leaves them where they were, in step with the particles.
+    fn accept_step(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The objective's own moving parameters, flattened (`None`: it has none). The flow
+    /// copies them into [`crate::FlowState::objective_state`] after every step, so
+    /// checkpoints carry them and a resumed run continues bit-identically.
+    fn state(&self) -> Option<Vec<f64>> {
+        None
+    }
+
+    /// Restores parameters written by [`Objective::state`] (on resume).
+    fn restore_state(&mut self, state: &[f64]) -> Result<()> {
+        Err(invalid(
+            "objective state",
+            format!(
+                "`{}` has no state of its own, but {} values were given to restore",
+                self.name(),
+                state.len()
+            ),
+        ))
+    }
 }
 
 /// `F(P) = ½ MMD_K²(P, Q)` with a sliced-Wasserstein kernel `K` (MATH.md §4–5), the

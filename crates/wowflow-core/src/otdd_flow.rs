@@ -22,9 +22,9 @@
 //!   dynamics of the paper ("μ, Σ evolve in response to the dynamics of their associated
 //!   empirical sample, but not directly because of a gradient step").
 //!
-//! Labels are fixed (the class structure of the cloud never changes).
-//! The joint-driven dynamics (stepping class or per-particle Gaussians, with k-means/DBSCAN
-//! relabelling) need state beyond the particle positions and are not implemented here.
+//! Labels are fixed (the class structure of the cloud never changes). The joint-driven
+//! dynamics, which step label Gaussians of their own (per class or per particle, with
+//! k-means/DBSCAN relabelling), are [`JointOtdd`].
 
 use crate::cloud::LabeledCloud;
 use crate::distance::{
@@ -37,6 +37,9 @@ use crate::objective::Objective;
 use crate::ot::{exact_ot, exact_ot_from, solve, OtSolver, TransportPlan};
 use rand::RngCore;
 use rayon::prelude::*;
+
+mod joint;
+pub use joint::{JointOtdd, JointOtddConfig, LabelDynamics};
 
 /// Feature-driven OTDD flow towards a target dataset.
 #[derive(Debug, Clone)]
@@ -100,6 +103,46 @@ fn plan_moments(plan: &TransportPlan, y: &[f32], d: usize) -> (Vec<f64>, Vec<f64
     (mass, bary)
 }
 
+/// The outer OT problem of an OTDD flow step, `(plan, cost)`. The exact solver is
+/// warm-started from (and updates) `start`, the previous step's column potentials.
+pub(crate) fn solve_outer(
+    masses: &[f64],
+    target_masses: &[f64],
+    cost: Vec<f64>,
+    solver: &OtSolver,
+    start: &mut Option<Vec<f64>>,
+) -> Result<(TransportPlan, f64)> {
+    match solver {
+        OtSolver::Exact => {
+            let s = exact_ot_from(masses, target_masses, &cost, start.as_deref())?;
+            *start = Some(s.col_potentials);
+            Ok((s.plan, s.cost))
+        }
+        solver => solve(masses, target_masses, &cost, solver),
+    }
+}
+
+/// The feature part of the OTDD gradient, `2 (m_i x_i − Σ_j π_ij x'_j) / p_i` (with `m_i`
+/// the plan's row mass), written into `grad`.
+pub(crate) fn feature_gradient(
+    plan: &TransportPlan,
+    xs: &[f32],
+    ys: &[f32],
+    d: usize,
+    masses: &[f64],
+    grad: &mut [f32],
+) {
+    let (row_mass, bary) = plan_moments(plan, ys, d);
+    grad.par_chunks_mut(d)
+        .zip(xs.par_chunks(d))
+        .enumerate()
+        .for_each(|(i, (g, x))| {
+            for k in 0..d {
+                g[k] = (2.0 * (row_mass[i] * x[k] as f64 - bary[i * d + k]) / masses[i]) as f32;
+            }
+        });
+}
+
 impl Objective for OtddFlow {
     fn name(&self) -> String {
         let label = match self.config.label_cost {
@@ -153,30 +196,15 @@ impl Objective for OtddFlow {
         let lambda = self.config.label_weight;
         let cost = otdd_ground_cost(p, q, &labels, lambda);
         let masses = particle_masses(p);
-        let (plan, value) = match &self.config.solver {
-            OtSolver::Exact => {
-                let s = exact_ot_from(
-                    &masses,
-                    &particle_masses(q),
-                    &cost,
-                    self.outer_start.as_deref(),
-                )?;
-                self.outer_start = Some(s.col_potentials);
-                (s.plan, s.cost)
-            }
-            solver => solve(&masses, &particle_masses(q), &cost, solver)?,
-        };
-        drop(cost);
-
-        // Outer term: 2 (m_i x_i − Σ_j π_ij y_j) / p_i.
-        let (row_mass, bary) = plan_moments(&plan, q.points(), d);
+        let (plan, value) = solve_outer(
+            &masses,
+            &particle_masses(q),
+            cost,
+            &self.config.solver,
+            &mut self.outer_start,
+        )?;
+        feature_gradient(&plan, p.points(), q.points(), d, &masses, grad);
         let xs = p.points();
-        for i in 0..p.n_points() {
-            for k in 0..d {
-                grad[i * d + k] = (2.0 * (row_mass[i] * xs[i * d + k] as f64 - bary[i * d + k])
-                    / masses[i]) as f32;
-            }
-        }
         // Label term (exact label costs only).
         if lambda != 0.0 && self.config.label_cost == LabelCost::Exact {
             let (yp, yq) = (row_classes(p), row_classes(q));

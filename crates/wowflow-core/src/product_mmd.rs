@@ -81,9 +81,10 @@ pub use objective::{Bandwidth, BandwidthSpec, Bandwidths, ProductGrad, ProductMm
 
 use crate::cloud::LabeledCloud;
 use crate::error::{invalid, shape, CoreError, Result};
+use crate::linalg::symmetrise;
 use crate::linalg::{matmul, symmetric_eigenvalues};
 use crate::ot::{bures_wasserstein2, exact_ot, Gaussian};
-use embedding::{check_finite, is_symmetric, symmetrise};
+use embedding::{check_finite, is_symmetric};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -376,7 +377,7 @@ impl StepSizes {
 /// `t ↦ (I + tS) Σ (I + tS)` only minimises length while `I + tS` stays positive definite,
 /// so a longer step is no longer a Bures–Wasserstein gradient step (and in practice throws
 /// the covariances far away, where the kernel vanishes and the flow stalls).
-fn bures_step(
+pub(crate) fn bures_step(
     sigma: &[f64],
     v: &[f64],
     tau_sigma: f64,

@@ -325,6 +325,37 @@ impl Objective for Sum {
         }
         Ok(value)
     }
+
+    fn accept_step(&mut self) -> Result<()> {
+        self.terms.iter_mut().try_for_each(|(_, t)| t.accept_step())
+    }
+
+    /// The terms' states end to end (terms without state add nothing).
+    fn state(&self) -> Option<Vec<f64>> {
+        let parts: Vec<Vec<f64>> = self.terms.iter().filter_map(|(_, t)| t.state()).collect();
+        (!parts.is_empty()).then(|| parts.concat())
+    }
+
+    fn restore_state(&mut self, state: &[f64]) -> Result<()> {
+        let mut rest = state;
+        for (_, term) in self.terms.iter_mut() {
+            if let Some(len) = term.state().map(|s| s.len()) {
+                if rest.len() < len {
+                    return Err(shape("objective state", len, rest.len()));
+                }
+                term.restore_state(&rest[..len])?;
+                rest = &rest[len..];
+            }
+        }
+        if !rest.is_empty() {
+            return Err(shape(
+                "objective state",
+                state.len() - rest.len(),
+                state.len(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn check_grad(cloud: &LabeledCloud, grad: &[f32]) -> Result<()> {

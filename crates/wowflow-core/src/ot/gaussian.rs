@@ -13,7 +13,9 @@
 //! rounding are clamped to zero before square roots.
 
 use crate::error::{shape, CoreError, Result};
-use crate::linalg::{matmul_tn, mean_cov, sqrtm_psd, symmetric_eigenvalues};
+use crate::linalg::{
+    matmul, matmul_tn, mean_cov, sqrtm_psd, symmetric_eigenvalues, symmetrise, SymmetricEigen,
+};
 
 /// `N(m, F Fᵀ)` in `R^d`.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +149,89 @@ pub fn bures_wasserstein2(a: &Gaussian, b: &Gaussian) -> Result<f64> {
     Ok(mean_term + cov_term.max(0.0))
 }
 
+/// A symmetric positive-definite covariance `Σ` (`p × p`) with its square root and inverse
+/// square root: the point at which the joint-driven OTDD flow differentiates the Bures
+/// part of `W_2²` (MATH.md §7).
+///
+/// For a second covariance `Σ'`, `B(Σ) = tr Σ + tr Σ' − 2 tr (Σ^{1/2} Σ' Σ^{1/2})^{1/2}` has
+/// the symmetric Euclidean gradient `∇_Σ B = I − T`, where
+/// `T = Σ^{-1/2} (Σ^{1/2} Σ' Σ^{1/2})^{1/2} Σ^{-1/2}` is the Monge map from `N(0, Σ)` to
+/// `N(0, Σ')` (`T Σ T = Σ'`). So the Bures–Wasserstein step
+/// `exp_Σ(−2τ ∇_Σ B) = (I − 2τ(I − T)) Σ (I − 2τ(I − T))` lands exactly on `Σ'` at `τ = ½`,
+/// just as a feature step of ½ lands a particle on its barycentric target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpdRoots {
+    dim: usize,
+    trace: f64,
+    sqrt: Vec<f64>,
+    inv_sqrt: Vec<f64>,
+}
+
+impl SpdRoots {
+    /// Decomposes `sigma`; refuses a matrix that is not symmetric positive definite (its
+    /// inverse square root, and the Monge map, would not exist).
+    pub fn new(sigma: &[f64], p: usize) -> Result<Self> {
+        let eig = SymmetricEigen::new(sigma, p)?;
+        let smallest = eig.values.first().copied().unwrap_or(f64::NAN);
+        if !(smallest > 0.0 && eig.values.iter().all(|v| v.is_finite())) {
+            return Err(crate::error::invalid(
+                "covariance",
+                format!("must be symmetric positive definite, smallest eigenvalue {smallest:e}"),
+            ));
+        }
+        Ok(Self {
+            dim: p,
+            trace: eig.values.iter().sum(),
+            sqrt: eig.apply(f64::sqrt),
+            inv_sqrt: eig.apply(|l| 1.0 / l.sqrt()),
+        })
+    }
+
+    /// `Σ^{1/2}`.
+    pub fn sqrt(&self) -> &[f64] {
+        &self.sqrt
+    }
+
+    /// `Σ^{1/2} Σ' Σ^{1/2}`, symmetrised against rounding.
+    fn sandwich(&self, other: &[f64]) -> Result<Vec<f64>> {
+        let p = self.dim;
+        if other.len() != p * p {
+            return Err(shape("covariance", format!("{p}×{p} values"), other.len()));
+        }
+        let mut m = matmul(&matmul(&self.sqrt, other, p, p, p), &self.sqrt, p, p, p);
+        symmetrise(&mut m, p);
+        Ok(m)
+    }
+
+    /// `B(Σ) = tr Σ + tr Σ' − 2 tr (Σ^{1/2} Σ' Σ^{1/2})^{1/2}` (eigenvalues only; clamped at 0).
+    pub fn bures2(&self, other: &[f64]) -> Result<f64> {
+        let p = self.dim;
+        let m = self.sandwich(other)?;
+        let fidelity: f64 = symmetric_eigenvalues(&m, p)?
+            .iter()
+            .map(|&l| l.max(0.0).sqrt())
+            .sum();
+        let other_trace: f64 = (0..p).map(|i| other[i * p + i]).sum();
+        Ok((self.trace + other_trace - 2.0 * fidelity).max(0.0))
+    }
+
+    /// The Monge map `T` from `N(0, Σ)` to `N(0, Σ')` (symmetric PSD, `p × p`); the
+    /// gradient of [`SpdRoots::bures2`] is `I − T`.
+    pub fn monge_map(&self, other: &[f64]) -> Result<Vec<f64>> {
+        let p = self.dim;
+        let root = SymmetricEigen::new(&self.sandwich(other)?, p)?.apply(|l| l.max(0.0).sqrt());
+        let mut t = matmul(
+            &matmul(&self.inv_sqrt, &root, p, p, p),
+            &self.inv_sqrt,
+            p,
+            p,
+            p,
+        );
+        symmetrise(&mut t, p);
+        Ok(t)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +333,60 @@ mod tests {
         let bw = bures_wasserstein2(&g1, &g2).unwrap();
         // Empirical W_2² is biased upwards by O(n^{-1/2}) in 2-D; 10 % covers it at n = 700.
         assert!((emp - bw).abs() < 0.10 * bw, "2-D: {emp} vs {bw}");
+    }
+
+    fn random_spd(p: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
+        let a: Vec<f64> = (0..p * p).map(|_| normal(rng)).collect();
+        let mut s = crate::linalg::matmul_tn(&a, &a, p, p, p);
+        (0..p).for_each(|i| s[i * p + i] += 0.5);
+        s
+    }
+
+    #[test]
+    fn bures_gradient_is_identity_minus_the_monge_map() {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let p = 4;
+        let (sigma, other) = (random_spd(p, &mut rng), random_spd(p, &mut rng));
+        let roots = SpdRoots::new(&sigma, p).unwrap();
+        let t = roots.monge_map(&other).unwrap();
+        // T Σ T = Σ'.
+        let tst = matmul(&matmul(&t, &sigma, p, p, p), &t, p, p, p);
+        for (a, b) in tst.iter().zip(&other) {
+            assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+        // Directional derivatives along random symmetric E match ⟨I − T, E⟩.
+        for trial in 0..5 {
+            let mut e: Vec<f64> = (0..p * p).map(|_| normal(&mut rng)).collect();
+            crate::linalg::symmetrise(&mut e, p);
+            let h = 1e-6;
+            let at = |s: f64| {
+                let moved: Vec<f64> = sigma.iter().zip(&e).map(|(a, b)| a + s * b).collect();
+                SpdRoots::new(&moved, p).unwrap().bures2(&other).unwrap()
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            let analytic: f64 = (0..p * p)
+                .map(|k| (if k % (p + 1) == 0 { 1.0 } else { 0.0 } - t[k]) * e[k])
+                .sum();
+            assert!(
+                (fd - analytic).abs() < 1e-6 * (1.0 + fd.abs()),
+                "trial {trial}: {fd} vs {analytic}"
+            );
+        }
+        // The value agrees with the factor-based distance.
+        let g1 = Gaussian::from_mean_cov(vec![0.0; p], &sigma).unwrap();
+        let g2 = Gaussian::from_mean_cov(vec![0.0; p], &other).unwrap();
+        let want = bures_wasserstein2(&g1, &g2).unwrap();
+        assert!((roots.bures2(&other).unwrap() - want).abs() < 1e-9 * want.max(1.0));
+    }
+
+    #[test]
+    fn commuting_monge_map_is_the_ratio_of_square_roots() {
+        let roots = SpdRoots::new(&[4.0, 0.0, 0.0, 1.0], 2).unwrap();
+        let t = roots.monge_map(&[1.0, 0.0, 0.0, 9.0]).unwrap();
+        for (a, b) in t.iter().zip([0.5, 0.0, 0.0, 3.0]) {
+            assert!((a - b).abs() < 1e-12, "{t:?}");
+        }
+        assert!((roots.bures2(&[1.0, 0.0, 0.0, 9.0]).unwrap() - 5.0).abs() < 1e-12);
+        assert!(SpdRoots::new(&[1.0, 0.0, 0.0, 0.0], 2).is_err());
     }
 }

@@ -13,7 +13,7 @@ pub mod sinkhorn;
 
 pub use assignment::{linear_assignment, linear_assignment_from, Assignment};
 pub use exact::{exact_ot, exact_ot_from, ExactOt};
-pub use gaussian::{bures_wasserstein2, Gaussian};
+pub use gaussian::{bures_wasserstein2, Gaussian, SpdRoots};
 pub use sinkhorn::{sinkhorn, SinkhornConfig, SinkhornOt};
 
 use crate::error::{invalid, shape, CoreError, Result};

@@ -13,7 +13,7 @@
 
 use crate::cloud::LabeledCloud;
 use crate::error::{invalid, shape, CoreError, Result};
-use crate::linalg::{matmul, matmul_tn, SymmetricEigen};
+use crate::linalg::{matmul, matmul_tn, symmetrise, SymmetricEigen};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -345,16 +345,6 @@ fn covariance(blocks: &[&[f32]], n: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
     cov.iter_mut().for_each(|v| *v /= n as f64);
     symmetrise(&mut cov, d);
     (center, cov)
-}
-
-pub(crate) fn symmetrise(s: &mut [f64], p: usize) {
-    for a in 0..p {
-        for b in 0..a {
-            let v = 0.5 * (s[a * p + b] + s[b * p + a]);
-            s[a * p + b] = v;
-            s[b * p + a] = v;
-        }
-    }
 }
 
 /// The `p` largest eigenvalues (descending) of the symmetric PSD `d × d` matrix `c` and

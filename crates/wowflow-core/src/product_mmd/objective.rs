@@ -17,9 +17,9 @@
 //! [`gemm_pass`]); that is all but a small fraction of a step's work. For small `d` every
 //! part is computed directly in `f64` ([`direct_pass`]).
 
-use super::embedding::symmetrise;
 use super::ProductParticles;
 use crate::error::{invalid, CoreError, Result};
+use crate::linalg::symmetrise;
 use crate::linalg::{matmul_ab_f32, matmul_abt_f32, pairwise_sq_dists};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
