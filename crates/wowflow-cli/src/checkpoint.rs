@@ -1,4 +1,6 @@
-//! Checkpoints: a [`FlowState`] plus the run's settings in one `.npz`, written atomically.
+//! Checkpoints: a [`FlowState`] (with the objective's own moving parameters, e.g. the
+//! label Gaussians of the joint OTDD dynamics, in `objective_state`) plus the run's settings
+//! in one `.npz`, written atomically.
 //!
 //! numpy can open a checkpoint (`np.load("run.ckpt.npz")["x"]`), and everything in it is
 //! exact (`f32`/`f64` bits), so resuming is bit-identical. The settings are stored as a
@@ -28,10 +30,7 @@ pub struct RunSettings {
 }
 
 fn f64_array(data: &[f64]) -> NpyArray {
-    NpyArray {
-        shape: vec![data.len()],
-        data: ArrayData::F64(data.to_vec()),
-    }
+    NpyArray::f64(vec![data.len()], data.to_vec())
 }
 
 fn i64_array(data: Vec<i64>) -> NpyArray {
@@ -81,6 +80,9 @@ pub fn save(path: &Path, state: &FlowState, settings: &RunSettings) -> Result<()
     ];
     if let Some(w) = cloud.particle_weights() {
         arrays.push(("particle_weights", f64_array(w)));
+    }
+    if let Some(o) = &state.objective_state {
+        arrays.push(("objective_state", f64_array(o)));
     }
     let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(n, a)| (*n, a)).collect();
     write_npz(path, &refs).with_context(|| format!("writing checkpoint {}", path.display()))
@@ -162,6 +164,10 @@ pub fn load(path: &Path, settings: &RunSettings) -> Result<FlowState> {
         },
         losses: f64_of(get(&arrays, "losses", path)?, "losses", path)?,
         grad_norms: f64_of(get(&arrays, "grad_norms", path)?, "grad_norms", path)?,
+        objective_state: arrays
+            .get("objective_state")
+            .map(|a| f64_of(a, "objective_state", path))
+            .transpose()?,
     })
 }
 

@@ -3,7 +3,8 @@
 //! Three classes of Gaussian noise in R² flow to three rings (80 particles each) under the
 //! Riesz SW-MMD flow; frames, an animated GIF and the loss curve show what happens.
 
-use crate::flow_cmd::{FlowMethod, FlowSettings, KernelName, LabelCostName, SamplerName};
+use crate::flow_cmd::{FlowMethod, FlowSettings, KernelName, SamplerName};
+use crate::otdd_args::{joint_labels, DynamicsName, OtddArgs};
 use crate::progress::{interrupt_flag, Progress};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -59,6 +60,9 @@ pub struct RingsArgs {
     /// Seed of the data and the flow.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// `--method otdd` options (label Gaussians of the joint dynamics step by --lr too).
+    #[command(flatten)]
+    pub otdd: OtddArgs,
 }
 
 pub fn run(demo: Demo) -> Result<()> {
@@ -67,17 +71,30 @@ pub fn run(demo: Demo) -> Result<()> {
     }
 }
 
-/// One flow of the rings demo: the snapshots, the losses and the wall time.
+/// One flow of the rings demo.
+struct RingsRun {
+    snaps: SnapshotRecorder,
+    losses: Vec<f64>,
+    seconds: f64,
+    /// Colour of every particle when not its source class: the target class its label
+    /// cluster matched (joint-driven variable-label OTDD; noise gets the next colour).
+    colours: Option<Vec<usize>>,
+}
+
 fn rings_flow(
     args: &RingsArgs,
     method: FlowMethod,
     target: &LabeledCloud,
     source: LabeledCloud,
-) -> Result<(SnapshotRecorder, Vec<f64>, f64)> {
+) -> Result<RingsRun> {
     let settings = FlowSettings {
         method,
-        label_cost: LabelCostName::Exact,
-        epsilon: None,
+        otdd: if method == FlowMethod::Otdd {
+            args.otdd.clone()
+        } else {
+            OtddArgs::default()
+        },
+        lr_sigma: args.lr,
         kernel: args.kernel,
         h: args
             .h
@@ -96,9 +113,17 @@ fn rings_flow(
         threads: None,
         device: Default::default(),
     };
-    let mut objective = settings.objective(target.clone())?;
+    let mut joint = settings.joint_otdd(&source, target)?;
+    let mut boxed;
+    let objective: &mut dyn wowflow_core::Objective = match joint.as_mut() {
+        Some(j) => j,
+        None => {
+            boxed = settings.objective(&source, target.clone())?;
+            boxed.as_mut()
+        }
+    };
     let mut flow = Flow {
-        objective: objective.as_mut(),
+        objective,
         optimizer: settings.optimizer()?,
         config: settings.config(),
     };
@@ -110,14 +135,48 @@ fn rings_flow(
     flow.run(&mut state, &mut [&mut progress, &mut snaps])?;
     progress.finish();
     snaps.record(&state);
-    Ok((snaps, state.losses, started.elapsed().as_secs_f64()))
+    let seconds = started.elapsed().as_secs_f64();
+    let colours = match joint
+        .as_ref()
+        .filter(|_| settings.otdd.dynamics == DynamicsName::JointVariable)
+    {
+        Some(j) => {
+            let labels = joint_labels(j, &settings.otdd, &state.cloud, target, args.seed)?;
+            eprintln!(
+                "labels recovered from the particles' Gaussians: {} clusters, {} noise",
+                labels.clusters.count,
+                labels.clusters.noise()
+            );
+            let k = target.n_classes();
+            Some(
+                labels
+                    .y
+                    .iter()
+                    .map(|&y| {
+                        target
+                            .class_ids()
+                            .iter()
+                            .position(|&id| id == y)
+                            .unwrap_or(k)
+                    })
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    Ok(RingsRun {
+        snaps,
+        losses: state.losses,
+        seconds,
+        colours,
+    })
 }
 
 fn method_title(method: FlowMethod, kernel: &str) -> String {
     match method {
         FlowMethod::SwMmd => format!("SW-MMD flow, {kernel} kernel"),
         FlowMethod::EuclidMmd => "Euclidean MMD flow, Riesz kernel".into(),
-        FlowMethod::Otdd => "OTDD flow (exact, feature-driven)".into(),
+        FlowMethod::Otdd => "OTDD flow".into(),
         FlowMethod::Dm => "DM (class means)".into(),
         FlowMethod::ProductMmd => "product-space MMD flow".into(),
     }
@@ -132,9 +191,17 @@ fn rings_demo(args: &RingsArgs) -> Result<()> {
     if args.compare {
         return compare_demo(args, &target, source, kernel_name);
     }
-    let (snaps, losses, secs) = rings_flow(args, args.method, &target, source)?;
-    let title = method_title(args.method, kernel_name);
-    let frames = render_frames(&snaps, &losses, &target, &title)?;
+    let RingsRun {
+        snaps,
+        losses,
+        seconds: secs,
+        colours,
+    } = rings_flow(args, args.method, &target, source)?;
+    let mut title = method_title(args.method, kernel_name);
+    if args.method == FlowMethod::Otdd {
+        title = format!("{title} ({} dynamics)", args.otdd.dynamics_name());
+    }
+    let frames = render_frames(&snaps, &losses, &target, &title, colours.as_deref())?;
     for ((step, _), frame) in snaps.snapshots.iter().zip(&frames) {
         save_png(
             frame,
@@ -173,13 +240,18 @@ fn compare_demo(
     let methods = [FlowMethod::SwMmd, FlowMethod::EuclidMmd, FlowMethod::Otdd];
     let mut finals = Vec::new();
     for method in methods {
-        let (snaps, losses, secs) = rings_flow(args, method, target, source.clone())?;
+        let RingsRun {
+            snaps,
+            losses,
+            seconds: secs,
+            colours,
+        } = rings_flow(args, method, target, source.clone())?;
         let mut last_only = SnapshotRecorder::new(usize::MAX);
         if let Some(last) = snaps.snapshots.last() {
             last_only.snapshots.push(last.clone());
         }
         let title = method_title(method, kernel_name);
-        let frame = render_frames(&last_only, &losses, target, &title)?
+        let frame = render_frames(&last_only, &losses, target, &title, colours.as_deref())?
             .pop()
             .context("no final frame")?;
         save_png(
@@ -215,6 +287,7 @@ fn render_frames(
     losses: &[f64],
     target: &LabeledCloud,
     title: &str,
+    colours: Option<&[usize]>,
 ) -> Result<Vec<wowflow_viz::Rgb8Image>> {
     let target_xy = as_xy(target.points());
     let target_labels: Vec<usize> = (0..target.n_classes())
@@ -225,9 +298,12 @@ fn render_frames(
     sets.push(&target_xy);
     let bounds = Bounds::covering(&sets, 0.05);
     let per = target.class_len(0);
-    let labels: Vec<usize> = (0..all.first().map_or(0, Vec::len))
-        .map(|i| i / per)
-        .collect();
+    let labels: Vec<usize> = match colours {
+        Some(c) => c.to_vec(),
+        None => (0..all.first().map_or(0, Vec::len))
+            .map(|i| i / per)
+            .collect(),
+    };
     all.iter()
         .zip(&snaps.snapshots)
         .map(|(pts, (step, _))| {

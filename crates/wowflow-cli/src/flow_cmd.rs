@@ -1,17 +1,17 @@
 //! `wowflow flow`: flow the user's labeled dataset towards a target.
 
 use crate::checkpoint::{self, RunSettings};
+use crate::otdd_args::{joint_labels, DynamicsName, OtddArgs};
 use crate::progress::{interrupt_flag, Progress};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_core::cloud::rows_to_input_order;
-use wowflow_core::ot::{OtSolver, SinkhornConfig};
 use wowflow_core::{
     DirectionSampler, Directions, DistributionMatching, EuclidMmd, Flow, FlowConfig, FlowState,
-    Kernel, LabelCost, LabeledCloud, Method, Objective, Optimizer, OtddConfig, OtddFlow, Outcome,
-    ProductMmdConfig, ProductMmdFlow, SnapshotRecorder, SwMmd, SwMmdFlowSettings,
+    JointOtdd, Kernel, LabeledCloud, Method, Objective, Optimizer, Outcome, ProductMmdConfig,
+    ProductMmdFlow, SnapshotRecorder, SwMmd, SwMmdFlowSettings,
 };
 use wowflow_data::{load_cloud, read_npy, write_csv, write_npz, NpyArray};
 
@@ -66,26 +66,14 @@ impl FlowMethod {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum LabelCostName {
-    /// Exact W₂ between class clouds (differentiated through).
-    Exact,
-    /// Bures–Wasserstein between class Gaussians (recomputed each step).
-    Gaussian,
-}
-
 /// Settings of the objective and its optimiser, shared by `flow` and the demos.
 #[derive(Args, Clone, Debug)]
 pub struct FlowSettings {
     /// Functional to minimise.
     #[arg(long, value_enum, default_value = "sw-mmd")]
     pub method: FlowMethod,
-    /// OTDD: label-to-label cost.
-    #[arg(long, value_enum, default_value = "exact")]
-    pub label_cost: LabelCostName,
-    /// OTDD: entropic regularisation ε of the outer OT (exact OT when absent).
-    #[arg(long)]
-    pub epsilon: Option<f64>,
+    #[command(flatten)]
+    pub otdd: OtddArgs,
     /// Kernel between class measures.
     #[arg(long, value_enum, default_value = "riesz")]
     pub kernel: KernelName,
@@ -131,6 +119,10 @@ pub struct FlowSettings {
     /// Run on the CPU or on the GPU (`cuda` needs a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: crate::bench_cmd::Device,
+    /// product-mmd and the joint OTDD dynamics: step size of the label covariances Σ (a
+    /// Bures–Wasserstein step, which can overshoot at the features' τ).
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_sigma: f64,
 }
 
 fn parse_clip(s: &str) -> Result<(f32, f32), String> {
@@ -244,29 +236,34 @@ impl FlowSettings {
             .with_engine(engine))
     }
 
-    /// The OTDD settings (`--label-cost`, `--epsilon`).
-    pub fn otdd_config(&self) -> OtddConfig {
-        OtddConfig {
-            label_cost: match self.label_cost {
-                LabelCostName::Exact => LabelCost::Exact,
-                LabelCostName::Gaussian => LabelCost::Gaussian,
-            },
-            solver: match self.epsilon {
-                Some(epsilon) => OtSolver::Sinkhorn(SinkhornConfig {
-                    epsilon,
-                    ..SinkhornConfig::default()
-                }),
-                None => OtSolver::Exact,
-            },
-            label_weight: 1.0,
+    /// The joint-driven OTDD dynamics from `source` towards `target`, when `--method otdd
+    /// --dynamics joint-*` asks for them (label means step by `--lr`, covariances by
+    /// `--lr-sigma`).
+    pub fn joint_otdd(
+        &self,
+        source: &LabeledCloud,
+        target: &LabeledCloud,
+    ) -> Result<Option<JointOtdd>> {
+        if self.method != FlowMethod::Otdd {
+            return Ok(None);
+        }
+        match self.otdd.joint_config(self.lr, self.lr_sigma)? {
+            Some(config) => Ok(Some(JointOtdd::new(source, target.clone(), config)?)),
+            None => Ok(None),
         }
     }
 
-    /// The objective chosen by `--method` towards `target`.
-    pub fn objective(&self, target: LabeledCloud) -> Result<Box<dyn Objective>> {
+    /// The objective chosen by `--method` from `source` towards `target`.
+    pub fn objective(
+        &self,
+        source: &LabeledCloud,
+        target: LabeledCloud,
+    ) -> Result<Box<dyn Objective>> {
         Ok(match self.method {
             FlowMethod::SwMmd => Box::new(self.sw_mmd(target)?),
-            FlowMethod::Otdd => Box::new(OtddFlow::new(target, self.otdd_config())?),
+            FlowMethod::Otdd => self
+                .otdd
+                .objective(source, target, self.lr, self.lr_sigma)?,
             FlowMethod::EuclidMmd => Box::new(EuclidMmd::new(target)?),
             FlowMethod::Dm => {
                 Box::new(DistributionMatching::new(target)?.with_target_batch(self.target_batch)?)
@@ -281,12 +278,10 @@ impl FlowSettings {
     /// What `RunSettings.objective` records: the method and the settings that change it.
     pub fn objective_name(&self) -> String {
         match self.method {
-            FlowMethod::Otdd => format!(
-                "otdd:{}:{}",
-                format!("{:?}", self.label_cost).to_lowercase(),
-                self.epsilon
-                    .map_or("exact".to_string(), |e| format!("sinkhorn({e})"))
-            ),
+            FlowMethod::Otdd if self.otdd.dynamics != DynamicsName::Feature => {
+                format!("{}:lr_sigma({})", self.otdd.name(), self.lr_sigma)
+            }
+            FlowMethod::Otdd => self.otdd.name(),
             m => m.name().to_string(),
         }
     }
@@ -349,10 +344,6 @@ pub struct FlowArgs {
     /// Continue from a checkpoint (same settings; --steps is the new total).
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
-    /// product-mmd: step size of the label covariances Σ (the Bures–Wasserstein step
-    /// overshoots at the features' τ).
-    #[arg(long, default_value_t = 0.1)]
-    pub lr_sigma: f64,
 }
 
 /// `OUT.npz` → `OUT.ckpt.npz` or `OUT_loss.csv` beside it.
@@ -419,6 +410,9 @@ pub fn run(args: FlowArgs) -> Result<()> {
         every: args.checkpoint_every.unwrap_or(0),
         settings: &settings,
     };
+    // The joint-driven OTDD dynamics are kept by their type: their labels are read off
+    // after the run.
+    let mut joint: Option<JointOtdd> = args.settings.joint_otdd(&source.cloud, &target.cloud)?;
     let started = Instant::now();
     let first_step = state.step;
     // Created before the loop so that a missing GPU is an error of its own, not a
@@ -453,9 +447,18 @@ pub fn run(args: FlowArgs) -> Result<()> {
             })
         }
         None => {
-            let mut objective = args.settings.objective(target.cloud.clone())?;
+            let mut boxed;
+            let objective: &mut dyn Objective = match joint.as_mut() {
+                Some(j) => j,
+                None => {
+                    boxed = args
+                        .settings
+                        .objective(&source.cloud, target.cloud.clone())?;
+                    boxed.as_mut()
+                }
+            };
             let mut flow = Flow {
-                objective: objective.as_mut(),
+                objective,
                 optimizer: args.settings.optimizer()?,
                 config: args.settings.config(),
             };
@@ -487,7 +490,32 @@ pub fn run(args: FlowArgs) -> Result<()> {
         return Ok(());
     }
     snaps.record(&state);
-    write_outputs(&args.out, &state, &source.order, &snaps)?;
+    let relabelled = match &joint {
+        Some(j) => Some(joint_labels(
+            j,
+            &args.settings.otdd,
+            &state.cloud,
+            &target.cloud,
+            args.settings.seed,
+        )?),
+        None => None,
+    };
+    write_outputs(
+        &args.out,
+        &state,
+        &source.order,
+        &snaps,
+        relabelled.as_ref(),
+    )?;
+    if let Some(r) = relabelled.as_ref().filter(|r| r.cluster.is_some()) {
+        eprintln!(
+            "labels: {} clusters ({} noise particles) from the particles' Gaussians ({:?}); \
+             y holds the matched target labels, cluster the raw clusters",
+            r.clusters.count,
+            r.clusters.noise(),
+            args.settings.otdd.clustering,
+        );
+    }
     let secs = started.elapsed().as_secs_f64();
     let steps = state.step - first_step;
     eprintln!(
@@ -526,7 +554,7 @@ fn run_product_mmd(
     let config = ProductMmdConfig {
         tau: s.lr,
         tau_m: None,
-        tau_sigma: Some(args.lr_sigma),
+        tau_sigma: Some(s.lr_sigma),
         momentum: s.momentum.unwrap_or(0.0),
         steps: s.steps,
         ..ProductMmdConfig::default()
@@ -551,10 +579,7 @@ fn run_product_mmd(
         y[i] = ids.get(l).copied().unwrap_or(l as i64);
     }
     let x = rows_to_input_order(&state.particles.x, d, &source.order);
-    let loss = NpyArray {
-        shape: vec![losses.len()],
-        data: wowflow_data::ArrayData::F64(losses.clone()),
-    };
+    let loss = NpyArray::f64(vec![losses.len()], losses.clone());
     write_npz(
         &args.out,
         &[
@@ -593,18 +618,25 @@ impl FlowArgs {
 }
 
 /// Writes the result `.npz` (input row order) and the loss CSV.
+/// `joint`: the labels and label Gaussians a joint-driven OTDD run ends with (`y` then holds
+/// its labels, and `cluster`, `label_means`, `label_covs` are added).
 pub fn write_outputs(
     out: &Path,
     state: &FlowState,
     order: &[usize],
     snaps: &SnapshotRecorder,
+    joint: Option<&crate::otdd_args::JointLabels>,
 ) -> Result<()> {
     let cloud = &state.cloud;
     let (n, d) = (cloud.n_points(), cloud.dim());
-    let mut labels = vec![0i64; n];
-    for (&i, y) in order.iter().zip(cloud.row_labels()) {
-        labels[i] = y;
-    }
+    let in_input_order = |row_values: &[i64]| {
+        let mut out = vec![0i64; n];
+        for (&i, &y) in order.iter().zip(row_values) {
+            out[i] = y;
+        }
+        out
+    };
+    let labels = in_input_order(&joint.map_or_else(|| cloud.row_labels(), |j| j.y.clone()));
     let mut snapshot_data = Vec::with_capacity(snaps.snapshots.len() * n * d);
     for (_, pts) in &snaps.snapshots {
         snapshot_data.extend(rows_to_input_order(pts, d, order));
@@ -614,25 +646,26 @@ pub fn write_outputs(
     let y = NpyArray::i64(vec![n], labels);
     let snapshots = NpyArray::f32(vec![snaps.snapshots.len(), n, d], snapshot_data);
     let snapshot_steps = NpyArray::i64(vec![steps.len()], steps);
-    let loss = NpyArray {
-        shape: vec![state.losses.len()],
-        data: wowflow_data::ArrayData::F64(state.losses.clone()),
-    };
-    let grad_norm = NpyArray {
-        shape: vec![state.grad_norms.len()],
-        data: wowflow_data::ArrayData::F64(state.grad_norms.clone()),
-    };
-    write_npz(
-        out,
-        &[
-            ("x", &x),
-            ("y", &y),
-            ("snapshots", &snapshots),
-            ("snapshot_steps", &snapshot_steps),
-            ("loss", &loss),
-            ("grad_norm", &grad_norm),
-        ],
-    )?;
+    let loss = NpyArray::f64(vec![state.losses.len()], state.losses.clone());
+    let grad_norm = NpyArray::f64(vec![state.grad_norms.len()], state.grad_norms.clone());
+    let mut arrays: Vec<(&str, &NpyArray)> = vec![
+        ("x", &x),
+        ("y", &y),
+        ("snapshots", &snapshots),
+        ("snapshot_steps", &snapshot_steps),
+        ("loss", &loss),
+        ("grad_norm", &grad_norm),
+    ];
+    let cluster = joint
+        .and_then(|j| j.cluster.as_ref())
+        .map(|c| NpyArray::i64(vec![n], in_input_order(c)));
+    if let Some(c) = &cluster {
+        arrays.push(("cluster", c));
+    }
+    if let Some(j) = joint {
+        arrays.extend(j.arrays.iter().map(|(name, a)| (*name, a)));
+    }
+    write_npz(out, &arrays)?;
     write_csv(
         &sibling(out, "_loss.csv"),
         &["step", "loss", "grad_norm"],

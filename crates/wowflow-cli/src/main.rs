@@ -10,6 +10,7 @@ mod demo_cmd;
 mod distance_cmd;
 mod experiment_cmd;
 mod flow_cmd;
+mod otdd_args;
 mod progress;
 mod resident;
 

@@ -491,3 +491,96 @@ fn product_mmd_flow_writes_per_particle_labels() {
     let err = fails(&resumed);
     assert!(err.contains("--resume"), "{err}");
 }
+
+/// `--method otdd --dynamics joint-*`: labels and label Gaussians in the output, the
+/// Gaussians carried by checkpoints (bit-identical resume), and a named refusal of a label
+/// cost that does not apply.
+#[test]
+fn otdd_joint_dynamics_write_labels_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let [f_s, f_t, f_v, f_whole, f_part, f_resumed, f_x, f_e] =
+        ["s", "t", "v", "whole", "part", "resumed", "x", "e"].map(|n| p(&format!("{n}.npz")));
+    let (x, y) = dataset(45, 2, 3.0, 8);
+    write_dataset(Path::new(&f_s), x, y, 2);
+    let (xt, yt) = dataset(45, 2, -3.0, 9);
+    write_dataset(Path::new(&f_t), xt, yt.clone(), 2);
+    let common = [
+        "flow",
+        "--source",
+        &f_s,
+        "--target",
+        &f_t,
+        "--method",
+        "otdd",
+        "--lr",
+        "0.25",
+        "--lr-sigma",
+        "0.25",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = common.to_vec();
+        args.extend(extra);
+        ok(&args)
+    };
+
+    let log = run(&[
+        "--dynamics",
+        "joint-variable",
+        "--steps",
+        "30",
+        "--out",
+        &f_v,
+    ]);
+    assert!(log.contains("clusters"), "{log}");
+    let v = read_npz(Path::new(&f_v)).unwrap();
+    assert_eq!(v["label_means"].shape, vec![45, 2]);
+    assert_eq!(v["label_covs"].shape, vec![45, 2, 2]);
+    let (labels, clusters) = (v["y"].to_i64().unwrap(), v["cluster"].to_i64().unwrap());
+    // Every particle reached its target: the label clusters are the target's classes.
+    assert!(labels.iter().all(|l| yt.contains(l)), "{labels:?}");
+    assert_eq!(clusters.iter().max(), Some(&2), "{clusters:?}");
+
+    let fixed = ["--dynamics", "joint-fixed", "--label-dim", "2"];
+    let mut whole = fixed.to_vec();
+    whole.extend(["--steps", "20", "--out", &f_whole]);
+    run(&whole);
+    let mut part = fixed.to_vec();
+    part.extend([
+        "--steps",
+        "10",
+        "--checkpoint-every",
+        "10",
+        "--out",
+        &f_part,
+    ]);
+    run(&part);
+    let ckpt = p("part.ckpt.npz");
+    let mut resumed = fixed.to_vec();
+    resumed.extend(["--steps", "20", "--resume", &ckpt, "--out", &f_resumed]);
+    run(&resumed);
+    let (a, b) = (
+        read_npz(Path::new(&f_whole)).unwrap(),
+        read_npz(Path::new(&f_resumed)).unwrap(),
+    );
+    for key in ["x", "label_means", "label_covs"] {
+        assert_eq!(a[key].to_f32(), b[key].to_f32(), "{key}");
+    }
+    assert_eq!(a["label_means"].shape, vec![3, 2]);
+    assert!(!a.contains_key("cluster"));
+    // A checkpoint of another dynamics is refused.
+    let mut other = common.to_vec();
+    other.extend(["--steps", "20", "--resume", &ckpt, "--out", &f_x]);
+    assert!(fails(&other).contains("objective"));
+
+    let mut exact = common.to_vec();
+    exact.extend([
+        "--dynamics",
+        "joint-fixed",
+        "--label-cost",
+        "exact",
+        "--out",
+        &f_e,
+    ]);
+    assert!(fails(&exact).contains("--label-cost exact"));
+}

@@ -241,6 +241,13 @@ impl LabeledCloud {
     pub fn particle_weights(&self) -> Option<&[f64]> {
         self.particle_weights.as_deref()
     }
+    /// The mass of every row in the joint measure, `a_c w_ci` (row order; sums to 1).
+    pub fn masses(&self) -> Vec<f64> {
+        (0..self.n_classes())
+            .flat_map(|c| self.class_range(c).map(move |i| (c, i)))
+            .map(|(c, i)| self.class_weights[c] * self.particle_weight(c, i))
+            .collect()
+    }
     /// Weight `w_ci` of particle row `i` inside its class `c`.
     pub fn particle_weight(&self, c: usize, i: usize) -> f64 {
         match &self.particle_weights {

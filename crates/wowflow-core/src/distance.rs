@@ -51,11 +51,7 @@ pub(crate) fn class_particle_weights(cloud: &LabeledCloud, c: usize) -> Vec<f64>
 
 /// Particle masses in the joint measure, `a_c w_ci`, in row order.
 pub(crate) fn particle_masses(cloud: &LabeledCloud) -> Vec<f64> {
-    let a = cloud.class_weights();
-    (0..cloud.n_classes())
-        .flat_map(|c| cloud.class_range(c).map(move |i| (c, i)))
-        .map(|(c, i)| a[c] * cloud.particle_weight(c, i))
-        .collect()
+    cloud.masses()
 }
 
 /// Exact `W_2²(μ_c, ν_k)` for every class pair (`C × K`, row-major): one GEMM per source

@@ -79,7 +79,7 @@ pub use kernel::Kernel;
 pub use objective::{Objective, SwMmd};
 pub use optim::{Method, Optimizer, OptimizerState, Schedule};
 pub use ot1d::{wasserstein_1d, wasserstein_1d_grad, CostPower};
-pub use otdd_flow::OtddFlow;
+pub use otdd_flow::{JointOtdd, JointOtddConfig, LabelDynamics, OtddFlow};
 pub use product_mmd::{
     assign_product_labels, bures_exp, Bandwidth, BandwidthSpec, Bandwidths, ClassGaussians,
     EmbeddingConfig, LabelEmbedding, ProductGrad, ProductMmd, ProductMmdConfig, ProductMmdFlow,

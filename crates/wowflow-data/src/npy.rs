@@ -82,6 +82,13 @@ impl NpyArray {
             data: ArrayData::F32(data),
         }
     }
+    /// A float64 array. The shape is checked when the array is written.
+    pub fn f64(shape: impl Into<Vec<usize>>, data: Vec<f64>) -> Self {
+        Self {
+            shape: shape.into(),
+            data: ArrayData::F64(data),
+        }
+    }
     /// An int64 array (labels). The shape is checked when the array is written.
     pub fn i64(shape: impl Into<Vec<usize>>, data: Vec<i64>) -> Self {
         Self {

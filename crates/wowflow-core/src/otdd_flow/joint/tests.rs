@@ -191,7 +191,11 @@ fn both_dynamics_decrease_the_objective() {
         // jd-fl keeps each noise class whole, and every class starts as the same Gaussian:
         // it settles where classes straddle rings (a local minimum, F ≈ 0.45 F₀); jd-vl
         // lets every particle's label follow its own target.
-        let factor = if labels == LabelDynamics::Fixed { 0.5 } else { 0.1 };
+        let factor = if labels == LabelDynamics::Fixed {
+            0.5
+        } else {
+            0.1
+        };
         assert!(l[19] < factor * l[0], "{labels:?}: {l:?}");
         assert!(
             l.windows(2).all(|w| w[1] <= w[0] * (1.0 + 1e-9)),
