@@ -115,6 +115,9 @@ impl OtddArgs {
             DynamicsName::JointFixed => LabelDynamics::Fixed,
             DynamicsName::JointVariable => LabelDynamics::Variable,
         };
+        if self.label_dim == 0 {
+            bail!("--label-dim: the label Gaussians need at least 1 dimension, got 0");
+        }
         if self.label_cost == Some(LabelCostName::Exact) {
             bail!(
                 "--dynamics {}: the joint dynamics step Gaussian labels, so --label-cost exact \

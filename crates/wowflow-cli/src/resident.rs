@@ -1,6 +1,6 @@
 //! The device-resident flow: `--device cuda` for SW-MMD with Gaussian directions keeps
 //! particles, target, directions and optimiser state on the GPU
-//! ([`wowflow_cuda::DeviceFlow`]) instead of sending both clouds over PCIe every step (the
+//! (`wowflow_cuda::DeviceFlow`) instead of sending both clouds over PCIe every step (the
 //! `Engine` path, which other objectives and direction samplers still use).
 
 use anyhow::Result;

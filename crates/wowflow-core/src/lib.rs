@@ -7,7 +7,9 @@
 //! the datasets through a random differentiable [`FeatureMap`] redrawn every step — DSA
 //! augmentations ([`Augment`]) and/or a random embedding implemented elsewhere.
 //!
-//! Beside it, the baselines the documents compare against: the OTDD flow ([`otdd_flow`]),
+//! Beside it, the baselines the documents compare against: the OTDD flow ([`otdd_flow`]; its
+//! feature-driven dynamics in [`OtddFlow`], the joint-driven ones — label Gaussians with a
+//! step of their own, labels recovered by [`cluster`]ing — in [`JointOtdd`]),
 //! the Euclidean MMD flow ([`euclid_mmd`]), distribution matching ([`dm`]) and the
 //! product-space MMD flow of Hua et al. 2023 on (features, label Gaussian) particles
 //! ([`product_mmd`]).

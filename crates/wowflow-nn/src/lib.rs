@@ -8,7 +8,7 @@
 //! confusion matrix) and saved weights ([`ModelStore`]) so a classifier is trained once.
 //!
 //! Backends: [`CpuBackend`] (burn's `flex` backend, multithreaded with rayon, SIMD) is the
-//! default; the `cuda` feature adds [`CudaBackend`] (burn's CUDA backend; build with
+//! default; the `cuda` feature adds `CudaBackend` (burn's CUDA backend; build with
 //! `CUDARC_CUDA_VERSION=13000` for the GPU machine's driver). All burn code of wowflow lives
 //! in this crate, so a burn upgrade touches one crate. The sliced-Wasserstein mathematics
 //! never runs in burn (its GPU sort goes through the host): when a flow needs a network,

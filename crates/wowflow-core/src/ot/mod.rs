@@ -3,7 +3,7 @@
 //!
 //! Following the split of ott-jax/POT: the *problem* is `(a, b, C)` — two histograms and a
 //! row-major cost matrix; the *solvers* are [`exact`] (network simplex, the linear program
-//! solved to optimality) and [`sinkhorn`] (entropic, log-domain); what comes out is a
+//! solved to optimality) and [`sinkhorn`](mod@sinkhorn) (entropic, log-domain); what comes out is a
 //! [`TransportPlan`] with its cost, dual potentials and convergence information.
 
 pub mod assignment;
