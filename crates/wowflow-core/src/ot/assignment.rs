@@ -6,10 +6,12 @@
 //! is `1/n` times the Birkhoff polytope). Those problems are the common case here — an OTDD
 //! flow step between equal-size datasets, the inner W₂ between equal-size classes — and are
 //! highly degenerate for the network simplex (`2n − 1` basic arcs, `n` of them carrying
-//! flow), while the assignment solver handles them directly: 0.59 s instead of 1.67 s at
+//! flow), while the assignment solver handles them directly: 0.22 s instead of 1.67 s at
 //! `n = 2000` with squared-Euclidean costs in d = 784.
 //!
-//! Row `r` is added by a Dijkstra search from `r` over the reduced costs
+//! Before the searches, column reduction and augmenting row reduction (Jonker & Volgenant's
+//! first two phases) assign most rows by cheap moves. Then each free row `r` is added by a
+//! Dijkstra search from `r` over the reduced costs
 //! `C_ij − u_i − v_j ≥ 0` until it reaches an unassigned column; the duals are then updated so
 //! that every assigned pair stays tight, and the path is flipped. The returned duals certify
 //! optimality: `u_i + v_j ≤ C_ij` everywhere, with equality on the assignment.
@@ -108,6 +110,20 @@ pub fn linear_assignment_from(cost: &[f64], n: usize, start: Option<&[f64]>) -> 
             row_of_col[j] = at;
         }
     }
+    augmenting_row_reduction(cost, n, &mut v, &mut col_of_row, &mut row_of_col);
+    // Row duals for the searches: tight on every assigned pair, the row minimum of the
+    // reduced costs on free rows, so that every reduced cost is non-negative.
+    for i in 0..n {
+        let row = &cost[i * n..(i + 1) * n];
+        u[i] = match col_of_row[i] {
+            NONE => row
+                .iter()
+                .zip(&v)
+                .map(|(c, v)| c - v)
+                .fold(f64::INFINITY, f64::min),
+            j => row[j] - v[j],
+        };
+    }
     for cur in 0..n {
         if col_of_row[cur] != NONE {
             continue;
@@ -180,6 +196,83 @@ pub fn linear_assignment_from(cost: &[f64], n: usize, start: Option<&[f64]>) -> 
     })
 }
 
+/// Passes of augmenting row reduction. Jonker & Volgenant use two; on the 2000 × 2000 OTDD
+/// problems of a 10-class flow step the free rows left for the searches go from 1843 (after
+/// column reduction) to 538 after two passes and 146 after eight (each pass ≈ 9 ms), and the
+/// solve from about 0.8 s to 0.53 s; more passes gain little.
+const ARR_PASSES: usize = 8;
+
+/// Augmenting row reduction, the second phase of Jonker & Volgenant (1987): each free row
+/// takes the column of its smallest reduced cost `C_ij − v_j`, lowering that column's
+/// potential by the gap to its second smallest so the row is tight there and prefers no
+/// other column; the row it displaces is free again and is treated at once when the gap was
+/// positive (else at the next pass). Every assigned row `i` stays at a column minimising
+/// `C_ij − v_j` (lowering `v` elsewhere only raises other columns' reduced costs), which is
+/// what the shortest-path phase needs; it is left with the few free rows that cheap moves do
+/// not place.
+fn augmenting_row_reduction(
+    cost: &[f64],
+    n: usize,
+    v: &mut [f64],
+    col_of_row: &mut [usize],
+    row_of_col: &mut [usize],
+) {
+    let mut free: Vec<usize> = (0..n).filter(|&i| col_of_row[i] == NONE).collect();
+    for _ in 0..ARR_PASSES {
+        let mut next = Vec::new();
+        // A displaced row can push another one out in turn; the budget bounds the chains
+        // (rows still free afterwards are left to the searches).
+        let mut budget = 4 * n;
+        let mut k = 0;
+        while k < free.len() {
+            let i = free[k];
+            k += 1;
+            let row = &cost[i * n..(i + 1) * n];
+            let (mut u1, mut j1, mut u2, mut j2) = (f64::INFINITY, NONE, f64::INFINITY, NONE);
+            for j in 0..n {
+                let r = row[j] - v[j];
+                if r < u2 {
+                    if r < u1 {
+                        (u2, j2) = (u1, j1);
+                        (u1, j1) = (r, j);
+                    } else {
+                        (u2, j2) = (r, j);
+                    }
+                }
+            }
+            if j1 == NONE {
+                next.push(i);
+                continue;
+            }
+            let (mut j, mut displaced) = (j1, row_of_col[j1]);
+            let lowered = j2 != NONE && u2 > u1;
+            if lowered {
+                v[j1] -= u2 - u1;
+            } else if displaced != NONE && j2 != NONE {
+                // A tie: take the second column instead, if that displaces nobody.
+                j = j2;
+                displaced = row_of_col[j2];
+            }
+            col_of_row[i] = j;
+            row_of_col[j] = i;
+            if displaced != NONE {
+                col_of_row[displaced] = NONE;
+                if lowered && budget > 0 {
+                    budget -= 1;
+                    k -= 1;
+                    free[k] = displaced;
+                } else {
+                    next.push(displaced);
+                }
+            }
+        }
+        free = next;
+        if free.is_empty() {
+            break;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +343,45 @@ mod tests {
                 );
                 certify(&cost, n, &a);
             }
+        }
+    }
+
+    /// Clustered clouds (ten classes, as in an OTDD step) leave most rows free after column
+    /// reduction and send augmenting row reduction through long displacement chains; the
+    /// result must still be certified optimal, cold and from any start.
+    #[test]
+    fn certified_on_clustered_costs_cold_and_warm() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (n, d) = (300, 8);
+        let centres: Vec<f64> = (0..10 * d).map(|_| rng.random_range(-3.0..3.0)).collect();
+        let mut cloud = |shift: f64| -> Vec<f64> {
+            (0..n * d)
+                .map(|k| centres[(k / d % 10) * d + k % d] + shift + rng.random_range(-1.0..1.0))
+                .collect()
+        };
+        let (x, y) = (cloud(0.0), cloud(0.3));
+        let cost: Vec<f64> = (0..n * n)
+            .map(|k| {
+                let (i, j) = (k / n, k % n);
+                (0..d).map(|t| (x[i * d + t] - y[j * d + t]).powi(2)).sum()
+            })
+            .collect();
+        let cold = linear_assignment(&cost, n).unwrap();
+        certify(&cost, n, &cold);
+        let noisy: Vec<f64> = cold
+            .col_potentials
+            .iter()
+            .map(|v| v + rng.random_range(-0.5..0.5))
+            .collect();
+        for start in [&cold.col_potentials, &noisy] {
+            let warm = linear_assignment_from(&cost, n, Some(start)).unwrap();
+            certify(&cost, n, &warm);
+            assert!(
+                (warm.cost - cold.cost).abs() < 1e-9 * cold.cost,
+                "{} vs {}",
+                warm.cost,
+                cold.cost
+            );
         }
     }
 
