@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_core::toy::{gaussian_noise, rings};
 use wowflow_core::{Flow, FlowState, LabeledCloud, SnapshotRecorder};
-use wowflow_data::write_csv;
 use wowflow_viz::{
     line_plot, save_gif, save_png, scatter, side_by_side, Bounds, LinePlot, ScatterFrame, Series,
 };
@@ -338,13 +337,5 @@ fn write_loss(dir: &Path, losses: &[f64], method: &str) -> Result<()> {
         }],
     };
     save_png(&line_plot(&plot, (640, 400))?, &dir.join("loss.png"))?;
-    write_csv(
-        &dir.join("loss.csv"),
-        &["step", "loss"],
-        losses
-            .iter()
-            .enumerate()
-            .map(|(k, l)| vec![k.to_string(), l.to_string()]),
-    )?;
-    Ok(())
+    crate::flow_cmd::write_loss_csv(&dir.join("loss.csv"), losses)
 }

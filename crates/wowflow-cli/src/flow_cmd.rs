@@ -588,14 +588,7 @@ fn run_product_mmd(
             ("loss", &loss),
         ],
     )?;
-    write_csv(
-        &sibling(&args.out, "_loss.csv"),
-        &["step", "loss"],
-        losses
-            .iter()
-            .enumerate()
-            .map(|(k, l)| vec![k.to_string(), l.to_string()]),
-    )?;
+    write_loss_csv(&sibling(&args.out, "_loss.csv"), &losses)?;
     eprintln!(
         "flowed {n} (x, m, Σ) particles (d = {d}) for {} steps in {:.1} s; F: {:.4e} → {:.4e}; wrote {}",
         state.step,
@@ -615,6 +608,19 @@ impl FlowArgs {
     ) -> Result<RunSettings> {
         self.settings.run_settings(source, target)
     }
+}
+
+/// `step,loss` rows, one per step.
+pub fn write_loss_csv(path: &Path, losses: &[f64]) -> Result<()> {
+    write_csv(
+        path,
+        &["step", "loss"],
+        losses
+            .iter()
+            .enumerate()
+            .map(|(k, l)| vec![k.to_string(), l.to_string()]),
+    )?;
+    Ok(())
 }
 
 /// Writes the result `.npz` (input row order) and the loss CSV.

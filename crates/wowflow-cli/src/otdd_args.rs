@@ -221,10 +221,7 @@ pub fn joint_labels(
 ) -> Result<JointLabels> {
     let gaussians = joint.label_gaussians()?;
     let (g, p) = (gaussians.len(), gaussians.dim());
-    let means: Vec<f64> = (0..g).flat_map(|k| gaussians.mean(k).to_vec()).collect();
-    let covs: Vec<f64> = (0..g)
-        .flat_map(|k| gaussians.covariance(k).to_vec())
-        .collect();
+    let (means, covs) = (gaussians.means().to_vec(), gaussians.covariances().to_vec());
     let arrays = vec![
         ("label_means", NpyArray::f64(vec![g, p], means)),
         ("label_covs", NpyArray::f64(vec![g, p, p], covs)),

@@ -89,7 +89,8 @@ impl Clustering {
     }
 }
 
-fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
+/// `‖a − b‖²`.
+pub(crate) fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 

@@ -46,10 +46,7 @@ impl DistributionMatching {
 
     /// Compares with `batch` random target rows per class each step.
     pub fn with_target_batch(mut self, batch: Option<usize>) -> Result<Self> {
-        if batch == Some(0) {
-            return Err(invalid("target batch", "must be at least 1"));
-        }
-        self.target_batch = batch;
+        self.target_batch = crate::objective::check_target_batch(batch)?;
         Ok(self)
     }
 }

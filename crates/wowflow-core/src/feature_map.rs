@@ -345,10 +345,7 @@ impl Featurized {
     /// Compares with a fresh random subset of `batch` particles per target class each step
     /// (the paper's 256 real images per class); smaller classes are used whole.
     pub fn with_target_batch(mut self, batch: Option<usize>) -> Result<Self> {
-        if batch == Some(0) {
-            return Err(invalid("target batch", "must be at least 1"));
-        }
-        self.target_batch = batch;
+        self.target_batch = crate::objective::check_target_batch(batch)?;
         Ok(self)
     }
 

@@ -132,10 +132,18 @@ pub(crate) fn gemm_parallelism() -> gemm::Parallelism {
     }
 }
 
-/// `out (m × n) = A Bᵀ` for row-major `A` (`m × k`) and `B` (`n × k`), in `f32`:
-/// the shape of every projection in wowflow (directions against points, points against
-/// points).
-pub fn matmul_abt_f32(a: &[f32], m: usize, b: &[f32], n: usize, k: usize, out: &mut [f32]) {
+/// `out (m × n) = A B` for row-major `A` (`m × k`, contiguous) and `B` (`k × n`) read with
+/// the given strides (`(n, 1)`: row-major `B`; `(1, k)`: `B` given as its transpose), in
+/// `f32`: the one place wowflow calls the `gemm` crate's `f32` kernel.
+fn gemm_f32(
+    a: &[f32],
+    m: usize,
+    k: usize,
+    b: &[f32],
+    n: usize,
+    b_strides: (usize, usize),
+    out: &mut [f32],
+) {
     assert_eq!(a.len(), m * k);
     assert_eq!(b.len(), n * k);
     assert_eq!(out.len(), m * n);
@@ -146,9 +154,15 @@ pub fn matmul_abt_f32(a: &[f32], m: usize, b: &[f32], n: usize, k: usize, out: &
         out.fill(0.0);
         return;
     }
-    // SAFETY: `out` is m × n (row stride n), `a` is m × k (row stride k), `b` is read as its
-    // transpose k × n (row stride 1, column stride k); lengths asserted above, and `out`
-    // aliases neither input (`read_dst = false`, so its old values are not read).
+    let (b_row, b_col) = b_strides;
+    assert!(
+        (b_row, b_col) == (n, 1) || (b_row, b_col) == (1, k),
+        "B must be read row-major or transposed"
+    );
+    // SAFETY: `out` is m × n (row stride n), `a` is m × k (row stride k), `b` is read as a
+    // k × n matrix with row stride `b_row` and column stride `b_col`, one of the two layouts
+    // of its n·k values asserted above; `out` aliases neither input (`read_dst = false`, so
+    // its old values are not read).
     unsafe {
         gemm::gemm(
             m,
@@ -162,8 +176,8 @@ pub fn matmul_abt_f32(a: &[f32], m: usize, b: &[f32], n: usize, k: usize, out: &
             1,
             k as isize,
             b.as_ptr(),
-            k as isize,
-            1,
+            b_col as isize,
+            b_row as isize,
             0.0,
             1.0,
             false,
@@ -174,39 +188,17 @@ pub fn matmul_abt_f32(a: &[f32], m: usize, b: &[f32], n: usize, k: usize, out: &
     }
 }
 
+/// `out (m × n) = A Bᵀ` for row-major `A` (`m × k`) and `B` (`n × k`), in `f32`:
+/// the shape of every projection in wowflow (directions against points, points against
+/// points).
+pub fn matmul_abt_f32(a: &[f32], m: usize, b: &[f32], n: usize, k: usize, out: &mut [f32]) {
+    gemm_f32(a, m, k, b, n, (1, k), out);
+}
+
 /// `A B` for row-major `A` (`m × k`) and `B` (`k × n`), in `f32`.
 pub fn matmul_ab_f32(a: &[f32], m: usize, k: usize, b: &[f32], n: usize) -> Vec<f32> {
-    assert_eq!(a.len(), m * k);
-    assert_eq!(b.len(), k * n);
     let mut out = vec![0.0f32; m * n];
-    if m == 0 || n == 0 || k == 0 {
-        return out;
-    }
-    // SAFETY: `out` is m × n (row stride n), `a` is m × k (row stride k), `b` is k × n (row
-    // stride n); lengths asserted above and `out` aliases neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm_parallelism(),
-        );
-    }
+    gemm_f32(a, m, k, b, n, (n, 1), &mut out);
     out
 }
 

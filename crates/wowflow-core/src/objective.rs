@@ -116,10 +116,7 @@ impl SwMmd {
     /// (the stochastic variant used for transfer learning and distillation). Classes with at
     /// most `batch` particles are used whole.
     pub fn with_target_batch(mut self, batch: Option<usize>) -> Result<Self> {
-        if batch == Some(0) {
-            return Err(invalid("target batch", "must be at least 1"));
-        }
-        self.target_batch = batch;
+        self.target_batch = check_target_batch(batch)?;
         Ok(self)
     }
 
@@ -141,6 +138,14 @@ impl SwMmd {
     pub fn last_output(&self) -> Option<&SwMmdOutput> {
         self.last.as_ref()
     }
+}
+
+/// A per-class target mini-batch size: `None` (the whole target) or at least 1.
+pub(crate) fn check_target_batch(batch: Option<usize>) -> Result<Option<usize>> {
+    if batch == Some(0) {
+        return Err(invalid("target batch", "must be at least 1"));
+    }
+    Ok(batch)
 }
 
 /// The checks every objective makes before evaluating: the gradient buffer matches the

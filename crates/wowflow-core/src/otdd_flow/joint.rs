@@ -46,7 +46,7 @@
 //! `p` is clamped to `d`.
 
 use crate::cloud::LabeledCloud;
-use crate::cluster::{Clustering, Clusters};
+use crate::cluster::{sq_dist, Clustering, Clusters};
 use crate::distance::{labeled_ground_cost, particle_masses, row_classes};
 use crate::error::{invalid, shape, CoreError, Result};
 use crate::objective::{check_inputs, Objective};
@@ -131,6 +131,8 @@ pub struct JointOtdd {
     config: JointOtddConfig,
     embedding: LabelEmbedding,
     target_gaussians: ClassGaussians,
+    /// The target class Gaussians in the clustering coordinates (`K × (p + p²)`).
+    target_coordinates: Vec<f64>,
     target_masses: Vec<f64>,
     /// The source's shape `(N, d, C)`: evaluations must be at the same particles.
     source_shape: (usize, usize, usize),
@@ -167,12 +169,8 @@ impl JointOtdd {
         let (owner, means, covariances): (Vec<usize>, Vec<f64>, Vec<f64>) = match config.labels {
             LabelDynamics::Fixed => (
                 rows,
-                (0..classes.len())
-                    .flat_map(|c| classes.mean(c).to_vec())
-                    .collect(),
-                (0..classes.len())
-                    .flat_map(|c| classes.covariance(c).to_vec())
-                    .collect(),
+                classes.means().to_vec(),
+                classes.covariances().to_vec(),
             ),
             LabelDynamics::Variable => (
                 (0..source.n_points()).collect(),
@@ -185,8 +183,14 @@ impl JointOtdd {
             ),
         };
         debug_assert_eq!(covariances.len(), means.len() * p);
+        let target_gaussians = embedding.class_gaussians(&target)?;
         Ok(Self {
-            target_gaussians: embedding.class_gaussians(&target)?,
+            target_coordinates: Self::cluster_coordinates(
+                target_gaussians.means(),
+                target_gaussians.covariances(),
+                p,
+            )?,
+            target_gaussians,
             target_masses: particle_masses(&target),
             source_shape: (source.n_points(), d, source.n_classes()),
             target,
@@ -249,20 +253,12 @@ impl JointOtdd {
     pub fn default_dbscan_eps(&self) -> Result<f64> {
         let p = self.embedding.dim();
         let t = &self.target_gaussians;
-        let z = Self::cluster_coordinates(
-            &(0..t.len())
-                .flat_map(|k| t.mean(k).to_vec())
-                .collect::<Vec<_>>(),
-            &(0..t.len())
-                .flat_map(|k| t.covariance(k).to_vec())
-                .collect::<Vec<_>>(),
-            p,
-        )?;
+        let z = &self.target_coordinates;
         let w = p + p * p;
         let mut closest = f64::INFINITY;
         for a in 0..t.len() {
             for b in 0..a {
-                let d2: f64 = (0..w).map(|i| (z[a * w + i] - z[b * w + i]).powi(2)).sum();
+                let d2 = sq_dist(&z[a * w..(a + 1) * w], &z[b * w..(b + 1) * w]);
                 closest = closest.min(d2.sqrt());
             }
         }
@@ -340,21 +336,12 @@ impl JointOtdd {
                 .iter_mut()
                 .for_each(|v| *v /= mass[c]);
         }
-        let t = &self.target_gaussians;
-        let tz = Self::cluster_coordinates(
-            &(0..t.len())
-                .flat_map(|k| t.mean(k).to_vec())
-                .collect::<Vec<_>>(),
-            &(0..t.len())
-                .flat_map(|k| t.covariance(k).to_vec())
-                .collect::<Vec<_>>(),
-            p,
-        )?;
+        let (t, tz) = (&self.target_gaussians, &self.target_coordinates);
         let kn = t.len();
         let cost: Vec<f64> = (0..kc * kn)
             .map(|ck| {
-                let (a, b) = (&centroid[(ck / kn) * w..], &tz[(ck % kn) * w..]);
-                (0..w).map(|i| (a[i] - b[i]).powi(2)).sum()
+                let (c, k) = (ck / kn, ck % kn);
+                sq_dist(&centroid[c * w..(c + 1) * w], &tz[k * w..(k + 1) * w])
             })
             .collect();
         let plan = exact_ot(&mass, self.target.class_weights(), &cost)?
@@ -385,11 +372,7 @@ impl JointOtdd {
             .into_par_iter()
             .map(|gk| {
                 let (g, k) = (gk / kn, gk % kn);
-                let mean: f64 = self.means[g * p..(g + 1) * p]
-                    .iter()
-                    .zip(t.mean(k))
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
+                let mean = sq_dist(&self.means[g * p..(g + 1) * p], t.mean(k));
                 Ok(mean + roots[g].bures2(t.covariance(k))?)
             })
             .collect::<Result<_>>()?;

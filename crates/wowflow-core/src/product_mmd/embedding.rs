@@ -126,6 +126,14 @@ impl ClassGaussians {
         let pp = self.dim * self.dim;
         &self.covariances[k * pp..(k + 1) * pp]
     }
+    /// All means, `K × p` row-major.
+    pub fn means(&self) -> &[f64] {
+        &self.means
+    }
+    /// All covariances, `K × p × p` row-major.
+    pub fn covariances(&self) -> &[f64] {
+        &self.covariances
+    }
 }
 
 /// A fitted PCA embedding `x ↦ Vᵀ (x − c)` of the features into `R^p`.
