@@ -54,6 +54,7 @@ pub mod product_mmd;
 pub mod reference;
 pub mod shaping;
 pub mod sliced;
+pub mod sort;
 pub mod toy;
 
 pub use assign::{

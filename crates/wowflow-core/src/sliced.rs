@@ -9,6 +9,7 @@
 use crate::cloud::LabeledCloud;
 use crate::directions::Directions;
 use crate::error::{CoreError, Result};
+use crate::sort::SegmentSorter;
 use rayon::prelude::*;
 
 /// Projections of one cloud on `L` directions, sorted inside every `(direction, class)`
@@ -106,18 +107,18 @@ impl SlicedCloud {
             self.sorted
                 .par_chunks_mut(n)
                 .zip(perm.par_chunks_mut(n))
-                .for_each_init(Vec::new, |scratch, (row, prow)| {
+                .for_each_init(SegmentSorter::new, |sorter, (row, prow)| {
                     for c in 0..offsets.len() - 1 {
                         let r = offsets[c]..offsets[c + 1];
-                        sort_with_perm(&mut row[r.clone()], &mut prow[r], scratch);
+                        sorter.sort_with_perm(&mut row[r.clone()], &mut prow[r]);
                     }
                 });
         } else {
             self.sorted
                 .par_chunks_mut(n)
-                .for_each_init(Vec::new, |scratch, row| {
+                .for_each_init(SegmentSorter::new, |sorter, row| {
                     for c in 0..offsets.len() - 1 {
-                        sort_values(&mut row[offsets[c]..offsets[c + 1]], scratch);
+                        sorter.sort(&mut row[offsets[c]..offsets[c + 1]]);
                     }
                 });
         }
@@ -234,65 +235,9 @@ pub fn back_project(
     }
 }
 
-/// Maps an `f32` to a `u32` whose unsigned order is the float's total order, so sorting
-/// integer keys sorts the floats (about 2.5× faster than comparing floats, DESIGN.md).
-#[inline]
-fn key(x: f32) -> u32 {
-    let b = x.to_bits();
-    if b >> 31 == 1 {
-        !b
-    } else {
-        b | 0x8000_0000
-    }
-}
-
-#[inline]
-fn unkey(k: u32) -> f32 {
-    f32::from_bits(if k >> 31 == 1 { k & 0x7fff_ffff } else { !k })
-}
-
-/// Sorts `values` ascending and writes the class-local source index of each sorted entry
-/// into `perm`: a `(key, index)` pair packed in one `u64` sorts both at once.
-fn sort_with_perm(values: &mut [f32], perm: &mut [u32], scratch: &mut Vec<u64>) {
-    scratch.clear();
-    scratch.extend(
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| ((key(v) as u64) << 32) | i as u64),
-    );
-    scratch.sort_unstable();
-    for ((v, p), &packed) in values.iter_mut().zip(perm.iter_mut()).zip(scratch.iter()) {
-        *v = unkey((packed >> 32) as u32);
-        *p = packed as u32;
-    }
-}
-
-fn sort_values(values: &mut [f32], scratch: &mut Vec<u64>) {
-    // Keys go in the low half of a reused u64 buffer (no allocation per row); the high
-    // half is zero, so sorting the u64s sorts the keys.
-    scratch.clear();
-    scratch.extend(values.iter().map(|&v| key(v) as u64));
-    scratch.sort_unstable();
-    for (v, &k) in values.iter_mut().zip(scratch.iter()) {
-        *v = unkey(k as u32);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_preserves_total_order() {
-        let xs = [-f32::MAX, -3.5, -1e-30, -0.0, 0.0, 1e-30, 2.0, f32::MAX];
-        for w in xs.windows(2) {
-            assert!(key(w[0]) < key(w[1]), "{} {}", w[0], w[1]);
-        }
-        for x in xs {
-            assert_eq!(unkey(key(x)).to_bits(), x.to_bits());
-        }
-    }
 
     #[test]
     fn sorted_segments_and_permutations() {
