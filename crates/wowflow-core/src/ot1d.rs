@@ -69,45 +69,97 @@ impl<T> Clone for SortedMeasure<'_, T> {
 }
 impl<T> Copy for SortedMeasure<'_, T> {}
 
-/// Calls `piece(i, j, mass)` for each piece of the monotone coupling of two sorted measures.
-#[inline]
-pub(crate) fn for_each_piece<T>(
-    a: SortedMeasure<T>,
-    b: SortedMeasure<T>,
-    mut piece: impl FnMut(usize, usize, f64),
-) {
-    match (a.weights, b.weights) {
-        (None, None) => {
-            let inv = 1.0 / (a.values.len() as f64 * b.values.len() as f64);
-            walk_uniform(a.values.len(), b.values.len(), |i, j, d| {
-                piece(i, j, d as f64 * inv)
-            })
-        }
-        _ => for_each_piece_weighted(a, b, piece),
-    }
-}
-
-/// Uniform weights on both sides: atom `i` of `n` ends at level `(i+1)/n = (i+1)·m / (n·m)`,
-/// so the walk runs on exact integers: `piece(i, j, δ)` receives the piece's mass times
-/// `n·m` (no division per piece, ties exact). This is the hot loop for classes of
-/// different sizes (transfer learning, distillation), so it is kept branch-light.
+/// The monotone coupling of two uniform measures, one call per atom of the larger one.
+///
+/// With `nb ≥ ns` atoms, atom `k` of the larger measure spans the levels
+/// `[k·ns, (k+1)·ns)` in units of `1/(nb·ns)` and atom `s` of the smaller one
+/// `[s·nb, (s+1)·nb)`. A span of width `ns ≤ nb` meets at most two of the latter, so
+/// `piece(k, s, s1, d0, d1)` receives both pieces: `d0` units with atom `s` and `d1` with
+/// `s1 = s + 1` (`d1 = 0` and `s1 = s` when there is only one). The integers are exact,
+/// ties included. Unlike a merge walk, no call depends on the previous one's arithmetic,
+/// so the pieces of different atoms overlap in the CPU — this is the hot loop of classes
+/// of different sizes (transfer learning, distillation).
 #[inline(always)]
-fn walk_uniform(n: usize, m: usize, mut piece: impl FnMut(usize, usize, u64)) {
-    let (nn, mm) = (n as u64, m as u64);
-    let (mut i, mut j, mut t) = (0usize, 0usize, 0u64);
-    while i < n && j < m {
-        let (ta, tb) = ((i as u64 + 1) * mm, (j as u64 + 1) * nn);
-        let next = ta.min(tb);
-        piece(i, j, next - t);
-        t = next;
-        i += (ta <= tb) as usize;
-        j += (tb <= ta) as usize;
+fn for_each_two_tap(nb: usize, ns: usize, mut piece: impl FnMut(usize, usize, usize, u64, u64)) {
+    debug_assert!(nb >= ns);
+    if ns == 0 {
+        return;
+    }
+    let (nb64, ns64) = (nb as u64, ns as u64);
+    // Invariant: k·ns = s·nb + rem, with 0 ≤ rem < nb.
+    let (mut s, mut rem) = (0usize, 0u64);
+    for k in 0..nb {
+        let end = rem + ns64;
+        if end < nb64 {
+            piece(k, s, s, ns64, 0);
+            rem = end;
+        } else if end == nb64 {
+            piece(k, s, s, ns64, 0);
+            s += 1;
+            rem = 0;
+        } else {
+            let d0 = nb64 - rem;
+            piece(k, s, s + 1, d0, ns64 - d0);
+            s += 1;
+            rem = end - nb64;
+        }
     }
 }
 
-/// At least one side weighted: levels are running sums of the weights (the last level is
-/// forced to exactly 1 so both measures end together despite rounding).
-fn for_each_piece_weighted<T>(
+/// `W_p^p` between uniform sorted measures of any sizes (≥ 1 atom each).
+fn wasserstein_uniform<T: Atom>(u: &[T], v: &[T], power: CostPower) -> f64 {
+    // The cost is symmetric: walk the larger side.
+    let (x, y) = if u.len() >= v.len() { (u, v) } else { (v, u) };
+    // Four partial sums, rotated every atom (register renames, no stores), so consecutive
+    // atoms do not wait on one another's addition.
+    let mut acc = [0.0f64; 4];
+    for_each_two_tap(x.len(), y.len(), |k, s, s1, d0, d1| {
+        let xk = x[k].to_f64();
+        let term = d0 as f64 * power.cost(xk - y[s].to_f64())
+            + d1 as f64 * power.cost(xk - y[s1].to_f64());
+        acc = [acc[1], acc[2], acc[3], acc[0] + term];
+    });
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) / (x.len() as f64 * y.len() as f64)
+}
+
+/// [`interval_means`] for uniform measures of any sizes (≥ 1 atom each).
+fn interval_means_uniform<T: Atom>(u: &[T], v: &[T], power: CostPower, out: &mut [f64]) {
+    // out_i = Σ_j d_ij f(u_i, v_j) / m, with d in units of 1/(n·m).
+    let f = |x: T, y: T| match power {
+        CostPower::Two => y.to_f64(),
+        CostPower::One => sign(x.to_f64() - y.to_f64()),
+    };
+    let (n, m) = (u.len(), v.len());
+    if n >= m {
+        // Each source atom meets at most two target atoms: independent per atom.
+        for_each_two_tap(n, m, |k, s, s1, d0, d1| {
+            out[k] = d0 as f64 * f(u[k], v[s]) + d1 as f64 * f(u[k], v[s1]);
+        });
+    } else {
+        // Each target atom meets at most two source atoms: a source atom's sum runs over
+        // consecutive target atoms and is written once it is complete.
+        let (mut cur_s, mut cur) = (0usize, 0.0f64);
+        for_each_two_tap(m, n, |k, s, s1, d0, d1| {
+            if s != cur_s {
+                out[cur_s] = cur;
+                (cur_s, cur) = (s, 0.0);
+            }
+            cur += d0 as f64 * f(u[s], v[k]);
+            if d1 > 0 {
+                out[s] = cur;
+                (cur_s, cur) = (s1, d1 as f64 * f(u[s1], v[k]));
+            }
+        });
+        out[cur_s] = cur;
+    }
+    let inv_m = 1.0 / m as f64;
+    out.iter_mut().for_each(|o| *o *= inv_m);
+}
+
+/// Calls `piece(i, j, mass)` for each piece of the monotone coupling of two sorted measures,
+/// weighted or not: levels are running sums of the weights (the last level is forced to
+/// exactly 1 so both measures end together despite rounding).
+fn for_each_piece<T>(
     a: SortedMeasure<T>,
     b: SortedMeasure<T>,
     mut piece: impl FnMut(usize, usize, f64),
@@ -156,19 +208,8 @@ pub fn wasserstein_sorted<T: Atom>(
     b: SortedMeasure<T>,
     power: CostPower,
 ) -> f64 {
-    if a.weights.is_none() && b.weights.is_none() {
-        let (u, v) = (a.values, b.values);
-        let mut total = 0.0;
-        match power {
-            CostPower::Two => walk_uniform(u.len(), v.len(), |i, j, d| {
-                let x = u[i].to_f64() - v[j].to_f64();
-                total += d as f64 * x * x;
-            }),
-            CostPower::One => walk_uniform(u.len(), v.len(), |i, j, d| {
-                total += d as f64 * (u[i].to_f64() - v[j].to_f64()).abs();
-            }),
-        }
-        return total / (u.len() as f64 * v.len() as f64);
+    if a.weights.is_none() && b.weights.is_none() && !a.values.is_empty() && !b.values.is_empty() {
+        return wasserstein_uniform(a.values, b.values, power);
     }
     let mut total = 0.0;
     for_each_piece(a, b, |i, j, m| {
@@ -190,19 +231,8 @@ pub fn interval_means<T: Atom>(
     out: &mut [f64],
 ) {
     out.iter_mut().for_each(|o| *o = 0.0);
-    if a.weights.is_none() && b.weights.is_none() {
-        // out_i = Σ_j mass_ij x_j / (1/n) = Σ_j δ_ij x_j / m.
-        let (u, v) = (a.values, b.values);
-        match power {
-            CostPower::Two => walk_uniform(u.len(), v.len(), |i, j, d| {
-                out[i] += d as f64 * v[j].to_f64()
-            }),
-            CostPower::One => walk_uniform(u.len(), v.len(), |i, j, d| {
-                out[i] += d as f64 * sign(u[i].to_f64() - v[j].to_f64())
-            }),
-        }
-        let inv_m = 1.0 / v.len() as f64;
-        out.iter_mut().for_each(|o| *o *= inv_m);
+    if a.weights.is_none() && b.weights.is_none() && !a.values.is_empty() && !b.values.is_empty() {
+        interval_means_uniform(a.values, b.values, power, out);
         return;
     }
     for_each_piece(a, b, |i, j, m| {
@@ -413,6 +443,110 @@ mod tests {
                             grad[i]
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// The plain merge walk over integer levels that `for_each_two_tap` replaces.
+    fn walk_uniform(n: usize, m: usize, mut piece: impl FnMut(usize, usize, u64)) {
+        let (nn, mm) = (n as u64, m as u64);
+        let (mut i, mut j, mut t) = (0usize, 0usize, 0u64);
+        while i < n && j < m {
+            let (ta, tb) = ((i as u64 + 1) * mm, (j as u64 + 1) * nn);
+            let next = ta.min(tb);
+            piece(i, j, next - t);
+            t = next;
+            i += (ta <= tb) as usize;
+            j += (tb <= ta) as usize;
+        }
+    }
+
+    #[test]
+    fn two_tap_coupling_has_the_pieces_of_the_merge_walk() {
+        for (n, m) in [
+            (1, 1),
+            (1, 5),
+            (5, 1),
+            (3, 3),
+            (200, 5),
+            (5, 200),
+            (7, 3),
+            (3, 7),
+        ]
+        .into_iter()
+        .chain([(50, 256), (256, 50), (500, 499), (12, 18)])
+        {
+            let mut want = Vec::new();
+            walk_uniform(n, m, |i, j, d| want.push((i, j, d)));
+            let mut got = Vec::new();
+            let flip = n < m;
+            let (nb, ns) = if flip { (m, n) } else { (n, m) };
+            for_each_two_tap(nb, ns, |k, s, s1, d0, d1| {
+                for (j, d) in [(s, d0), (s1, d1)] {
+                    if d > 0 {
+                        got.push(if flip { (j, k, d) } else { (k, j, d) });
+                    }
+                }
+            });
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "n={n} m={m}");
+        }
+    }
+
+    #[test]
+    fn uniform_fast_paths_match_the_weighted_walk() {
+        // The same measures with explicit uniform weights take the general walk.
+        let mut seed = 5;
+        for (n, m) in [
+            (200, 5),
+            (5, 200),
+            (50, 256),
+            (256, 50),
+            (7, 3),
+            (3, 7),
+            (9, 9),
+        ] {
+            let mut u: Vec<f32> = (0..n).map(|_| lcg(&mut seed)).collect();
+            let mut v: Vec<f32> = (0..m).map(|_| lcg(&mut seed)).collect();
+            u.sort_by(f32::total_cmp);
+            v.sort_by(f32::total_cmp);
+            let (uw, vw) = (vec![1.0 / n as f64; n], vec![1.0 / m as f64; m]);
+            let fast = (
+                SortedMeasure {
+                    values: &u[..],
+                    weights: None,
+                },
+                SortedMeasure {
+                    values: &v[..],
+                    weights: None,
+                },
+            );
+            let slow = (
+                SortedMeasure {
+                    values: &u[..],
+                    weights: Some(&uw[..]),
+                },
+                SortedMeasure {
+                    values: &v[..],
+                    weights: Some(&vw[..]),
+                },
+            );
+            for power in [CostPower::One, CostPower::Two] {
+                let (a, b) = (
+                    wasserstein_sorted(fast.0, fast.1, power),
+                    wasserstein_sorted(slow.0, slow.1, power),
+                );
+                assert!(
+                    (a - b).abs() < 1e-12 * (1.0 + b.abs()),
+                    "{n}x{m} {power:?}: {a} {b}"
+                );
+                let (mut ma, mut mb) = (vec![0.0; n], vec![0.0; n]);
+                interval_means(fast.0, fast.1, power, &mut ma);
+                interval_means(slow.0, slow.1, power, &mut mb);
+                for (i, (a, b)) in ma.iter().zip(&mb).enumerate() {
+                    assert!((a - b).abs() < 1e-9, "{n}x{m} {power:?} atom {i}: {a} {b}");
                 }
             }
         }
