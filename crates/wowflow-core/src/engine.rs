@@ -279,20 +279,16 @@ fn sw_mmd_cpu(
         source.n_points(),
         source.dim(),
     );
-    // The target's GEMM runs while the source is sorted (see SlicedCloud::project_from).
-    ws.source.project_from(source, directions)?;
+    // One after the other: each GEMM and each sort already uses every thread, and running
+    // the target's GEMM beside the source's sort was measured slower once the sort became
+    // the short AVX2 network (BENCHMARKS.md).
     let Workspace {
         source: src_slices,
         target: tgt_slices,
         derivs,
     } = ws;
-    let (sorted, projected) = rayon::join(
-        || src_slices.sort_segments(source, true),
-        || tgt_slices.project_from(target, directions),
-    );
-    sorted?;
-    projected?;
-    tgt_slices.sort_segments(target, false)?;
+    src_slices.rebuild(source, directions, true)?;
+    tgt_slices.rebuild(target, directions, false)?;
     let (sx, sy) = (&*src_slices, &*tgt_slices);
 
     // Stage 2: sliced costs for all pairs the value needs (each unordered pair once).

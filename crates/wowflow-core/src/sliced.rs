@@ -53,11 +53,8 @@ impl SlicedCloud {
         self.sort_segments(cloud, keep_perm)
     }
 
-    /// First half of [`SlicedCloud::rebuild`]: the projection GEMM only. Split out so the
-    /// engine can run one cloud's GEMM while it sorts another cloud — GEMM is bound by the
-    /// FMA units, sorting by integer and branch units, so the two share a core (or SMT
-    /// siblings) well.
-    pub fn project_from(&mut self, cloud: &LabeledCloud, directions: &Directions) -> Result<()> {
+    /// First half of [`SlicedCloud::rebuild`]: the projection GEMM.
+    fn project_from(&mut self, cloud: &LabeledCloud, directions: &Directions) -> Result<()> {
         if directions.dim() != cloud.dim() {
             return Err(CoreError::DimensionMismatch {
                 what: "directions".into(),
@@ -89,8 +86,8 @@ impl SlicedCloud {
     }
 
     /// Second half of [`SlicedCloud::rebuild`]: sorts every (direction, class) segment of
-    /// the projections computed by [`SlicedCloud::project_from`] for the same `cloud`.
-    pub fn sort_segments(&mut self, cloud: &LabeledCloud, keep_perm: bool) -> Result<()> {
+    /// the projections of the same `cloud`.
+    fn sort_segments(&mut self, cloud: &LabeledCloud, keep_perm: bool) -> Result<()> {
         let (l, n) = (self.dirs, self.points);
         if cloud.n_points() != n || cloud.offsets() != self.offsets.as_slice() {
             return Err(crate::error::invalid(
