@@ -372,8 +372,14 @@ fn synthesize(
         return Ok((init, trial.labels.clone(), trial));
     }
     let started = Instant::now();
-    let (objective, optimizer) = objective(cell, settings, &target, (1, 28, 28))?;
-    let state = run_flow(objective, optimizer, init, settings.flow.steps, seed)?;
+    let (mut objective, optimizer) = objective(cell, settings, &target, (1, 28, 28))?;
+    let state = run_flow(
+        objective.as_mut(),
+        optimizer,
+        init,
+        settings.flow.steps,
+        seed,
+    )?;
     trial.flow = FlowRecord::new(started, state.step, &state.losses);
     trial.assigned = settings.assign.assign(&state.cloud, &target)?.labels;
     trial.labels = (0..state.cloud.n_classes()).collect();

@@ -248,7 +248,7 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
 /// Runs `steps` steps of a flow from `start` with a progress bar. Ctrl-C aborts with an
 /// error: a table cell is either computed whole or not at all.
 pub fn run_flow(
-    mut objective: Box<dyn Objective>,
+    objective: &mut dyn Objective,
     optimizer: Optimizer,
     start: LabeledCloud,
     steps: usize,
@@ -257,7 +257,7 @@ pub fn run_flow(
     let mut state = FlowState::new(start);
     let mut progress = Progress::new(steps, 0, interrupt_flag());
     let outcome = Flow {
-        objective: objective.as_mut(),
+        objective,
         optimizer,
         config: FlowConfig {
             steps,

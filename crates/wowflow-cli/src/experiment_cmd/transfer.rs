@@ -9,9 +9,10 @@ use super::{
     dataset_name, load_profile, machine, sample_train, save_grid, write_file, AssignSettings,
 };
 use super::{run_flow, CommonArgs};
+use crate::otdd_args::{joint_labels, ClusteringName, DynamicsName, OtddArgs};
 use crate::progress::{interrupt_flag, Progress};
 use crate::resident::DeviceArgs;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -19,8 +20,9 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 use wowflow_core::ot::{OtSolver, SinkhornConfig};
 use wowflow_core::{
-    Bandwidth, BandwidthSpec, EmbeddingConfig, Kernel, LabelCost, LabeledCloud, Method, Optimizer,
-    OtddConfig, OtddFlow, ProductMmdConfig, ProductMmdFlow, SwMmd, SwMmdFlowSettings,
+    Bandwidth, BandwidthSpec, EmbeddingConfig, FlowState, JointOtdd, Kernel, LabelCost,
+    LabelDynamics, LabeledCloud, Method, Optimizer, OtddConfig, OtddFlow, ProductMmdConfig,
+    ProductMmdFlow, SwMmd, SwMmdFlowSettings,
 };
 use wowflow_data::{draw_disjoint, pool_and_eval, to_cloud, DataDirs, Transform};
 use wowflow_nn::Images;
@@ -35,7 +37,8 @@ pub enum TransferMethod {
     TargetOnly,
     /// The WoW flow of ½ MMD² with the Riesz SW kernel (the paper's method).
     SwMmd,
-    /// The feature-driven OTDD flow (Alvarez-Melis & Fusi 2021).
+    /// The OTDD flow (Alvarez-Melis & Fusi 2021); feature-driven unless the profile's
+    /// `otdd.dynamics` says otherwise.
     Otdd,
     /// The product-space MMD flow (Hua et al. 2023).
     ProductMmd,
@@ -120,6 +123,36 @@ pub struct OtddSettings {
     pub label_cost: String,
     /// Entropic regularisation of the outer OT (0 = exact network simplex).
     pub epsilon: f64,
+    /// "feature" (the default: particles move, class statistics follow), "joint-fixed"
+    /// (one label Gaussian per class takes steps of its own) or "joint-variable" (one
+    /// Gaussian per particle; each flowed image is labelled by clustering the Gaussians and
+    /// matching the clusters to the target classes; images DBSCAN calls noise are left
+    /// out). Alvarez-Melis & Fusi 2021, §6.1; `label_cost` applies to "feature" only.
+    #[serde(default = "default_dynamics")]
+    pub dynamics: String,
+    /// Joint dynamics: PCA dimension of the label Gaussians.
+    #[serde(default = "default_label_dim")]
+    pub label_dim: usize,
+    /// Joint dynamics: step of the label covariances along the Bures–Wasserstein
+    /// exponential map [default: tau].
+    #[serde(default)]
+    pub tau_sigma: Option<f64>,
+    /// Joint-variable: "dbscan" (the paper's; radius half the closest pair of target class
+    /// Gaussians, 4 points) or "kmeans" (k = the number of target classes).
+    #[serde(default = "default_clustering")]
+    pub clustering: String,
+}
+
+fn default_dynamics() -> String {
+    "feature".into()
+}
+
+fn default_label_dim() -> usize {
+    OtddArgs::default().label_dim
+}
+
+fn default_clustering() -> String {
+    "dbscan".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,6 +197,9 @@ impl TransferSettings {
         Kernel::by_name(&self.sw_mmd.kernel, self.sw_mmd.kernel_param)
             .context("setting `sw_mmd.kernel`")?;
         self.otdd_config()?;
+        self.otdd_args()?
+            .joint_config(self.otdd.tau, self.otdd_tau_sigma())
+            .context("settings `otdd`")?;
         self.product_mmd_config()
             .validate()
             .context("settings `product_mmd`")?;
@@ -189,6 +225,34 @@ impl TransferSettings {
             solver,
             label_weight: 1.0,
         })
+    }
+
+    /// The OTDD settings as the options `wowflow flow --method otdd` takes, so both build
+    /// the joint dynamics and read their labels the same way.
+    fn otdd_args(&self) -> Result<OtddArgs> {
+        let o = &self.otdd;
+        let parse = |what: &str, v: &str| format!("setting `otdd.{what}`: `{v}` is not one of");
+        let dynamics = DynamicsName::from_str(&o.dynamics, false).map_err(|_| {
+            anyhow!(
+                "{} feature, joint-fixed, joint-variable",
+                parse("dynamics", &o.dynamics)
+            )
+        })?;
+        let clustering = ClusteringName::from_str(&o.clustering, false)
+            .map_err(|_| anyhow!("{} dbscan, kmeans", parse("clustering", &o.clustering)))?;
+        Ok(OtddArgs {
+            // Joint dynamics always use Gaussian labels; `label_cost` is the feature flow's.
+            label_cost: None,
+            epsilon: (o.epsilon > 0.0).then_some(o.epsilon),
+            dynamics,
+            label_dim: o.label_dim,
+            clustering,
+            ..OtddArgs::default()
+        })
+    }
+
+    fn otdd_tau_sigma(&self) -> f64 {
+        self.otdd.tau_sigma.unwrap_or(self.otdd.tau)
     }
 
     fn product_mmd_config(&self) -> ProductMmdConfig {
@@ -323,57 +387,62 @@ fn augment(
     let started = Instant::now();
     let (mut points, row_labels, labels, steps, losses) = match method {
         TransferMethod::TargetOnly => (Vec::new(), Vec::new(), Vec::new(), 0, Vec::new()),
-        TransferMethod::SwMmd | TransferMethod::Otdd => {
-            let state = if method == TransferMethod::SwMmd {
-                let s = &settings.sw_mmd;
-                let flow = SwMmdFlowSettings {
-                    kernel: Kernel::by_name(&s.kernel, s.kernel_param)?,
-                    projections: s.projections,
-                    target_batch: Some(k),
-                    optimizer: Optimizer::new(Method::Momentum { m: s.momentum }, s.tau)?,
-                    seed,
-                    clip: None,
-                };
-                let steps = settings.sw_mmd_steps(k);
-                if gpu.is_cuda() {
-                    crate::resident::run_to_end(
-                        data.source.clone(),
-                        &data.target,
-                        &flow,
-                        gpu.tf32,
-                        steps,
-                    )?
-                } else {
-                    let objective = SwMmd::new(data.target.clone(), flow.kernel, flow.projections)?
-                        .with_target_batch(flow.target_batch)?;
-                    run_flow(
-                        Box::new(objective),
-                        flow.optimizer,
-                        data.source.clone(),
-                        steps,
-                        seed,
-                    )?
-                }
-            } else {
-                let objective = OtddFlow::new(data.target.clone(), settings.otdd_config()?)?;
-                let optimizer = Optimizer::new(Method::Gd, settings.otdd.tau)?;
-                run_flow(
-                    Box::new(objective),
-                    optimizer,
+        TransferMethod::SwMmd => {
+            let s = &settings.sw_mmd;
+            let flow = SwMmdFlowSettings {
+                kernel: Kernel::by_name(&s.kernel, s.kernel_param)?,
+                projections: s.projections,
+                target_batch: Some(k),
+                optimizer: Optimizer::new(Method::Momentum { m: s.momentum }, s.tau)?,
+                seed,
+                clip: None,
+            };
+            let steps = settings.sw_mmd_steps(k);
+            let state = if gpu.is_cuda() {
+                crate::resident::run_to_end(
                     data.source.clone(),
-                    settings.otdd.steps,
+                    &data.target,
+                    &flow,
+                    gpu.tf32,
+                    steps,
+                )?
+            } else {
+                let mut objective = SwMmd::new(data.target.clone(), flow.kernel, flow.projections)?
+                    .with_target_batch(flow.target_batch)?;
+                run_flow(
+                    &mut objective,
+                    flow.optimizer,
+                    data.source.clone(),
+                    steps,
                     seed,
                 )?
             };
-            let assignment = settings.assign.assign(&state.cloud, &data.target)?;
-            let row_labels = assignment.row_labels(&state.cloud);
-            (
-                state.cloud.points().to_vec(),
-                row_labels,
-                assignment.labels,
-                state.step,
-                state.losses,
-            )
+            label_classes(state, data, settings)?
+        }
+        TransferMethod::Otdd => {
+            let args = settings.otdd_args()?;
+            let optimizer = Optimizer::new(Method::Gd, settings.otdd.tau)?;
+            let (steps, start) = (settings.otdd.steps, data.source.clone());
+            match args.joint_config(settings.otdd.tau, settings.otdd_tau_sigma())? {
+                None => {
+                    let mut objective =
+                        OtddFlow::new(data.target.clone(), settings.otdd_config()?)?;
+                    let state = run_flow(&mut objective, optimizer, start, steps, seed)?;
+                    label_classes(state, data, settings)?
+                }
+                Some(config) => {
+                    let mut joint = JointOtdd::new(&data.source, data.target.clone(), config)?;
+                    let state = run_flow(&mut joint, optimizer, start, steps, seed)?;
+                    if config.labels == LabelDynamics::Variable {
+                        let found = joint_labels(&joint, &args, &state.cloud, &data.target, seed)?;
+                        let (points, row_labels) =
+                            labelled_rows(&state.cloud, &found.y, &data.target);
+                        (points, row_labels, Vec::new(), state.step, state.losses)
+                    } else {
+                        label_classes(state, data, settings)?
+                    }
+                }
+            }
         }
         TransferMethod::ProductMmd => {
             let config = settings.product_mmd_config();
@@ -412,6 +481,43 @@ fn augment(
         scores: Vec::new(),
     };
     Ok((points, row_labels, trial))
+}
+
+/// Flowed images, one target class index per row, the label given to each flowed class,
+/// and the flow's steps and losses.
+type Flowed = (Vec<f32>, Vec<usize>, Vec<usize>, usize, Vec<f64>);
+
+/// Gives every flowed class the label of the target class it is matched with (MATH.md §8).
+fn label_classes(
+    state: FlowState,
+    data: &TrialData,
+    settings: &TransferSettings,
+) -> Result<Flowed> {
+    let assignment = settings.assign.assign(&state.cloud, &data.target)?;
+    let row_labels = assignment.row_labels(&state.cloud);
+    Ok((
+        state.cloud.points().to_vec(),
+        row_labels,
+        assignment.labels,
+        state.step,
+        state.losses,
+    ))
+}
+
+/// The rows of `cloud` whose label id `y` (a target label id, −1 for clustering noise) is
+/// one of `target`'s classes, with that class's index: noise has no label to train on.
+fn labelled_rows(cloud: &LabeledCloud, y: &[i64], target: &LabeledCloud) -> (Vec<f32>, Vec<usize>) {
+    let ids = target.class_ids();
+    let d = cloud.dim();
+    let mut points = Vec::with_capacity(cloud.points().len());
+    let mut labels = Vec::with_capacity(y.len());
+    for (row, &id) in cloud.points().chunks_exact(d).zip(y) {
+        if let Some(class) = ids.iter().position(|&t| t == id) {
+            points.extend_from_slice(row);
+            labels.push(class);
+        }
+    }
+    (points, labels)
 }
 
 /// `flowed.png`: up to 10 flowed images per target label, one row per label.
@@ -534,4 +640,96 @@ pub fn run(args: TransferArgs) -> Result<()> {
         out.join("result.json").display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wowflow_core::toy::{gaussian_noise, rings};
+
+    fn tiny() -> TransferSettings {
+        TransferSettings::load(None, "tiny").unwrap()
+    }
+
+    #[test]
+    fn otdd_dynamics_settings_are_checked_by_name() {
+        let mut s = tiny();
+        assert_eq!(
+            s.otdd.dynamics, "feature",
+            "profiles without the key keep the default"
+        );
+        s.otdd.dynamics = "joint-variable".into();
+        s.validate().unwrap();
+        s.otdd.dynamics = "joint".into();
+        let err = format!("{:#}", s.validate().unwrap_err());
+        assert!(
+            err.contains("otdd.dynamics") && err.contains("joint-variable"),
+            "{err}"
+        );
+        s.otdd.dynamics = "joint-fixed".into();
+        s.otdd.clustering = "spectral".into();
+        let err = format!("{:#}", s.validate().unwrap_err());
+        assert!(err.contains("otdd.clustering"), "{err}");
+        s.otdd.clustering = "kmeans".into();
+        s.otdd.label_dim = 0;
+        assert!(s.validate().is_err());
+    }
+
+    /// jd-vl from two source classes towards three target classes (the core's test case):
+    /// every flowed image gets one of the three target labels from its own Gaussian, so the
+    /// augmented set covers a class no source class was matched with.
+    #[test]
+    fn variable_label_otdd_labels_each_flowed_image() {
+        let target = rings(20, 0).unwrap();
+        let noise = gaussian_noise(2, 30, 2, 1.0, 2).unwrap();
+        let shifted = noise
+            .points()
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if i >= 60 && i % 2 == 0 { v + 4.0 } else { v })
+            .collect();
+        let source = noise.with_points(shifted, 2).unwrap();
+        let data = TrialData { target, source };
+        let mut settings = tiny();
+        settings.otdd = OtddSettings {
+            tau: 0.25,
+            steps: 40,
+            dynamics: "joint-variable".into(),
+            label_dim: 2,
+            tau_sigma: Some(0.25),
+            ..settings.otdd
+        };
+        let (points, row_labels, trial) = augment(
+            TransferMethod::Otdd,
+            &data,
+            &settings,
+            20,
+            0,
+            DeviceArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(points.len(), 2 * row_labels.len());
+        assert_eq!(row_labels.len(), 60, "DBSCAN leaves no noise here");
+        assert!(trial.labels.is_empty());
+        assert!(
+            trial.label_counts.iter().all(|&n| n > 0),
+            "{:?}",
+            trial.label_counts
+        );
+
+        // Fixed labels keep two classes: two target labels at most.
+        settings.otdd.dynamics = "joint-fixed".into();
+        let (_, row_labels, trial) = augment(
+            TransferMethod::Otdd,
+            &data,
+            &settings,
+            20,
+            0,
+            DeviceArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(row_labels.len(), 60);
+        assert_eq!(trial.labels.len(), 2);
+        assert_eq!(trial.label_counts.iter().filter(|&&n| n > 0).count(), 2);
+    }
 }
