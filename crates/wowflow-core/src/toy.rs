@@ -41,3 +41,25 @@ pub fn gaussian_noise(
         .collect();
     LabeledCloud::uniform(classes, per_class, dim, pts)
 }
+
+/// Two classes of standard Gaussian noise in `R²`, `per_class` points each, the second
+/// moved `shift` to the right: a source whose two label distributions start apart, for
+/// flows towards the three [`rings`] (the variable-label OTDD dynamics must split them
+/// into three).
+pub fn two_noise_classes(per_class: usize, shift: f32, seed: u64) -> Result<LabeledCloud> {
+    let noise = gaussian_noise(2, per_class, 2, 1.0, seed)?;
+    let second = 2 * per_class;
+    let points = noise
+        .points()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if i >= second && i % 2 == 0 {
+                v + shift
+            } else {
+                v
+            }
+        })
+        .collect();
+    noise.with_points(points, 2)
+}

@@ -645,7 +645,7 @@ pub fn run(args: TransferArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wowflow_core::toy::{gaussian_noise, rings};
+    use wowflow_core::toy::{rings, two_noise_classes};
 
     fn tiny() -> TransferSettings {
         TransferSettings::load(None, "tiny").unwrap()
@@ -681,14 +681,7 @@ mod tests {
     #[test]
     fn variable_label_otdd_labels_each_flowed_image() {
         let target = rings(20, 0).unwrap();
-        let noise = gaussian_noise(2, 30, 2, 1.0, 2).unwrap();
-        let shifted = noise
-            .points()
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| if i >= 60 && i % 2 == 0 { v + 4.0 } else { v })
-            .collect();
-        let source = noise.with_points(shifted, 2).unwrap();
+        let source = two_noise_classes(30, 4.0, 2).unwrap();
         let data = TrialData { target, source };
         let mut settings = tiny();
         settings.otdd = OtddSettings {
@@ -699,15 +692,18 @@ mod tests {
             tau_sigma: Some(0.25),
             ..settings.otdd
         };
-        let (points, row_labels, trial) = augment(
-            TransferMethod::Otdd,
-            &data,
-            &settings,
-            20,
-            0,
-            DeviceArgs::default(),
-        )
-        .unwrap();
+        let run = |settings: &TransferSettings| {
+            augment(
+                TransferMethod::Otdd,
+                &data,
+                settings,
+                20,
+                0,
+                DeviceArgs::default(),
+            )
+            .unwrap()
+        };
+        let (points, row_labels, trial) = run(&settings);
         assert_eq!(points.len(), 2 * row_labels.len());
         assert_eq!(row_labels.len(), 60, "DBSCAN leaves no noise here");
         assert!(trial.labels.is_empty());
@@ -719,15 +715,7 @@ mod tests {
 
         // Fixed labels keep two classes: two target labels at most.
         settings.otdd.dynamics = "joint-fixed".into();
-        let (_, row_labels, trial) = augment(
-            TransferMethod::Otdd,
-            &data,
-            &settings,
-            20,
-            0,
-            DeviceArgs::default(),
-        )
-        .unwrap();
+        let (_, row_labels, trial) = run(&settings);
         assert_eq!(row_labels.len(), 60);
         assert_eq!(trial.labels.len(), 2);
         assert_eq!(trial.label_counts.iter().filter(|&&n| n > 0).count(), 2);

@@ -1,6 +1,6 @@
 use super::*;
 use crate::shaping::{ClassRepulsion, Sum};
-use crate::toy::{gaussian_noise, rings};
+use crate::toy::{gaussian_noise, rings, two_noise_classes};
 use crate::{Flow, FlowConfig, FlowState, Method, Optimizer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -217,14 +217,7 @@ fn both_dynamics_decrease_the_objective() {
 fn variable_labels_can_change_the_number_of_classes() {
     let target = rings(20, 0).unwrap();
     // Two noise classes, one shifted right: two distinct label Gaussians at the start.
-    let noise = gaussian_noise(2, 30, 2, 1.0, 2).unwrap();
-    let shifted = noise
-        .points()
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| if i >= 60 && i % 2 == 0 { v + 4.0 } else { v })
-        .collect();
-    let source = noise.with_points(shifted, 2).unwrap();
+    let source = two_noise_classes(30, 4.0, 2).unwrap();
     let mut obj = JointOtdd::new(
         &source,
         target.clone(),
