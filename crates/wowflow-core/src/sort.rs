@@ -3,7 +3,7 @@
 //! A DA-size step sorts 10 000 segments of 500 values (both clouds), which made sorting the
 //! largest cost after the three matrix products (BENCHMARKS.md). Segments are small and
 //! many, so on x86-64 CPUs with AVX2 they go through a vectorised bitonic network
-//! ([`avx2`]): about 3.5× faster than `sort_unstable` for values alone and 1.8× with the
+//! (`sort/avx2.rs`): about 3.5× faster than `sort_unstable` for values alone and 1.8× with the
 //! permutation. Everywhere else — no AVX2, segments too short to fill a 64-key block or
 //! too long for the network to pay off, or non-finite values, which a min/max network
 //! cannot order — `sort_unstable` on order-preserving integer keys does the job.
