@@ -79,11 +79,12 @@ mod objective;
 pub use embedding::{ClassGaussians, EmbeddingConfig, LabelEmbedding, FULL_EIGEN_MAX_DIM};
 pub use objective::{Bandwidth, BandwidthSpec, Bandwidths, ProductGrad, ProductMmd};
 
+use crate::assign::assign_from_costs;
 use crate::cloud::LabeledCloud;
 use crate::error::{invalid, shape, CoreError, Result};
 use crate::linalg::symmetrise;
 use crate::linalg::{matmul, symmetric_eigenvalues};
-use crate::ot::{bures_wasserstein2, exact_ot, Gaussian};
+use crate::ot::{bures_wasserstein2, Gaussian};
 use embedding::{check_finite, is_symmetric};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -463,18 +464,7 @@ pub fn assign_product_labels(
         })
         .collect::<Result<Vec<_>>>()?
         .concat();
-    let plan = exact_ot(particles.masses(), target_class_weights, &costs)?
-        .plan
-        .to_dense();
-    Ok(plan
-        .chunks_exact(kn)
-        .zip(costs.chunks_exact(kn))
-        .map(|(row, cost)| {
-            (0..kn)
-                .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(cost[b].total_cmp(&cost[a])))
-                .unwrap_or(0)
-        })
-        .collect())
+    Ok(assign_from_costs(particles.masses(), target_class_weights, &costs)?.labels)
 }
 
 /// Parameters of the flow.

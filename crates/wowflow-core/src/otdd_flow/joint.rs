@@ -45,12 +45,13 @@
 //! are the full Bures–Wasserstein distances of the Gaussian approximation (plus the ridge).
 //! `p` is clamped to `d`.
 
+use crate::assign::assign_from_costs;
 use crate::cloud::LabeledCloud;
 use crate::cluster::{sq_dist, Clustering, Clusters};
 use crate::distance::{labeled_ground_cost, particle_masses, row_classes};
 use crate::error::{invalid, shape, CoreError, Result};
 use crate::objective::{check_inputs, Objective};
-use crate::ot::{exact_ot, OtSolver, SpdRoots, TransportPlan};
+use crate::ot::{OtSolver, SpdRoots, TransportPlan};
 use crate::product_mmd::{bures_step, ClassGaussians, EmbeddingConfig, LabelEmbedding};
 use rand::RngCore;
 use rayon::prelude::*;
@@ -344,18 +345,7 @@ impl JointOtdd {
                 sq_dist(&centroid[c * w..(c + 1) * w], &tz[k * w..(k + 1) * w])
             })
             .collect();
-        let plan = exact_ot(&mass, self.target.class_weights(), &cost)?
-            .plan
-            .to_dense();
-        Ok(plan
-            .chunks_exact(kn)
-            .zip(cost.chunks_exact(kn))
-            .map(|(row, c)| {
-                (0..kn)
-                    .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(c[b].total_cmp(&c[a])))
-                    .unwrap_or(0)
-            })
-            .collect())
+        Ok(assign_from_costs(&mass, self.target.class_weights(), &cost)?.labels)
     }
 
     /// The square roots of every label covariance and the label costs

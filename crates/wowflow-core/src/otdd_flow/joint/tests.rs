@@ -1,4 +1,5 @@
 use super::*;
+use crate::ot::exact_ot;
 use crate::shaping::{ClassRepulsion, Sum};
 use crate::toy::{gaussian_noise, rings, two_noise_classes};
 use crate::{Flow, FlowConfig, FlowState, Method, Optimizer};
