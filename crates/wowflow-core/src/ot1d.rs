@@ -230,11 +230,12 @@ pub fn interval_means<T: Atom>(
     power: CostPower,
     out: &mut [f64],
 ) {
-    out.iter_mut().for_each(|o| *o = 0.0);
     if a.weights.is_none() && b.weights.is_none() && !a.values.is_empty() && !b.values.is_empty() {
+        // Writes every entry of `out`.
         interval_means_uniform(a.values, b.values, power, out);
         return;
     }
+    out.iter_mut().for_each(|o| *o = 0.0);
     for_each_piece(a, b, |i, j, m| {
         out[i] += m * match power {
             CostPower::Two => b.values[j].to_f64(),
@@ -542,7 +543,8 @@ mod tests {
                     (a - b).abs() < 1e-12 * (1.0 + b.abs()),
                     "{n}x{m} {power:?}: {a} {b}"
                 );
-                let (mut ma, mut mb) = (vec![0.0; n], vec![0.0; n]);
+                // NaN-filled: every entry must be written, not accumulated onto.
+                let (mut ma, mut mb) = (vec![f64::NAN; n], vec![f64::NAN; n]);
                 interval_means(fast.0, fast.1, power, &mut ma);
                 interval_means(slow.0, slow.1, power, &mut mb);
                 for (i, (a, b)) in ma.iter().zip(&mb).enumerate() {

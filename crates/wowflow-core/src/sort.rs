@@ -76,11 +76,9 @@ impl SegmentSorter {
         #[cfg(target_arch = "x86_64")]
         if let Some(len) = self.network_len(values, false) {
             self.fill_keys(values, len);
-            self.payload.clear();
-            self.payload.resize(len, 0);
             // SAFETY: `simd` is only set when the CPU has AVX2; `len` is a power of two
-            // ≥ 64 and both buffers have that length.
-            unsafe { avx2::bitonic::<false>(&mut self.keys, &mut self.payload) };
+            // ≥ 64 and `keys` has that length; without a payload none is read.
+            unsafe { avx2::bitonic::<false>(&mut self.keys, &mut []) };
             values.copy_from_slice(&self.keys[..values.len()]);
             return;
         }
@@ -105,7 +103,7 @@ impl SegmentSorter {
             self.fill_keys(values, len);
             self.payload.clear();
             self.payload.extend(0..len as u32);
-            // SAFETY: as in `sort`.
+            // SAFETY: as in `sort`, and the payload has the keys' length.
             unsafe { avx2::bitonic::<true>(&mut self.keys, &mut self.payload) };
             // Padding keys are +∞ and every real key is finite, so the first n sorted
             // entries are exactly the input's.

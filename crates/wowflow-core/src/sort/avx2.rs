@@ -195,30 +195,43 @@ fn flip<const PAY: bool, const RUN: usize>(r: &mut [V; 8]) {
     }
 }
 
+/// Eight keys from `k[i..]` and, with `PAY`, their payloads from `p[i..]` (without a
+/// payload `p` is not touched and may be empty).
+///
 /// # Safety
-/// Eight `f32` at `k` and eight `u32` at `p` are readable.
+/// Eight `f32` at `k + i` (and with `PAY` eight `u32` at `p + i`) are readable.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn load(k: *const f32, p: *const u32) -> V {
+unsafe fn load<const PAY: bool>(k: *const f32, p: *const u32, i: usize) -> V {
     V {
-        k: _mm256_loadu_ps(k),
-        p: _mm256_castsi256_ps(_mm256_loadu_si256(p as *const __m256i)),
+        k: _mm256_loadu_ps(k.add(i)),
+        p: if PAY {
+            _mm256_castsi256_ps(_mm256_loadu_si256(p.add(i) as *const __m256i))
+        } else {
+            _mm256_setzero_ps()
+        },
     }
 }
 
-/// # Safety
-/// Eight `f32` at `k` and eight `u32` at `p` are writable.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn store(v: V, k: *mut f32, p: *mut u32) {
-    _mm256_storeu_ps(k, v.k);
-    _mm256_storeu_si256(p as *mut __m256i, _mm256_castps_si256(v.p));
-}
-
-/// Sorts `keys` ascending, carrying `pay` along when `PAY`.
+/// Writes what [`load`] read.
 ///
 /// # Safety
-/// The CPU supports AVX2, `keys.len()` is a power of two ≥ 64 and `pay.len() == keys.len()`.
+/// Eight `f32` at `k + i` (and with `PAY` eight `u32` at `p + i`) are writable.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn store<const PAY: bool>(v: V, k: *mut f32, p: *mut u32, i: usize) {
+    _mm256_storeu_ps(k.add(i), v.k);
+    if PAY {
+        _mm256_storeu_si256(p.add(i) as *mut __m256i, _mm256_castps_si256(v.p));
+    }
+}
+
+/// Sorts `keys` ascending, carrying `pay` along when `PAY` (otherwise `pay` is not touched
+/// and may be empty).
+///
+/// # Safety
+/// The CPU supports AVX2, `keys.len()` is a power of two ≥ 64 and, with `PAY`,
+/// `pay.len() == keys.len()`.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn bitonic<const PAY: bool>(keys: &mut [f32], pay: &mut [u32]) {
     let len = keys.len();
@@ -231,7 +244,7 @@ pub(super) unsafe fn bitonic<const PAY: bool>(keys: &mut [f32], pay: &mut [u32])
             p: _mm256_setzero_ps(),
         }; 8];
         for (i, v) in r.iter_mut().enumerate() {
-            *v = load(kp.add(b + 8 * i), pp.add(b + 8 * i));
+            *v = load::<PAY>(kp, pp, b + 8 * i);
         }
         ce_idx::<PAY>(&mut r, 0, 2);
         ce_idx::<PAY>(&mut r, 1, 3);
@@ -272,7 +285,7 @@ pub(super) unsafe fn bitonic<const PAY: bool>(keys: &mut [f32], pay: &mut [u32])
         flip::<PAY, 4>(&mut r);
         tail::<PAY, 2>(&mut r);
         for (i, v) in r.iter().enumerate() {
-            store(*v, kp.add(b + 8 * i), pp.add(b + 8 * i));
+            store::<PAY>(*v, kp, pp, b + 8 * i);
         }
     }
     let mut s = 64;
@@ -282,11 +295,11 @@ pub(super) unsafe fn bitonic<const PAY: bool>(keys: &mut [f32], pay: &mut [u32])
             for k in (0..s).step_by(8) {
                 let ia = g + k;
                 let ib = g + 2 * s - 8 - k;
-                let mut a = load(kp.add(ia), pp.add(ia));
-                let mut b = rev::<PAY>(load(kp.add(ib), pp.add(ib)));
+                let mut a = load::<PAY>(kp, pp, ia);
+                let mut b = rev::<PAY>(load::<PAY>(kp, pp, ib));
                 ce::<PAY>(&mut a, &mut b);
-                store(a, kp.add(ia), pp.add(ia));
-                store(rev::<PAY>(b), kp.add(ib), pp.add(ib));
+                store::<PAY>(a, kp, pp, ia);
+                store::<PAY>(rev::<PAY>(b), kp, pp, ib);
             }
             let mut dist = s / 2;
             while dist >= 64 {
@@ -294,11 +307,11 @@ pub(super) unsafe fn bitonic<const PAY: bool>(keys: &mut [f32], pay: &mut [u32])
                     for k in (0..dist).step_by(8) {
                         let ia = base + k;
                         let ib = ia + dist;
-                        let mut a = load(kp.add(ia), pp.add(ia));
-                        let mut b = load(kp.add(ib), pp.add(ib));
+                        let mut a = load::<PAY>(kp, pp, ia);
+                        let mut b = load::<PAY>(kp, pp, ib);
                         ce::<PAY>(&mut a, &mut b);
-                        store(a, kp.add(ia), pp.add(ia));
-                        store(b, kp.add(ib), pp.add(ib));
+                        store::<PAY>(a, kp, pp, ia);
+                        store::<PAY>(b, kp, pp, ib);
                     }
                 }
                 dist /= 2;
@@ -309,11 +322,11 @@ pub(super) unsafe fn bitonic<const PAY: bool>(keys: &mut [f32], pay: &mut [u32])
                     p: _mm256_setzero_ps(),
                 }; 8];
                 for (i, v) in r.iter_mut().enumerate() {
-                    *v = load(kp.add(c + 8 * i), pp.add(c + 8 * i));
+                    *v = load::<PAY>(kp, pp, c + 8 * i);
                 }
                 tail::<PAY, 4>(&mut r);
                 for (i, v) in r.iter().enumerate() {
-                    store(*v, kp.add(c + 8 * i), pp.add(c + 8 * i));
+                    store::<PAY>(*v, kp, pp, c + 8 * i);
                 }
             }
         }
