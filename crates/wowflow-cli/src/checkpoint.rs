@@ -27,6 +27,10 @@ pub struct RunSettings {
     pub clip: Option<(f32, f32)>,
     pub source_shape: (usize, usize),
     pub target_shape: (usize, usize),
+    /// The class weights of both datasets; absent in checkpoints written before they were
+    /// recorded (those are then not compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weights: Option<String>,
 }
 
 fn f64_array(data: &[f64]) -> NpyArray {

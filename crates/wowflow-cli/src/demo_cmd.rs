@@ -109,6 +109,7 @@ fn rings_flow(
         target_batch: None,
         clip: None,
         seed: args.seed,
+        class_weights: None,
         threads: None,
         device: Default::default(),
     };

@@ -6,8 +6,10 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 use wowflow_core::ot::{OtSolver, SinkhornConfig};
+use crate::flow_cmd::{settle_class_weights, ClassWeightsArg};
 use wowflow_core::{
-    otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, Kernel, LabelCost, OtddConfig,
+    otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, ClassWeighting, Kernel, LabelCost,
+    OtddConfig,
 };
 use wowflow_data::load_cloud;
 
@@ -25,6 +27,20 @@ pub enum DistanceKind {
     SwMmd,
 }
 
+impl DistanceKind {
+    /// The class weights of the distance's paper when the user sets none: OTDD is defined
+    /// on the empirical measure (every labeled point `1/N`, Alvarez-Melis & Fusi 2020); WoW,
+    /// sliced WoW and SW-MMD on `Σ_c a_c δ(μ_c)` with `a_c = 1/C` (Bonet et al. 2025).
+    pub fn class_weighting(self) -> ClassWeighting {
+        match self {
+            DistanceKind::Otdd | DistanceKind::OtddGaussian => ClassWeighting::Proportional,
+            DistanceKind::Wow | DistanceKind::SlicedWow | DistanceKind::SwMmd => {
+                ClassWeighting::Uniform
+            }
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct DistanceArgs {
     /// Which distance.
@@ -40,6 +56,12 @@ pub struct DistanceArgs {
     /// Entropic regularisation ε of the outer OT (otdd kinds); exact OT when absent.
     #[arg(long)]
     pub epsilon: Option<f64>,
+    /// Class weights a_c of both datasets when their files store none (an .npz may hold
+    /// `class_weights`) [default: proportional for otdd and otdd-gaussian (the empirical
+    /// measure, every labeled point 1/N); uniform (1/C) for wow, sliced-wow and sw-mmd].
+    /// Equal class sizes make both the same.
+    #[arg(long, value_enum, value_name = "uniform|proportional")]
+    pub class_weights: Option<ClassWeightsArg>,
     /// Seed of the slicing directions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -49,8 +71,12 @@ pub struct DistanceArgs {
 }
 
 pub fn run(args: DistanceArgs) -> Result<()> {
-    let a = load_cloud(&args.a)?.cloud;
-    let b = load_cloud(&args.b)?.cloud;
+    let (mut a, mut b) = (load_cloud(&args.a)?, load_cloud(&args.b)?);
+    let weighting = args.kind.class_weighting();
+    settle_class_weights(&mut a, args.class_weights, weighting)?;
+    settle_class_weights(&mut b, args.class_weights, weighting)?;
+    let measure = |c: &wowflow_core::LabeledCloud| c.class_weights().to_vec();
+    let (a, b) = (a.cloud, b.cloud);
     if a.dim() != b.dim() {
         bail!(
             "{} has d = {} features but {} has d = {}: datasets must live in the same space",
@@ -105,6 +131,7 @@ pub fn run(args: DistanceArgs) -> Result<()> {
             "distance": distance,
             "squared": squared,
             "classes": [a.n_classes(), b.n_classes()],
+            "class_weights": [measure(&a), measure(&b)],
             "class_costs": inner,
             "seconds": secs,
         });

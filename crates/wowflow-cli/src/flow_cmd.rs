@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_core::cloud::rows_to_input_order;
 use wowflow_core::{
-    DirectionSampler, Directions, DistributionMatching, EuclidMmd, Flow, FlowConfig, FlowState,
+    ClassWeighting, DirectionSampler, Directions, DistributionMatching, EuclidMmd, Flow, FlowConfig, FlowState,
     JointOtdd, Kernel, LabeledCloud, Method, Objective, Optimizer, Outcome, ProductMmdConfig,
     ProductMmdFlow, SnapshotRecorder, SwMmd, SwMmdFlowSettings,
 };
-use wowflow_data::{load_cloud, read_npy, write_csv, write_npz, NpyArray};
+use wowflow_data::{load_cloud, read_npy, write_csv, write_npz, LoadedCloud, NpyArray};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum KernelName {
@@ -38,6 +38,35 @@ pub enum SamplerName {
     Orthogonal,
 }
 
+/// Class weights `a_c` asked for on the command line (`--class-weights`).
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ClassWeightsArg {
+    /// a_c = 1/C: every class counts the same (Bonet et al.'s convention).
+    Uniform,
+    /// a_c = n_c/N: the empirical measure, every labeled point of mass 1/N (Alvarez-Melis & Fusi).
+    Proportional,
+}
+
+impl From<ClassWeightsArg> for ClassWeighting {
+    fn from(a: ClassWeightsArg) -> Self {
+        match a {
+            ClassWeightsArg::Uniform => ClassWeighting::Uniform,
+            ClassWeightsArg::Proportional => ClassWeighting::Proportional,
+        }
+    }
+}
+
+/// The measure a user file stands for, the same way for `flow` and `distance`: the file's
+/// own class weights, else `--class-weights`, else the method's convention `default`.
+pub fn settle_class_weights(
+    loaded: &mut LoadedCloud,
+    choice: Option<ClassWeightsArg>,
+    default: ClassWeighting,
+) -> Result<()> {
+    loaded.cloud = loaded.weighted(choice.map(Into::into), default)?;
+    Ok(())
+}
+
 /// Which functional the flow minimises.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum FlowMethod {
@@ -45,7 +74,7 @@ pub enum FlowMethod {
     SwMmd,
     /// OTDD² (Alvarez-Melis & Fusi 2021), feature-driven dynamics.
     Otdd,
-    /// Product-space MMD (Hua et al. 2023) — not implemented yet.
+    /// Product-space MMD (Hua et al. 2023) on (features, label Gaussian) particles.
     ProductMmd,
     /// Euclidean MMD with the Riesz kernel −‖x − y‖ on features, labels ignored.
     EuclidMmd,
@@ -62,6 +91,19 @@ impl FlowMethod {
             FlowMethod::ProductMmd => "product-mmd",
             FlowMethod::EuclidMmd => "euclid-mmd",
             FlowMethod::Dm => "dm",
+        }
+    }
+
+    /// The class weights the method's paper uses when the user sets none: the empirical
+    /// measure (every labeled point `1/N`) for the methods defined on labeled points (OTDD,
+    /// product-space MMD, Euclidean MMD), one weight per class for those defined on classes
+    /// (SW-MMD, DM).
+    pub fn class_weighting(self) -> ClassWeighting {
+        match self {
+            FlowMethod::SwMmd | FlowMethod::Dm => ClassWeighting::Uniform,
+            FlowMethod::Otdd | FlowMethod::ProductMmd | FlowMethod::EuclidMmd => {
+                ClassWeighting::Proportional
+            }
         }
     }
 }
@@ -113,6 +155,12 @@ pub struct FlowSettings {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Class weights a_c of both datasets when their files store none (an .npz may hold
+    /// `class_weights`) [default: proportional for otdd, product-mmd and euclid-mmd (every
+    /// labeled point 1/N, as their papers define them); uniform for sw-mmd and dm]. Equal
+    /// class sizes make both the same.
+    #[arg(long, value_enum, value_name = "uniform|proportional")]
+    pub class_weights: Option<ClassWeightsArg>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -313,6 +361,11 @@ impl FlowSettings {
             clip: self.clip,
             source_shape: (source.n_points(), source.dim()),
             target_shape: (target.n_points(), target.dim()),
+            class_weights: Some(format!(
+                "source {:?}, target {:?}",
+                source.class_weights(),
+                target.class_weights()
+            )),
         })
     }
 }
@@ -378,8 +431,11 @@ impl wowflow_core::Observer for Checkpointer<'_> {
 }
 
 pub fn run(args: FlowArgs) -> Result<()> {
-    let source = load_cloud(&args.source)?;
-    let target = load_cloud(&args.target)?;
+    let mut source = load_cloud(&args.source)?;
+    let mut target = load_cloud(&args.target)?;
+    let weighting = args.settings.method.class_weighting();
+    settle_class_weights(&mut source, args.settings.class_weights, weighting)?;
+    settle_class_weights(&mut target, args.settings.class_weights, weighting)?;
     if source.cloud.dim() != target.cloud.dim() {
         bail!(
             "{} has d = {} features but {} has d = {}: both datasets must live in the same space",

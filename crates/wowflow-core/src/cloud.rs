@@ -8,6 +8,70 @@
 use crate::error::{invalid, shape, CoreError, Result};
 use serde::{Deserialize, Serialize};
 
+/// How the class weights `a_c` of `P = Σ_c a_c δ(μ_c)` are chosen from the classes.
+///
+/// The two conventions of the literature differ only when classes differ in size:
+/// Bonet, Vauthier & Korba (WoW, sliced WoW, SW-MMD) weigh every class the same;
+/// Alvarez-Melis & Fusi (OTDD) work on the dataset's empirical measure, where every labeled
+/// point has mass `1/N`, i.e. `a_c = n_c / N`. With equal class sizes both give the same
+/// weights, bit for bit (`n / (C n)` and `1 / C` round to the same `f64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeighting {
+    /// `a_c = 1 / C`: every class counts the same, whatever its size.
+    #[default]
+    Uniform,
+    /// `a_c = n_c / N`: proportional to the class sizes (with uniform particle weights,
+    /// every labeled point then has mass `1 / N`, the empirical measure).
+    Proportional,
+}
+
+impl ClassWeighting {
+    /// The name used on the command line and in configuration files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClassWeighting::Uniform => "uniform",
+            ClassWeighting::Proportional => "proportional",
+        }
+    }
+
+    /// The weights `a_c` for classes of the given sizes (each `n_c ≥ 1`).
+    ///
+    /// Computed directly as `1 / C` or `n_c / N` (no renormalisation), so that equal sizes
+    /// give identical bits under both conventions.
+    pub fn weights(self, class_sizes: &[usize]) -> Vec<f64> {
+        let classes = class_sizes.len().max(1) as f64;
+        let total = class_sizes.iter().sum::<usize>().max(1) as f64;
+        class_sizes
+            .iter()
+            .map(|&n| match self {
+                ClassWeighting::Uniform => 1.0 / classes,
+                ClassWeighting::Proportional => n as f64 / total,
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for ClassWeighting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ClassWeighting {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "uniform" => Ok(ClassWeighting::Uniform),
+            "proportional" => Ok(ClassWeighting::Proportional),
+            other => Err(invalid(
+                "class weighting",
+                format!("`{other}`: expected `uniform` or `proportional`"),
+            )),
+        }
+    }
+}
+
 /// A labeled point cloud: `C` classes, `N = Σ_c n_c` particles in `R^d`.
 ///
 /// Invariants (checked by every constructor and by [`LabeledCloud::validate`]):
@@ -116,6 +180,14 @@ impl LabeledCloud {
         let total: f64 = weights.iter().sum();
         self.class_weights = weights.into_iter().map(|w| w / total).collect();
         Ok(self)
+    }
+
+    /// Sets the class weights `a_c` by a convention (see [`ClassWeighting`]); particle
+    /// weights are kept.
+    pub fn with_class_weighting(mut self, weighting: ClassWeighting) -> Self {
+        let sizes: Vec<usize> = (0..self.n_classes()).map(|c| self.class_len(c)).collect();
+        self.class_weights = weighting.weights(&sizes);
+        self
     }
 
     /// Sets particle weights `w_ci` (positive, finite; normalised here to sum to 1 inside

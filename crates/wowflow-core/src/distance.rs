@@ -4,6 +4,19 @@
 //! All squared distances are returned as such (`W_{W_2}²`, `OTDD²`, …) together with what
 //! produced them (plans, inner cost matrices), so callers can assign labels (MATH.md §8) or
 //! differentiate through the envelope theorem.
+//!
+//! # Which measure
+//! Every function here works on the measures the clouds carry: class weights `a_c` and
+//! particle weights `w_ci` are used exactly as given. The papers differ in how they build
+//! those measures from a labeled dataset when classes differ in size (see
+//! [`ClassWeighting`](crate::ClassWeighting)):
+//! - WoW, sliced WoW and SW-MMD (Bonet, Vauthier & Korba 2025) are defined on
+//!   `P = Σ_c a_c δ(μ_c)` with any class weights; the paper uses uniform `a_c = 1/C`.
+//! - OTDD (Alvarez-Melis & Fusi 2020) is defined on the dataset's empirical measure, where
+//!   every labeled point has mass `1/N`: build the clouds with
+//!   [`ClassWeighting::Proportional`](crate::ClassWeighting::Proportional) (the CLI's
+//!   default for `--kind otdd`). With uniform class weights and unequal class sizes the value
+//!   is a different (class-balanced) quantity.
 
 use crate::cloud::LabeledCloud;
 use crate::directions::DirectionSampler;
@@ -79,18 +92,26 @@ pub fn class_w2_costs(p: &LabeledCloud, q: &LabeledCloud) -> Result<Vec<f64>> {
     Ok(out)
 }
 
-/// `W_2²(N(m_c, Σ_c), N(m'_k, Σ'_k))` between the classes' maximum-likelihood Gaussians
-/// (the OTDD Gaussian approximation), `C × K`. Particle weights are ignored (the class
-/// Gaussians are those of the uniform empirical class measures).
+/// The Gaussian `N(m_c, Σ_c)` with the mean and covariance of each class measure `μ_c`
+/// (its particle weights `w_c·` honoured; uniform weights give the maximum-likelihood
+/// estimate, normalised by `n_c`).
+pub(crate) fn class_gaussians(cloud: &LabeledCloud) -> Result<Vec<Gaussian>> {
+    let d = cloud.dim();
+    (0..cloud.n_classes())
+        .map(|c| {
+            let w = cloud.particle_weights().map(|w| &w[cloud.class_range(c)]);
+            Gaussian::from_weighted_samples(cloud.class_points(c), w, cloud.class_len(c), d)
+        })
+        .collect()
+}
+
+/// `W_2²(N(m_c, Σ_c), N(m'_k, Σ'_k))` between the classes' Gaussians (the OTDD Gaussian
+/// approximation), `C × K`. Each class Gaussian has the mean and covariance of the class
+/// measure `μ_c`, particle weights included.
 pub fn class_gaussian_costs(p: &LabeledCloud, q: &LabeledCloud) -> Result<Vec<f64>> {
     check_same_dim(p, q)?;
-    let d = p.dim();
-    let gp: Vec<Gaussian> = (0..p.n_classes())
-        .map(|c| Gaussian::from_samples(p.class_points(c), p.class_len(c), d))
-        .collect::<Result<_>>()?;
-    let gq: Vec<Gaussian> = (0..q.n_classes())
-        .map(|k| Gaussian::from_samples(q.class_points(k), q.class_len(k), d))
-        .collect::<Result<_>>()?;
+    let gp = class_gaussians(p)?;
+    let gq = class_gaussians(q)?;
     let kn = gq.len();
     (0..gp.len() * kn)
         .into_par_iter()
@@ -99,7 +120,7 @@ pub fn class_gaussian_costs(p: &LabeledCloud, q: &LabeledCloud) -> Result<Vec<f6
 }
 
 /// WoW distance `W_{W_2}²(P, Q) = min_{Γ ∈ Π(a, b)} Σ Γ_ck W_2²(μ_c, ν_k)`, exact inside and
-/// outside.
+/// outside, with the clouds' class weights `a`, `b` and particle weights.
 pub fn wow_distance(p: &LabeledCloud, q: &LabeledCloud) -> Result<DatasetDistance> {
     let inner = class_w2_costs(p, q)?;
     let s = exact_ot(p.class_weights(), q.class_weights(), &inner)?;
@@ -111,7 +132,7 @@ pub fn wow_distance(p: &LabeledCloud, q: &LabeledCloud) -> Result<DatasetDistanc
 }
 
 /// Sliced WoW distance: `SW_2²` between classes (with `projections` random directions drawn
-/// from `seed`), exact outer OT.
+/// from `seed`), exact outer OT between the class weights `a`, `b`.
 pub fn sliced_wow_distance(
     p: &LabeledCloud,
     q: &LabeledCloud,
@@ -171,6 +192,10 @@ pub(crate) fn row_classes(cloud: &LabeledCloud) -> Vec<usize> {
 /// `OTDD²(P, Q) = min_π Σ π_ij [‖x_i − x'_j‖² + λ W_2²(α_{y_i}, β_{y'_j})]` (MATH.md §6;
 /// Alvarez-Melis & Fusi 2020), with particle masses `a_c w_ci` and `b_k w'_kj`. The plan is
 /// `N × M` between labeled points; `inner_costs` are the label-to-label costs `C × K`.
+///
+/// Alvarez-Melis & Fusi's definition puts mass `1/N` on every labeled point: clouds with
+/// [`ClassWeighting::Proportional`](crate::ClassWeighting::Proportional) class weights and
+/// uniform particle weights (the module documentation says why this matters).
 pub fn otdd(p: &LabeledCloud, q: &LabeledCloud, config: &OtddConfig) -> Result<DatasetDistance> {
     check_same_dim(p, q)?;
     let labels = match config.label_cost {
@@ -223,7 +248,8 @@ pub(crate) fn labeled_ground_cost(
     cost
 }
 
-/// `MMD_K(P, Q)` with a sliced-Wasserstein kernel (`projections` directions from `seed`).
+/// `MMD_K(P, Q)` with a sliced-Wasserstein kernel (`projections` directions from `seed`),
+/// between `P = Σ a_c δ(μ_c)` and `Q = Σ b_k δ(ν_k)` with the clouds' class weights.
 /// Returns the MMD itself (not squared), `√(2F)` with `F = ½ MMD²` of MATH.md §5.
 pub fn sw_mmd_distance(
     p: &LabeledCloud,

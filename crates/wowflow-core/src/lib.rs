@@ -62,7 +62,7 @@ pub use assign::{
     LabelAssignment,
 };
 pub use augment::{Augment, AugmentMode, AugmentOp, DsaParams, ImageShape};
-pub use cloud::LabeledCloud;
+pub use cloud::{ClassWeighting, LabeledCloud};
 pub use cluster::{Clustering, Clusters};
 pub use directions::{DirectionSampler, Directions};
 pub use distance::{

@@ -82,6 +82,9 @@ pub enum DataError {
     /// A value-level problem outside any file (e.g. converting an array's values).
     #[error("{what}: {problem}")]
     Invalid { what: String, problem: String },
+    /// An output that cannot be written, found before the work that would fill it.
+    #[error("cannot write {path}: {problem}")]
+    Unwritable { path: String, problem: String },
     /// The data was read but does not make a valid labeled cloud.
     #[error("{file}: {source}")]
     Cloud {

@@ -24,7 +24,10 @@
 //! system library.
 //!
 //! Every reader returns a [`DataError`] naming the file and the problem on bad input; none
-//! panics. Every writer is atomic (temporary file in the same directory, then rename).
+//! panics. Every writer is atomic (temporary file in the same directory, then rename) and
+//! leaves files with the mode a plain create would give under the user's umask; commands
+//! check their outputs with [`prepare_output_file`] / [`prepare_output_dir`] before any
+//! work, and put a result whose destination failed at the end under [`rescue_path`].
 
 mod atomic;
 pub mod cifar;
@@ -38,6 +41,7 @@ pub mod load;
 pub mod mat;
 pub mod npy;
 pub mod npz;
+pub mod output;
 pub mod registry;
 pub mod sample;
 pub mod svhn;
@@ -53,6 +57,7 @@ pub use images::{ImageSet, Pixels};
 pub use load::{load_split, Split};
 pub use npy::{read_npy, write_npy, ArrayData, NpyArray};
 pub use npz::{read_npz, write_npz};
+pub use output::{prepare_output_dir, prepare_output_file, rescue_path};
 pub use registry::{cache_dir, dataset, DataDirs, DatasetSpec, FileSpec, Origin, Root, DATASETS};
 pub use sample::{
     draw_disjoint, pool_and_eval, sample_cloud, to_cloud, Normalize, PoolEval, Transform,

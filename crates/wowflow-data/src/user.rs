@@ -8,7 +8,15 @@
 //!   they carry no labels.
 //! - `.npz`: arrays `x` of shape `(N, d)` (or `(N, h, w, …)`, flattened to `d = h·w·…`),
 //!   float32/float64, and `y` of shape `(N,)`, integer labels (floats holding integers are
-//!   accepted). Classes may have different sizes.
+//!   accepted). Classes may have different sizes. Two optional arrays set the measure
+//!   `P = Σ_c a_c δ(μ_c)`, `μ_c = Σ_i w_ci δ(x_ci)`:
+//!   - `weights` `(N,)`: a positive mass per row; inside each class they are normalised to
+//!     `w_ci` (so only their ratios within a class matter);
+//!   - `class_weights` `(C,)`: the class weights `a_c`, one per distinct label in ascending
+//!     label order (`np.unique(y)`'s order), normalised to sum to 1.
+//!
+//!   Without `class_weights` the caller chooses `a_c` by a
+//!   [`ClassWeighting`](wowflow_core::ClassWeighting) ([`LoadedCloud::weighted`]).
 //! - `.csv`: a label column, then `d` feature columns; an optional header line.
 //!
 //! Non-finite features are rejected with their position, because a single NaN poisons every
@@ -20,15 +28,50 @@ use crate::error::{name, DataError, Result};
 use crate::npy::{read_npy, shape_string, write_npy, ArrayData, NpyArray};
 use crate::npz::{read_npz, write_npz};
 use std::path::Path;
-use wowflow_core::LabeledCloud;
+use wowflow_core::{ClassWeighting, LabeledCloud};
 
 /// A cloud read from a user file, with the permutation back to the file's row order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedCloud {
+    /// The classes, with the file's particle and class weights when it has them (uniform
+    /// otherwise).
     pub cloud: LabeledCloud,
     /// Row `r` of `cloud` is row `order[r]` of the file (as
     /// [`LabeledCloud::from_labeled_rows`] returns it); the identity for `.npy`.
     pub order: Vec<usize>,
+    /// The file's name when it stored class weights (`class_weights` of an `.npz`); these
+    /// are already set on `cloud` and take the place of any [`ClassWeighting`].
+    pub class_weights_from: Option<String>,
+}
+
+impl LoadedCloud {
+    /// The cloud with its class weights `a_c` settled: the file's own when it has them,
+    /// else `choice` (what the user asked for) or, when the user asked nothing, `default`
+    /// (the convention of the method that will use the cloud).
+    ///
+    /// Class weights in the file *and* an explicit `choice` are an error naming the file:
+    /// silently preferring either would compute a different measure than one of the two
+    /// places says.
+    pub fn weighted(
+        &self,
+        choice: Option<ClassWeighting>,
+        default: ClassWeighting,
+    ) -> Result<LabeledCloud> {
+        match (&self.class_weights_from, choice) {
+            (Some(file), Some(choice)) => Err(DataError::Invalid {
+                what: format!("class weights of {file}"),
+                problem: format!(
+                    "the file stores `class_weights` and `{choice}` class weights were asked \
+                     for as well; drop one of the two"
+                ),
+            }),
+            (Some(_), None) => Ok(self.cloud.clone()),
+            (None, choice) => Ok(self
+                .cloud
+                .clone()
+                .with_class_weighting(choice.unwrap_or(default))),
+        }
+    }
 }
 
 fn extension(path: &Path) -> String {
@@ -126,6 +169,7 @@ fn load_npy_cloud(path: &Path, file: &str) -> Result<LoadedCloud> {
     Ok(LoadedCloud {
         cloud,
         order: (0..c * n).collect(),
+        class_weights_from: None,
     })
 }
 
@@ -177,7 +221,74 @@ fn load_npz_cloud(path: &Path, file: &str) -> Result<LoadedCloud> {
     check_finite(&points, &x.data, file, |i| {
         format!("array `x` row {}, column {}", i / d, i % d)
     })?;
-    rows_to_cloud(&points, d, &labels, file)
+    let mut loaded = rows_to_cloud(&points, d, &labels, file)?;
+    let cloud_err = |source| DataError::Cloud {
+        file: file.to_string(),
+        source,
+    };
+    if let Some(w) = arrays.get("weights") {
+        let masses = weight_values(w, "weights", n, "one positive mass per row of `x`", file)?;
+        let in_cloud_order = loaded.order.iter().map(|&i| masses[i]).collect();
+        loaded.cloud = loaded
+            .cloud
+            .with_particle_weights(in_cloud_order)
+            .map_err(cloud_err)?;
+    }
+    if let Some(a) = arrays.get("class_weights") {
+        let classes = loaded.cloud.n_classes();
+        let ids = loaded.cloud.class_ids();
+        let shown: Vec<String> = ids.iter().take(6).map(|l| l.to_string()).collect();
+        let labels = if classes > 6 {
+            format!("{}, …", shown.join(", "))
+        } else {
+            shown.join(", ")
+        };
+        let expected = format!("one weight per class in ascending label order (labels {labels})");
+        let a = weight_values(a, "class_weights", classes, &expected, file)?;
+        loaded.cloud = loaded.cloud.with_class_weights(a).map_err(cloud_err)?;
+        loaded.class_weights_from = Some(file.to_string());
+    }
+    Ok(loaded)
+}
+
+/// The values of an optional weight array: shape `(len,)`, float, finite and positive.
+fn weight_values(
+    a: &NpyArray,
+    key: &str,
+    len: usize,
+    expected: &str,
+    file: &str,
+) -> Result<Vec<f64>> {
+    if a.shape != [len] {
+        return Err(DataError::shape(
+            file,
+            format!(
+                "array `{key}` has shape {}, expected {}: {expected}",
+                a.shape_string(),
+                shape_string(&[len])
+            ),
+        ));
+    }
+    let values: Vec<f64> = match &a.data {
+        ArrayData::F64(v) => v.clone(),
+        ArrayData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+        _ => {
+            return Err(DataError::Unsupported {
+                file: file.to_string(),
+                what: format!(
+                    "array `{key}` of type {}: expected float32 or float64",
+                    a.data.dtype_name()
+                ),
+            })
+        }
+    };
+    if let Some(i) = values.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+        return Err(DataError::Invalid {
+            what: format!("{file}: array `{key}` element {i}"),
+            problem: format!("is {}, expected a finite number > 0", values[i]),
+        });
+    }
+    Ok(values)
 }
 
 fn rows_to_cloud(points: &[f32], dim: usize, labels: &[i64], file: &str) -> Result<LoadedCloud> {
@@ -188,7 +299,11 @@ fn rows_to_cloud(points: &[f32], dim: usize, labels: &[i64], file: &str) -> Resu
                 source,
             }
         })?;
-    Ok(LoadedCloud { cloud, order })
+    Ok(LoadedCloud {
+        cloud,
+        order,
+        class_weights_from: None,
+    })
 }
 
 /// Writes a cloud in the layout its extension implies, the inverse of [`load_cloud`].

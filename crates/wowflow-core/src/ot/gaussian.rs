@@ -50,6 +50,60 @@ impl Gaussian {
         })
     }
 
+    /// The Gaussian with the mean and covariance of the weighted samples
+    /// `Σ_i w_i δ(x_i)` (rows of `points`, `n × d`; `weights` positive, summing to 1):
+    /// `m = Σ w_i x_i`, `Σ = Σ w_i (x_i − m)(x_i − m)ᵀ`. `None` means uniform weights and
+    /// is exactly [`Gaussian::from_samples`].
+    pub fn from_weighted_samples(
+        points: &[f32],
+        weights: Option<&[f64]>,
+        n: usize,
+        d: usize,
+    ) -> Result<Self> {
+        let Some(w) = weights else {
+            return Self::from_samples(points, n, d);
+        };
+        if points.len() != n * d || n == 0 || w.len() != n {
+            return Err(shape(
+                "weighted samples",
+                format!("{n}×{d} values and {n} weights, n ≥ 1"),
+                format!("{} values and {} weights", points.len(), w.len()),
+            ));
+        }
+        let mut mean = vec![0.0; d];
+        for (row, &wi) in points.chunks_exact(d).zip(w) {
+            mean.iter_mut()
+                .zip(row)
+                .for_each(|(m, &x)| *m += wi * x as f64);
+        }
+        // Factor columns √w_i (x_i − m): Σ = F Fᵀ whatever the rank.
+        let mut factor = vec![0.0; d * n];
+        for (i, (row, &wi)) in points.chunks_exact(d).zip(w).enumerate() {
+            let s = wi.sqrt();
+            for k in 0..d {
+                factor[k * n + i] = (row[k] as f64 - mean[k]) * s;
+            }
+        }
+        if n > d {
+            // Full covariance, then its square root as a d × d factor (as from_samples).
+            let mut cov = vec![0.0; d * d];
+            for i in 0..d {
+                for j in 0..=i {
+                    let v: f64 = (0..n).map(|r| factor[i * n + r] * factor[j * n + r]).sum();
+                    cov[i * d + j] = v;
+                    cov[j * d + i] = v;
+                }
+            }
+            return Self::from_mean_cov(mean, &cov);
+        }
+        Ok(Self {
+            dim: d,
+            mean,
+            factor,
+            rank: n,
+        })
+    }
+
     /// The maximum-likelihood Gaussian of `n` samples (rows of `points`, `n × d`).
     pub fn from_samples(points: &[f32], n: usize, d: usize) -> Result<Self> {
         if points.len() != n * d || n == 0 {
