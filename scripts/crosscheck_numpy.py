@@ -2,8 +2,8 @@
 """Independent cross-check of wowflow's SW-MMD value and WoW gradient, written in numpy.
 
 It shares no code with wowflow: projections by matrix product, 1-D transport by numpy's
-sort/argsort, the MMD and its gradient assembled from MATH.md §5 directly. Equal class sizes
-and uniform weights (the (C, n, d) case of the paper), any kernel of MATH.md §4 on SW_2².
+sort/argsort, the MMD and its gradient assembled from docs/math.md §5 directly. Equal class sizes
+and uniform weights (the (C, n, d) case of the paper), any kernel of docs/math.md §4 on SW_2².
 
 Usage: crosscheck_numpy.py SOURCE.npy TARGET.npy DIRECTIONS.npy OUT.npz KERNEL [PARAM]
   SOURCE (C, n, d), TARGET (K, n, d), DIRECTIONS (L, d) unit rows.

@@ -1,4 +1,4 @@
-//! `wowflow distance`: a distance between two labeled datasets (MATH.md §6).
+//! `wowflow distance`: a distance between two labeled datasets (docs/math.md §6).
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};

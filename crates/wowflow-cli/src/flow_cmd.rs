@@ -72,9 +72,9 @@ pub fn settle_class_weights(
 pub enum FlowMethod {
     /// ½ MMD² with a sliced-Wasserstein kernel between classes (the WoW flow).
     SwMmd,
-    /// OTDD² (Alvarez-Melis & Fusi 2021), feature-driven dynamics.
+    /// OTDD² (Alvarez-Melis & Fusi 2021): feature-driven or joint-driven dynamics (--dynamics).
     Otdd,
-    /// Product-space MMD (Hua et al. 2023) on (features, label Gaussian) particles.
+    /// Product-space MMD (Hua et al. 2023) on (x, m, Σ) particles (`wowflow flow` only).
     ProductMmd,
     /// Euclidean MMD with the Riesz kernel −‖x − y‖ on features, labels ignored.
     EuclidMmd,

@@ -52,7 +52,8 @@ enum Command {
         cmd: data_cmd::DataCommand,
     },
     /// The papers' experiments from TOML configs (`experiments/`): domain adaptation,
-    /// class-conditional generation.
+    /// class-conditional generation, k-shot transfer learning, dataset distillation, and
+    /// whole tables.
     Experiment {
         #[command(subcommand)]
         experiment: experiment_cmd::Experiment,

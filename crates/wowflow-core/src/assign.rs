@@ -1,4 +1,4 @@
-//! Turning flowed classes back into labels (MATH.md §8).
+//! Turning flowed classes back into labels (docs/math.md §8).
 //!
 //! A flow moves class `c` of the source somewhere near the target, but not necessarily onto
 //! target class `c`: the SW-MMD objective is invariant under relabelling the target's
@@ -10,8 +10,8 @@
 //!   histograms `a` and `b` with cost `W_2²(μ_c, ν_k)` (exact OT between the clouds) or
 //!   `SW_2²(μ_c, ν_k)`; flowed class `c` gets `argmax_k Γ_ck`. With `C = K` uniform classes
 //!   the optimal plan is a permutation (a vertex of the Birkhoff polytope), so the labels
-//!   are a bijection; with other counts the plan is the soft correspondence MATH.md
-//!   describes and the label is its largest entry.
+//!   are a bijection; with other counts the plan is the soft correspondence docs/math.md
+//!   §8 describes and the label is its largest entry.
 //! - [`assign_by_nearest_neighbor`]: every flowed particle votes for the class of its
 //!   nearest target particle (squared Euclidean distance); flowed class `c` gets the
 //!   majority vote. The matrix returned is the vote share, its "cost" `1 − share`.

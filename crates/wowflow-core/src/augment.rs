@@ -1,5 +1,5 @@
 //! Differentiable Siamese Augmentation (DSA, Zhao & Bilen 2021) as a [`FeatureMap`]
-//! (MATH.md §9: the random augmentation `A` of dataset distillation).
+//! (docs/math.md §9: the random augmentation `A` of dataset distillation).
 //!
 //! An image is a row of `channels × height × width` values, channel-major (MNIST: 1×28×28).
 //! For fixed random parameters every operation is an affine map of the image, `y = A x + b`,

@@ -32,7 +32,7 @@ pub struct BenchConfig {
 }
 
 impl BenchConfig {
-    /// The workloads of the paper (DESIGN.md, issue 2): rings, domain adaptation, transfer
+    /// The workloads of the paper (docs/design.md, issue 2): rings, domain adaptation, transfer
     /// learning (k = 5), dataset distillation (k = 50, batch 256), and domain adaptation at
     /// 5000 images per class (`da5k`, the size at which issue 7 quotes the authors' JAX
     /// code at 11 ms a step; about 10× the DA step).

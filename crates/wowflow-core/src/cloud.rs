@@ -1,4 +1,4 @@
-//! The data model: a labeled dataset as a measure over class measures (MATH.md §1).
+//! The data model: a labeled dataset as a measure over class measures (docs/math.md §1).
 //!
 //! `P = Σ_c a_c δ(μ_c)`, `μ_c = Σ_i w_ci δ(x_ci)`. Particles are stored row-major `N × d`
 //! in `f32`, grouped by class: class `c` owns rows `offsets[c]..offsets[c + 1]`. Grouping

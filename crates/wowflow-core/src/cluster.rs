@@ -1,7 +1,7 @@
 //! Clustering of points in `R^D`: k-means (fixed number of clusters) and DBSCAN (the number
 //! of clusters is found), the two ways the joint-driven variable-label OTDD dynamics turn
 //! per-particle label Gaussians back into discrete labels (Alvarez-Melis & Fusi 2021, §6.1
-//! and Appendix C; MATH.md §7).
+//! and Appendix C; docs/math.md §7).
 //!
 //! Both are deterministic: k-means draws its k-means++ starts from an explicit seed, DBSCAN
 //! visits points in index order. Cluster ids are canonical — numbered by their smallest

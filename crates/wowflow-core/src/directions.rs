@@ -1,4 +1,4 @@
-//! Slicing directions `θ_1 … θ_L ∈ S^{d−1}` (MATH.md §3).
+//! Slicing directions `θ_1 … θ_L ∈ S^{d−1}` (docs/math.md §3).
 //!
 //! The flow redraws directions every step (a fresh Monte-Carlo estimate of SW each step is
 //! what makes the scheme a stochastic gradient of the true objective). Orthogonal blocks

@@ -1,8 +1,8 @@
-//! Distances between labeled datasets (MATH.md §6): WoW, sliced WoW, OTDD (exact or
+//! Distances between labeled datasets (docs/math.md §6): WoW, sliced WoW, OTDD (exact or
 //! Gaussian label costs) and SW-MMD.
 //!
 //! All squared distances are returned as such (`W_{W_2}²`, `OTDD²`, …) together with what
-//! produced them (plans, inner cost matrices), so callers can assign labels (MATH.md §8) or
+//! produced them (plans, inner cost matrices), so callers can assign labels (docs/math.md §8) or
 //! differentiate through the envelope theorem.
 //!
 //! # Which measure
@@ -168,7 +168,7 @@ pub struct OtddConfig {
     /// Outer solver (exact, or entropic as in Alvarez-Melis & Fusi).
     pub solver: OtSolver,
     /// Weight of the label term in the ground cost `‖x − x'‖² + λ W_2²(α_y, β_y')`
-    /// (1 in MATH.md §6; 0 gives the feature-only `W_2²`).
+    /// (1 in docs/math.md §6; 0 gives the feature-only `W_2²`).
     pub label_weight: f64,
 }
 
@@ -189,7 +189,7 @@ pub(crate) fn row_classes(cloud: &LabeledCloud) -> Vec<usize> {
         .collect()
 }
 
-/// `OTDD²(P, Q) = min_π Σ π_ij [‖x_i − x'_j‖² + λ W_2²(α_{y_i}, β_{y'_j})]` (MATH.md §6;
+/// `OTDD²(P, Q) = min_π Σ π_ij [‖x_i − x'_j‖² + λ W_2²(α_{y_i}, β_{y'_j})]` (docs/math.md §6;
 /// Alvarez-Melis & Fusi 2020), with particle masses `a_c w_ci` and `b_k w'_kj`. The plan is
 /// `N × M` between labeled points; `inner_costs` are the label-to-label costs `C × K`.
 ///
@@ -250,7 +250,7 @@ pub(crate) fn labeled_ground_cost(
 
 /// `MMD_K(P, Q)` with a sliced-Wasserstein kernel (`projections` directions from `seed`),
 /// between `P = Σ a_c δ(μ_c)` and `Q = Σ b_k δ(ν_k)` with the clouds' class weights.
-/// Returns the MMD itself (not squared), `√(2F)` with `F = ½ MMD²` of MATH.md §5.
+/// Returns the MMD itself (not squared), `√(2F)` with `F = ½ MMD²` of docs/math.md §5.
 pub fn sw_mmd_distance(
     p: &LabeledCloud,
     q: &LabeledCloud,

@@ -1,4 +1,4 @@
-//! Distribution matching (DM, Zhao & Bilen 2023) on raw features (MATH.md §7): the
+//! Distribution matching (DM, Zhao & Bilen 2023) on raw features (docs/math.md §7): the
 //! linear-kernel MMD between each source class and the target class with the same id.
 //!
 //! `F = Σ_c a_c ‖m_c − m'_c‖²` with `m_c = Σ_i w_ci x_ci` and `m'_c` the matching target class

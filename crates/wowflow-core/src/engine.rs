@@ -1,7 +1,7 @@
 //! Engines: the hot kernels behind the sliced objectives (project, sort, pair,
 //! back-project), behind one trait so a GPU engine can replace the CPU one.
 //!
-//! The SW-MMD step (MATH.md §5) in four stages:
+//! The SW-MMD step (docs/math.md §5) in four stages:
 //! 1. project both clouds on the step's directions and sort each (direction, class) row
 //!    ([`SlicedCloud`]);
 //! 2. for every class pair and direction, the exact 1-D cost, averaged over directions into
@@ -34,7 +34,7 @@ pub struct SwMmdOutput {
 }
 
 /// `F = ½ [Σ_cc' a_c a_c' κ(s_cc') − 2 Σ_ck a_c b_k κ(s_ck) + Σ_kk' b_k b_k' κ(s_kk')]`
-/// (MATH.md §5) from the three sliced-cost matrices (row-major `C × C`, `C × K`, `K × K`,
+/// (docs/math.md §5) from the three sliced-cost matrices (row-major `C × C`, `C × K`, `K × K`,
 /// zero diagonals). Shared by every engine so they cannot disagree on the formula.
 pub fn mmd_value(
     kernel: &Kernel,

@@ -1,5 +1,5 @@
 //! The Euclidean MMD flow of Arbel et al. (2019) with the Riesz kernel `k(x, y) = −‖x − y‖`
-//! on `R^d` (MATH.md §7): labels are ignored, every particle is one atom of the joint
+//! on `R^d` (docs/math.md §7): labels are ignored, every particle is one atom of the joint
 //! feature distribution.
 //!
 //! `F = ½ MMD_k²(ρ, β)` with particle masses `p_i = a_c w_ci` and `q_j = b_k w'_kj`. The

@@ -1,4 +1,4 @@
-//! Objectives seen through a random differentiable map (MATH.md §7 DM, §9 distillation).
+//! Objectives seen through a random differentiable map (docs/math.md §7 DM, §9 distillation).
 //!
 //! Dataset distillation compares the flowed set with the target not on raw pixels but after
 //! a random augmentation `A` and/or a freshly initialised network `ψ`, redrawn every step:
@@ -76,7 +76,7 @@ pub fn pullback_before_forward(map: &str) -> CoreError {
     )
 }
 
-/// The map `x ↦ x` (no augmentation, no embedding: the `ψ = A = Id` column of MATH.md §9).
+/// The map `x ↦ x` (no augmentation, no embedding: the `ψ = A = Id` column of docs/math.md §9).
 #[derive(Debug, Clone, Default)]
 pub struct Identity {
     /// `(rows, dim)` of the last kept forward, to check the pullback's shape.
@@ -238,14 +238,14 @@ impl FeatureMap for Frozen {
 /// What [`Featurized`] measures between the mapped datasets.
 #[derive(Debug, Clone)]
 pub enum Discrepancy {
-    /// `½ MMD_K²` with a sliced-Wasserstein kernel (MATH.md §5), `projections` Gaussian
+    /// `½ MMD_K²` with a sliced-Wasserstein kernel (docs/math.md §5), `projections` Gaussian
     /// directions in the feature dimension, redrawn every step.
     SwMmd {
         kernel: Kernel,
         projections: usize,
         engine: Arc<dyn Engine>,
     },
-    /// Distribution matching (MATH.md §7): `Σ_c a_c ‖m_c − m'_c‖²` of class means.
+    /// Distribution matching (docs/math.md §7): `Σ_c a_c ‖m_c − m'_c‖²` of class means.
     Dm,
 }
 
@@ -289,7 +289,7 @@ impl Discrepancy {
 }
 
 /// `F(P) = D(φ # P, φ # Q)`: a [`Discrepancy`] between the source and the target after both
-/// went through this step's draw `φ` of a random [`FeatureMap`] (MATH.md §9).
+/// went through this step's draw `φ` of a random [`FeatureMap`] (docs/math.md §9).
 ///
 /// One evaluation draws, in this order from the caller's generator: the SW-MMD directions
 /// (in the feature dimension; DM has none), the target mini-batch, the map

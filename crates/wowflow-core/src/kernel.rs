@@ -1,4 +1,4 @@
-//! Kernels between class measures built on sliced-Wasserstein distances (MATH.md §4).
+//! Kernels between class measures built on sliced-Wasserstein distances (docs/math.md §4).
 //!
 //! Every kernel is a function `K = κ(s)` of one sliced cost `s` between two class
 //! measures: `s = SW_2²` for Riesz, Gaussian and IMQ, `s = SW_1` for Laplace. The WoW
@@ -29,7 +29,8 @@ impl Kernel {
     pub const RIESZ: Kernel = Kernel::Riesz { r: 1.0 };
 
     /// Builds a kernel by name (`riesz`, `gaussian`, `imq`, `laplace`) with an optional
-    /// parameter (`r` for Riesz, bandwidth `h` otherwise); `None` takes the MATH.md default.
+    /// parameter (`r` for Riesz, bandwidth `h` otherwise); `None` takes the default of
+    /// docs/math.md §4.
     pub fn by_name(name: &str, param: Option<f64>) -> Result<Self> {
         let k = match name.to_ascii_lowercase().as_str() {
             "riesz" => Kernel::Riesz {
@@ -95,7 +96,7 @@ impl Kernel {
     }
 
     /// `κ'(s)`. At `s = 0` the Riesz derivative is infinite for `r < 2`; callers never need
-    /// it there because a pair at zero cost contributes no gradient (MATH.md §5), and this
+    /// it there because a pair at zero cost contributes no gradient (docs/math.md §5), and this
     /// returns 0 so that convention holds by construction.
     pub fn derivative(&self, s: f64) -> f64 {
         match *self {

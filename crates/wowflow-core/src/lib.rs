@@ -14,7 +14,7 @@
 //! product-space MMD flow of Hua et al. 2023 on (features, label Gaussian) particles
 //! ([`product_mmd`]).
 //!
-//! Formulas and conventions are those of `MATH.md` (sections cited in each module).
+//! Formulas and conventions are those of `docs/math.md` (sections cited in each module).
 //!
 //! ```
 //! use wowflow_core::{toy, Flow, FlowConfig, FlowState, Kernel, Method, Optimizer, SwMmd};

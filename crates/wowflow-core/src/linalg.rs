@@ -1,5 +1,5 @@
 //! Small dense linear algebra in `f64` for the Gaussian (Bures–Wasserstein) parts of the
-//! distances and flows (MATH.md §6–7), and pairwise squared distances for OT cost matrices.
+//! distances and flows (docs/math.md §6–7), and pairwise squared distances for OT cost matrices.
 //!
 //! The symmetric eigendecomposition is the classic Householder tridiagonalisation followed by
 //! the implicit QL algorithm (`tred2`/`tql2` of EISPACK, as in JAMA): O(p³), backward stable,

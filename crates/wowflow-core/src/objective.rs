@@ -58,7 +58,7 @@ pub trait Objective: Send {
     }
 }
 
-/// `F(P) = ½ MMD_K²(P, Q)` with a sliced-Wasserstein kernel `K` (MATH.md §4–5), the
+/// `F(P) = ½ MMD_K²(P, Q)` with a sliced-Wasserstein kernel `K` (docs/math.md §4–5), the
 /// functional of Bonet, Vauthier & Korba (2025).
 #[derive(Debug, Clone)]
 pub struct SwMmd {

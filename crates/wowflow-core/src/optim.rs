@@ -1,4 +1,4 @@
-//! Optimisers for the explicit WoW scheme `x ← x − τ ∇_{W_{W_2}} F` (MATH.md §5).
+//! Optimisers for the explicit WoW scheme `x ← x − τ ∇_{W_{W_2}} F` (docs/math.md §5).
 //!
 //! The state is plain vectors so a checkpoint can store it and a resumed run continues
 //! bit-identically.

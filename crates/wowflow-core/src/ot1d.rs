@@ -1,4 +1,4 @@
-//! Exact optimal transport on the real line (MATH.md §2).
+//! Exact optimal transport on the real line (docs/math.md §2).
 //!
 //! In one dimension the optimal plan is the monotone (quantile) coupling, so
 //! `W_p^p(α, β) = ∫_0^1 |F⁻¹(t) − G⁻¹(t)|^p dt` is computed exactly by sorting both supports
@@ -221,7 +221,7 @@ pub fn wasserstein_sorted<T: Atom>(
 /// For each source atom `i`, the average over its quantile interval `I_i` of
 /// `G⁻¹` (power Two) or of `sign(u_i − G⁻¹)` (power One), written into `out`.
 ///
-/// These are the derivatives of MATH.md §2 divided by the atom's mass:
+/// These are the derivatives of docs/math.md §2 divided by the atom's mass:
 /// `∂W_2²/∂u_i / a_i = 2(u_i − out_i)` and `∂W_1/∂u_i / a_i = out_i`. Dividing by the mass is
 /// exactly the WoW rescaling, so the engine uses these directly.
 pub fn interval_means<T: Atom>(

@@ -1,5 +1,5 @@
 //! The OTDD gradient flow of Alvarez-Melis & Fusi (2021) with feature-driven dynamics
-//! (MATH.md §7, their Algorithm 1).
+//! (docs/math.md §7, their Algorithm 1).
 //!
 //! `F(ρ) = OTDD²(ρ, β) = min_π Σ π_ij [‖x_i − x'_j‖² + λ W_2²(α_{y_i}, β_{y'_j})]` (the
 //! squared distance, so that its particle gradient is the familiar `2 (x − T(x))`). By the

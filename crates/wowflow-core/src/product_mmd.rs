@@ -1,5 +1,5 @@
 //! The product-space MMD flow of Hua et al. (2023), a baseline of the documents
-//! (MATH.md §7; labels as in §8).
+//! (docs/math.md §7; labels as in §8).
 //!
 //! # The method
 //!
@@ -425,7 +425,7 @@ pub fn bures_exp(sigma: &[f64], s: &[f64], p: usize) -> Vec<f64> {
 
 /// Labels from exact OT between the particle Gaussians `N(m_i, Σ_i)` (masses `p_i`) and the
 /// target class Gaussians (histogram `target_class_weights`), with cost
-/// `‖m_i − m'_k‖² + BW²(Σ_i, Σ'_k)` (MATH.md §6). Particle `i` gets the index `k` in `0..K`
+/// `‖m_i − m'_k‖² + BW²(Σ_i, Σ'_k)` (docs/math.md §6). Particle `i` gets the index `k` in `0..K`
 /// of the target class where row `i` of the optimal plan has most mass (ties: the cheaper
 /// class); map it to a label id with the target's `class_ids()`.
 pub fn assign_product_labels(
@@ -493,7 +493,7 @@ pub struct ProductMmdConfig {
 }
 
 impl Default for ProductMmdConfig {
-    /// The transfer-learning protocol's optimiser (MATH.md §9: τ = 1, momentum 0.9, 5000
+    /// The transfer-learning protocol's optimiser (docs/math.md §9: τ = 1, momentum 0.9, 5000
     /// steps), median bandwidths, `p = 2`.
     fn default() -> Self {
         Self {

@@ -2,7 +2,7 @@
 //!
 //! It shares nothing with the fast engine but the 1-D transport routine (itself checked
 //! against brute force): every class pair is handled separately, projections are computed
-//! one dot product at a time in `f64`, and the gradient is assembled from MATH.md §5 term by
+//! one dot product at a time in `f64`, and the gradient is assembled from docs/math.md §5 term by
 //! term. Tests use it twice: its gradient against finite differences of its own value
 //! (tight, `f64`), and the fast `f32` engine against it. Users can use it to cross-check
 //! another implementation on small inputs.
@@ -72,7 +72,7 @@ fn sliced_pair(
 
 /// `F = ½ MMD_K²(P, Q)` and the WoW gradient, with the given directions, entirely in `f64`.
 ///
-/// Written as index loops over classes on purpose: it mirrors the double sums of MATH.md §5
+/// Written as index loops over classes on purpose: it mirrors the double sums of docs/math.md §5
 /// term by term, which is the point of a reference.
 /// `source_points` overrides the source's particles (so finite differences can perturb them
 /// in `f64`).

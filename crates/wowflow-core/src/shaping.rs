@@ -1,4 +1,4 @@
-//! Shaping functionals of Alvarez-Melis & Fusi (2021, §5; MATH.md §7) and weighted sums of
+//! Shaping functionals of Alvarez-Melis & Fusi (2021, §5; docs/math.md §7) and weighted sums of
 //! objectives.
 //!
 //! - potential energy `𝒱(ρ) = ∫ V dρ` ([`Potential`]): affine feature-norm bound, hyperplane

@@ -4,7 +4,7 @@
 //! (`P = Θ Xᵀ`, shape `L × N`) and sorts every `(direction, class)` segment of `P` once.
 //! Because classes are contiguous rows of the cloud, each such segment is a contiguous
 //! slice of a row of `P`, so sorting happens in place and every class pair then reads two
-//! sorted slices — the sort is paid once per class, not once per pair (DESIGN.md).
+//! sorted slices — the sort is paid once per class, not once per pair (docs/design.md).
 
 use crate::cloud::LabeledCloud;
 use crate::directions::Directions;

@@ -135,7 +135,7 @@ impl SegmentSorter {
 }
 
 /// Maps an `f32` to a `u32` whose unsigned order is the float's total order, so sorting
-/// integer keys sorts the floats (about 2.5× faster than comparing floats, DESIGN.md).
+/// integer keys sorts the floats (about 2.5× faster than comparing floats, docs/design.md).
 #[inline]
 fn key(x: f32) -> u32 {
     let b = x.to_bits();

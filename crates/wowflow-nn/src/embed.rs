@@ -1,5 +1,5 @@
 //! A freshly initialised ConvNet as the random feature map ψ of dataset distillation
-//! (MATH.md §9; DM, Zhao & Bilen 2023): each flow step draws new weights, both datasets are
+//! (docs/math.md §9; DM, Zhao & Bilen 2023): each flow step draws new weights, both datasets are
 //! embedded with them, the WoW gradient is computed in the embedding by `wowflow-core`'s
 //! engines, and burn back-propagates it to the images (`∂/∂x Σ ψ(x) ⊙ G`, G held fixed).
 

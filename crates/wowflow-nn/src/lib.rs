@@ -1,6 +1,6 @@
 //! # wowflow-nn
 //!
-//! The networks the papers evaluate flows with (MATH.md §10), on
+//! The networks the papers evaluate flows with (docs/math.md §10), on
 //! [burn](https://burn.dev) 0.21: the domain-adaptation CNN ([`DaCnn`]), LeNet-5
 //! ([`LeNet5`]) and the ConvNet of dataset distillation ([`ConvNet`], with
 //! [`ConvNet::embed`] giving the 2048 features before its head); AdamW training

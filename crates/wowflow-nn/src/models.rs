@@ -1,4 +1,4 @@
-//! The three networks of the papers' evaluations (MATH.md §10), on any burn backend.
+//! The three networks of the papers' evaluations (docs/math.md §10), on any burn backend.
 //!
 //! Inputs are `[batch, channels, height, width]` tensors of pixel values; outputs are
 //! logits `[batch, classes]`. Weights start as PyTorch's defaults do (Kaiming-uniform with
@@ -81,7 +81,7 @@ fn flatten<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
     x.flatten(1, 3)
 }
 
-/// The domain-adaptation classifier (MATH.md §10) for `1 × 28 × 28` images:
+/// The domain-adaptation classifier (docs/math.md §10) for `1 × 28 × 28` images:
 /// conv 1→3 (4×4) · max-pool 2×2 stride 1 · ReLU · linear 1728→512 · sigmoid ·
 /// linear 512→64 · ReLU · linear 64→10.
 #[derive(Module, Debug)]
@@ -114,7 +114,7 @@ impl<B: Backend> Network<B> for DaCnn<B> {
     }
 }
 
-/// LeNet-5 (MATH.md §10) for `1 × 28 × 28` images: conv 1→6 (1×1) · ReLU · avg-pool 2 ·
+/// LeNet-5 (docs/math.md §10) for `1 × 28 × 28` images: conv 1→6 (1×1) · ReLU · avg-pool 2 ·
 /// conv 6→16 (5×5) · ReLU · avg-pool 2 · conv 16→120 (5×5) · ReLU · linear 120→84 · ReLU ·
 /// linear 84→10.
 #[derive(Module, Debug)]
@@ -153,7 +153,7 @@ impl<B: Backend> Network<B> for LeNet5<B> {
     }
 }
 
-/// The ConvNet of dataset distillation (MATH.md §10): `depth` blocks of
+/// The ConvNet of dataset distillation (docs/math.md §10): `depth` blocks of
 /// [conv 3×3 → `width` channels, instance norm (affine), ReLU, 2×2 average pooling], then a
 /// linear head. A 28×28 input is padded to 32×32 by the first convolution (padding 3
 /// instead of 1), so three blocks leave `width × 4 × 4` = 2048 features for width 128:

@@ -201,7 +201,7 @@ fn a_short_flow_raises_the_frozen_classifier_accuracy() {
     };
     let before = accuracy(&source);
     let mut objective = SwMmd::new(target.clone(), Kernel::RIESZ, 200).unwrap();
-    // τ = 1 (the transfer-learning step of MATH.md §9) rather than the DA protocol's 0.1:
+    // τ = 1 (the transfer-learning step of docs/math.md §9) rather than the DA protocol's 0.1:
     // in d = 784 the τ = 0.1 flow needs thousands of steps to change the accuracy (see
     // experiments/domain-adaptation.toml), too many for a unit test.
     let optimizer = Optimizer::new(Method::Momentum { m: 0.9 }, 1.0).unwrap();

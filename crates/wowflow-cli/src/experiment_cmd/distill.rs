@@ -1,4 +1,4 @@
-//! `wowflow experiment distill`: dataset distillation (MATH.md §9, Table 1 of Bonet,
+//! `wowflow experiment distill`: dataset distillation (docs/math.md §9, Table 1 of Bonet,
 //! Vauthier & Korba 2025). k synthetic images per class, initialised from real ones, are
 //! flowed to 5000 real images per class; a ConvNet trained on the k-per-class synthetic set
 //! is scored on the test split. Protocol and profiles in `experiments/distill.toml`.

@@ -1,5 +1,6 @@
 //! `wowflow experiment domain-adaptation`: a frozen MNIST classifier scores a flow of another
-//! dataset to MNIST (MATH.md §9; protocol and profiles in `experiments/domain-adaptation.toml`).
+//! dataset to MNIST (docs/math.md §9; protocol and profiles in
+//! `experiments/domain-adaptation.toml`).
 
 use super::{
     dataset_name, load_profile, machine, sample_train, save_grid, write_file, AssignSettings,

@@ -1,5 +1,5 @@
 //! Scoring a dataset by the network trained on it: the evaluation step that transfer
-//! learning and dataset distillation share (MATH.md §9–10), and the mean ± std the tables
+//! learning and dataset distillation share (docs/math.md §9–10), and the mean ± std the tables
 //! report.
 
 use anyhow::{bail, Result};

@@ -1,5 +1,5 @@
 //! `wowflow experiment generate`: Gaussian noise `(C, n, 784)` flowed to the MNIST classes
-//! (class-conditional generation, MATH.md §9; profiles in `experiments/generate.toml`).
+//! (class-conditional generation, docs/math.md §9; profiles in `experiments/generate.toml`).
 
 use super::{load_profile, machine, sample_train, save_grid, write_file, CommonArgs};
 use crate::progress::{interrupt_flag, Progress};

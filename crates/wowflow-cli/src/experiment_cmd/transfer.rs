@@ -1,4 +1,4 @@
-//! `wowflow experiment transfer`: k-shot transfer learning (MATH.md §9, Table 2 of Bonet,
+//! `wowflow experiment transfer`: k-shot transfer learning (docs/math.md §9, Table 2 of Bonet,
 //! Vauthier & Korba 2025). A big labelled dataset (MNIST, 200 per class) is flowed to the
 //! k images per class of a new dataset; the flowed images, with the labels assigned to
 //! their classes, augment the k-shot training set of a LeNet-5. Protocol and profiles in
@@ -487,7 +487,7 @@ fn augment(
 /// and the flow's steps and losses.
 type Flowed = (Vec<f32>, Vec<usize>, Vec<usize>, usize, Vec<f64>);
 
-/// Gives every flowed class the label of the target class it is matched with (MATH.md §8).
+/// Gives every flowed class the label of the target class it is matched with (docs/math.md §8).
 fn label_classes(
     state: FlowState,
     data: &TrialData,

@@ -1,4 +1,4 @@
-//! Gaussians and the Bures–Wasserstein distance (MATH.md §6, the OTDD Gaussian
+//! Gaussians and the Bures–Wasserstein distance (docs/math.md §6, the OTDD Gaussian
 //! approximation; Hua et al. 2023 for the flows).
 //!
 //! `W_2²(N(m, Σ), N(m', Σ')) = ‖m − m'‖² + tr Σ + tr Σ' − 2 tr (Σ^{1/2} Σ' Σ^{1/2})^{1/2}`.
@@ -205,7 +205,7 @@ pub fn bures_wasserstein2(a: &Gaussian, b: &Gaussian) -> Result<f64> {
 
 /// A symmetric positive-definite covariance `Σ` (`p × p`) with its square root and inverse
 /// square root: the point at which the joint-driven OTDD flow differentiates the Bures
-/// part of `W_2²` (MATH.md §7).
+/// part of `W_2²` (docs/math.md §7).
 ///
 /// For a second covariance `Σ'`, `B(Σ) = tr Σ + tr Σ' − 2 tr (Σ^{1/2} Σ' Σ^{1/2})^{1/2}` has
 /// the symmetric Euclidean gradient `∇_Σ B = I − T`, where

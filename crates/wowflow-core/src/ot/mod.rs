@@ -1,5 +1,5 @@
 //! Discrete optimal transport between weighted histograms with a general cost matrix, and the
-//! Gaussian (Bures–Wasserstein) closed form (MATH.md §6).
+//! Gaussian (Bures–Wasserstein) closed form (docs/math.md §6).
 //!
 //! Following the split of ott-jax/POT: the *problem* is `(a, b, C)` — two histograms and a
 //! row-major cost matrix; the *solvers* are [`exact`] (network simplex, the linear program

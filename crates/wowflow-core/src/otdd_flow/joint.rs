@@ -1,4 +1,4 @@
-//! Joint-driven OTDD dynamics (Alvarez-Melis & Fusi 2021, §6.1, Algorithms 2–3; MATH.md §7):
+//! Joint-driven OTDD dynamics (Alvarez-Melis & Fusi 2021, §6.1, Algorithms 2–3; docs/math.md §7):
 //! the label distributions are Gaussians `v_g = N(μ_g, Σ_g)` with a gradient step of their
 //! own, instead of following the particles as in the feature-driven dynamics.
 //!
@@ -304,7 +304,7 @@ impl JointOtdd {
     /// The target class (index in `0..K`) each cluster of `clusters` corresponds to: exact OT
     /// between the clusters' masses and the target's class weights with cost the squared
     /// distance between cluster centroids and target class Gaussians in the clustering
-    /// coordinates; each cluster takes its plan row's largest entry (MATH.md §8: with other
+    /// coordinates; each cluster takes its plan row's largest entry (docs/math.md §8: with other
     /// class counts the plan is the correspondence).
     pub fn match_clusters(&self, clusters: &Clusters, masses: &[f64]) -> Result<Vec<usize>> {
         let (n, p) = (self.source_shape.0, self.embedding.dim());
