@@ -101,6 +101,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                     cache_dir().context("no user cache directory on this system; pass --to DIR")?
                 }
             };
+            wowflow_data::prepare_output_dir(&to)?;
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -151,6 +152,9 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         } => {
             let dirs = DataDirs::new(data_dir.as_deref());
             let split: Split = split.parse()?;
+            let canonical = dataset(&name)?.name;
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{canonical}-{split}.png")));
+            wowflow_data::prepare_output_file(&out)?;
             let set = load_split(&dirs, &name, split)?;
             let draws = draw_disjoint(&set, &[per_class], seed)?;
             let (h, w) = (set.height, set.width);
@@ -179,8 +183,6 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 per_class,
                 scale,
             )?;
-            let canonical = dataset(&name)?.name;
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("{canonical}-{split}.png")));
             wowflow_viz::save_png(&grid, &out)?;
             println!(
                 "wrote {} ({} classes x {per_class} {split} images, seed {seed}, one row per class)",

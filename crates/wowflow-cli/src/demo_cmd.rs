@@ -186,8 +186,7 @@ fn rings_demo(args: &RingsArgs) -> Result<()> {
     let target = rings(args.per_class, args.seed)?;
     let source = gaussian_noise(3, args.per_class, 2, 1.0, args.seed.wrapping_add(1))?;
     let kernel_name = FlowSettings::kernel_for_demo(args.kernel, args.h)?;
-    std::fs::create_dir_all(args.out.join("frames"))
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    wowflow_data::prepare_output_dir(&args.out.join("frames"))?;
     if args.compare {
         return compare_demo(args, &target, source, kernel_name);
     }

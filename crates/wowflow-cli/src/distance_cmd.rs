@@ -1,12 +1,12 @@
 //! `wowflow distance`: a distance between two labeled datasets (docs/math.md §6).
 
+use crate::flow_cmd::{settle_class_weights, ClassWeightsArg};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 use wowflow_core::ot::{OtSolver, SinkhornConfig};
-use crate::flow_cmd::{settle_class_weights, ClassWeightsArg};
 use wowflow_core::{
     otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, ClassWeighting, Kernel, LabelCost,
     OtddConfig,

@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_core::cloud::rows_to_input_order;
 use wowflow_core::{
-    ClassWeighting, DirectionSampler, Directions, DistributionMatching, EuclidMmd, Flow, FlowConfig, FlowState,
-    JointOtdd, Kernel, LabeledCloud, Method, Objective, Optimizer, Outcome, ProductMmdConfig,
-    ProductMmdFlow, SnapshotRecorder, SwMmd, SwMmdFlowSettings,
+    ClassWeighting, DirectionSampler, Directions, DistributionMatching, EuclidMmd, Flow,
+    FlowConfig, FlowState, JointOtdd, Kernel, LabeledCloud, Method, Objective, Optimizer, Outcome,
+    ProductMmdConfig, ProductMmdFlow, SnapshotRecorder, SwMmd, SwMmdFlowSettings,
 };
-use wowflow_data::{load_cloud, read_npy, write_csv, write_npz, LoadedCloud, NpyArray};
+use wowflow_data::{
+    load_cloud, prepare_output_file, read_npy, rescue_path, write_csv, write_npz, LoadedCloud,
+    NpyArray,
+};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum KernelName {
@@ -430,7 +433,47 @@ impl wowflow_core::Observer for Checkpointer<'_> {
     }
 }
 
+/// Checks, before any work, that every file this run writes can be written (the result,
+/// its loss CSV, the checkpoint).
+fn prepare_outputs(args: &FlowArgs, ckpt_path: &Path) -> Result<()> {
+    for path in [
+        args.out.as_path(),
+        &sibling(&args.out, "_loss.csv"),
+        ckpt_path,
+    ] {
+        prepare_output_file(path)?;
+    }
+    Ok(())
+}
+
+/// Runs `write` on `path`; if that fails, runs it on [`rescue_path`] so the result is not
+/// lost, and fails with both places named. `write` writes everything that belongs to one
+/// result (its siblings are derived from the path it is given).
+pub fn write_or_rescue(path: &Path, write: impl Fn(&Path) -> Result<()>) -> Result<()> {
+    let Err(error) = write(path) else {
+        return Ok(());
+    };
+    let fallback = rescue_path(path);
+    match write(&fallback) {
+        Ok(()) => Err(error.context(format!(
+            "could not write {}; the result was written to {} instead",
+            path.display(),
+            fallback.display()
+        ))),
+        Err(second) => Err(error.context(format!(
+            "could not write {}, nor the fallback {} ({second:#})",
+            path.display(),
+            fallback.display()
+        ))),
+    }
+}
+
 pub fn run(args: FlowArgs) -> Result<()> {
+    let ckpt_path = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| sibling(&args.out, ".ckpt.npz"));
+    prepare_outputs(&args, &ckpt_path)?;
     let mut source = load_cloud(&args.source)?;
     let mut target = load_cloud(&args.target)?;
     let weighting = args.settings.method.class_weighting();
@@ -449,10 +492,8 @@ pub fn run(args: FlowArgs) -> Result<()> {
         return run_product_mmd(&args, &source, &target);
     }
     let settings = args.run_settings_for(&source.cloud, &target.cloud)?;
-    let ckpt_path = args
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| sibling(&args.out, ".ckpt.npz"));
+    let save_checkpoint =
+        |state: &FlowState| write_or_rescue(&ckpt_path, |p| checkpoint::save(p, state, &settings));
     let mut state = match &args.resume {
         Some(p) => checkpoint::load(p, &settings)?,
         None => FlowState::new(source.cloud.clone()),
@@ -526,7 +567,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            checkpoint::save(&ckpt_path, &state, &settings)?;
+            save_checkpoint(&state)?;
             return Err(e).with_context(|| {
                 format!(
                     "the state of the last good step is saved in {}",
@@ -536,7 +577,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
         }
     };
     if outcome == Outcome::Stopped {
-        checkpoint::save(&ckpt_path, &state, &settings)?;
+        save_checkpoint(&state)?;
         eprintln!(
             "interrupted after step {}; checkpoint written to {}\nresume with: wowflow flow ... --resume {}",
             state.step,
@@ -556,13 +597,9 @@ pub fn run(args: FlowArgs) -> Result<()> {
         )?),
         None => None,
     };
-    write_outputs(
-        &args.out,
-        &state,
-        &source.order,
-        &snaps,
-        relabelled.as_ref(),
-    )?;
+    write_or_rescue(&args.out, |out| {
+        write_outputs(out, &state, &source.order, &snaps, relabelled.as_ref())
+    })?;
     if let Some(r) = relabelled.as_ref().filter(|r| r.cluster.is_some()) {
         eprintln!(
             "labels: {} clusters ({} noise particles) from the particles' Gaussians ({:?}); \
@@ -636,15 +673,11 @@ fn run_product_mmd(
     }
     let x = rows_to_input_order(&state.particles.x, d, &source.order);
     let loss = NpyArray::f64(vec![losses.len()], losses.clone());
-    write_npz(
-        &args.out,
-        &[
-            ("x", &NpyArray::f32(vec![n, d], x)),
-            ("y", &NpyArray::i64(vec![n], y)),
-            ("loss", &loss),
-        ],
-    )?;
-    write_loss_csv(&sibling(&args.out, "_loss.csv"), &losses)?;
+    let (x, y) = (NpyArray::f32(vec![n, d], x), NpyArray::i64(vec![n], y));
+    write_or_rescue(&args.out, |out| {
+        write_npz(out, &[("x", &x), ("y", &y), ("loss", &loss)])?;
+        write_loss_csv(&sibling(out, "_loss.csv"), &losses)
+    })?;
     eprintln!(
         "flowed {n} (x, m, Σ) particles (d = {d}) for {} steps in {:.1} s; F: {:.4e} → {:.4e}; wrote {}",
         state.step,
@@ -739,4 +772,45 @@ pub fn write_outputs(
             .map(|(k, (l, g))| vec![k.to_string(), l.to_string(), g.to_string()]),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn a_failed_write_goes_to_the_rescue_path_and_both_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let wanted = dir.path().join("gone/flowed.npz");
+        let tried = RefCell::new(Vec::new());
+        // The destination fails (as when its directory vanished during the run); the
+        // fallback is written with the same bytes.
+        let e = write_or_rescue(&wanted, |p| {
+            tried.borrow_mut().push(p.to_path_buf());
+            if p == wanted {
+                bail!("disk full");
+            }
+            std::fs::write(p, b"result")?;
+            Ok(())
+        })
+        .unwrap_err();
+        let tried = tried.into_inner();
+        assert_eq!(tried.len(), 2);
+        let fallback = &tried[1];
+        assert_eq!(fallback, &rescue_path(&wanted));
+        assert_eq!(std::fs::read(fallback).unwrap(), b"result");
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("gone/flowed.npz")
+                && msg.contains(&fallback.display().to_string())
+                && msg.contains("disk full"),
+            "{msg}"
+        );
+        std::fs::remove_file(fallback).unwrap();
+        // A write that works touches nothing else.
+        let fine = dir.path().join("fine.npz");
+        write_or_rescue(&fine, |p| Ok(std::fs::write(p, b"ok")?)).unwrap();
+        assert_eq!(std::fs::read(&fine).unwrap(), b"ok");
+    }
 }

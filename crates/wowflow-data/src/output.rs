@@ -99,7 +99,9 @@ mod tests {
         // A regular file where a directory is needed: even root cannot create under it.
         let file = tmp.path().join("plain");
         std::fs::write(&file, b"x").unwrap();
-        let e = prepare_output_file(&file.join("out.npz")).unwrap_err().to_string();
+        let e = prepare_output_file(&file.join("out.npz"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("out.npz") && e.contains("plain"), "{e}");
         let e = prepare_output_dir(&file).unwrap_err().to_string();
         assert!(e.contains("not a directory"), "{e}");

@@ -207,3 +207,73 @@ np.savez('plain.npz', x=r.reshape(6, 4), y=np.array([3, 3, 1, 1, 2, 2], dtype=np
         assert_eq!(l.cloud.to_input_order(&l.order), expect, "{f}");
     }
 }
+
+#[test]
+fn npz_weights_follow_their_rows_and_class_weights_their_labels() {
+    use wowflow_core::ClassWeighting;
+    let dir = tmp();
+    let p = dir.path().join("w.npz");
+    // Labels 7, 3, 7, 5, 3, 7 (interleaved, not sorted): classes 3 = rows {1, 4},
+    // 5 = {3}, 7 = {0, 2, 5}. Each row's mass is 1 + its index, so where each mass lands
+    // shows the permutation.
+    let y = vec![7i64, 3, 7, 5, 3, 7];
+    let x: Vec<f32> = (0..6).map(|i| i as f32).collect();
+    let w: Vec<f64> = (0..6).map(|i| 1.0 + i as f64).collect();
+    let a = vec![1.0, 2.0, 5.0]; // for labels 3, 5, 7 (ascending)
+    write_npz(
+        &p,
+        &[
+            ("x", &NpyArray::f32(vec![6, 1], x)),
+            ("y", &NpyArray::i64(vec![6], y)),
+            ("weights", &NpyArray::f64(vec![6], w)),
+            ("class_weights", &NpyArray::f64(vec![3], a)),
+        ],
+    )
+    .unwrap();
+    let l = load_cloud(&p).unwrap();
+    let c = &l.cloud;
+    assert_eq!(c.class_ids(), &[3, 5, 7]);
+    assert_eq!(c.class_weights(), &[0.125, 0.25, 0.625]);
+    // Class 3: rows 1, 4 with masses 2, 5 → 2/7, 5/7; class 7: rows 0, 2, 5 → 1, 3, 6 of 10.
+    let pw = c.particle_weights().unwrap();
+    let expected = [2.0 / 7.0, 5.0 / 7.0, 1.0, 0.1, 0.3, 0.6];
+    for (got, want) in pw.iter().zip(expected) {
+        assert!((got - want).abs() < 1e-15, "{pw:?}");
+    }
+    assert_eq!(c.points(), &[1.0, 4.0, 3.0, 0.0, 2.0, 5.0]);
+    // The file's class weights stand; asking for others as well is an error naming it.
+    assert_eq!(
+        l.weighted(None, ClassWeighting::Uniform)
+            .unwrap()
+            .class_weights(),
+        &[0.125, 0.25, 0.625]
+    );
+    let e = l
+        .weighted(Some(ClassWeighting::Uniform), ClassWeighting::Uniform)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("w.npz") && e.contains("class_weights"), "{e}");
+    // Without them the caller's convention applies.
+    let plain = dir.path().join("plain.npz");
+    write_npz(
+        &plain,
+        &[
+            ("x", &NpyArray::f32(vec![6, 1], vec![0.0; 6])),
+            ("y", &NpyArray::i64(vec![6], vec![7, 3, 7, 5, 3, 7])),
+        ],
+    )
+    .unwrap();
+    let l = load_cloud(&plain).unwrap();
+    assert_eq!(
+        l.weighted(None, ClassWeighting::Proportional)
+            .unwrap()
+            .class_weights(),
+        &[2.0 / 6.0, 1.0 / 6.0, 3.0 / 6.0]
+    );
+    assert_eq!(
+        l.weighted(Some(ClassWeighting::Uniform), ClassWeighting::Proportional)
+            .unwrap()
+            .class_weights(),
+        &[1.0 / 3.0; 3]
+    );
+}

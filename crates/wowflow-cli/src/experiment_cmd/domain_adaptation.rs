@@ -327,7 +327,7 @@ pub fn run(args: DaArgs) -> Result<()> {
             args.common.profile
         ))
     });
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    wowflow_data::prepare_output_dir(&out)?;
     super::clear_old_grids(&out)?;
     let store = match &args.models {
         Some(d) => ModelStore::new(d),

@@ -118,7 +118,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             target_name, args.common.profile
         ))
     });
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    wowflow_data::prepare_output_dir(&out)?;
     super::clear_old_grids(&out)?;
     let dirs = DataDirs::new(args.common.data_dir.as_deref());
     let (target, note) = sample_train(&dirs, &target_name, s.target_per_class, s.seed)?;

@@ -195,7 +195,7 @@ fn compute(
 ) -> Result<String> {
     // Each cell's pictures (flowed or synthetic images) go to a directory of its own.
     let out = cell_dir.join(cell.key());
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    wowflow_data::prepare_output_dir(&out)?;
     Ok(match (cell, settings) {
         (Cell::Transfer(c), Settings::Transfer(s)) => serde_json::to_string_pretty(
             &transfer::run_cell(c, s, profile, dirs, Some(&out), gpu)?,
@@ -293,8 +293,7 @@ pub fn run(args: TableArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{profile}", t.name)));
     let cell_dir = out.join("cells");
-    std::fs::create_dir_all(&cell_dir)
-        .with_context(|| format!("creating {}", cell_dir.display()))?;
+    wowflow_data::prepare_output_dir(&cell_dir)?;
     let dirs = DataDirs::new(args.data_dir.as_deref());
 
     let mut keys = Vec::with_capacity(t.rows.len());

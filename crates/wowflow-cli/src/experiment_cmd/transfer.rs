@@ -614,7 +614,7 @@ pub fn run(args: TransferArgs) -> Result<()> {
         args.common.out.clone().unwrap_or_else(|| {
             PathBuf::from(format!("runs/{}-{}", cell.key(), args.common.profile))
         });
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    wowflow_data::prepare_output_dir(&out)?;
     let dirs = DataDirs::new(args.common.data_dir.as_deref());
     let result = run_cell(
         &cell,
