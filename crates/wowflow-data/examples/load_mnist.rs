@@ -12,7 +12,7 @@ fn main() {
         .nth(1)
         .or_else(|| std::env::var_os("WOWFLOW_DATA"))
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+        .unwrap_or_else(|| wowflow_testkit::repo_root().join("../shared/data"));
     let dirs = DataDirs::only(vec![Root {
         path: dir,
         origin: Origin::Explicit,

@@ -262,18 +262,12 @@ fn http_error_is_reported_with_url_and_next_mirror_is_tried() {
 /// the dataset by name with a base-URL override.
 #[test]
 fn fetch_registered_dataset_from_local_mirror() {
-    let shared = std::env::var_os("WOWFLOW_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let mnist = shared.join("mnist");
-    if !mnist.is_dir() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI run without shared/data"
-        );
-        println!("SKIPPED fetch_registered_dataset_from_local_mirror: shared/data not found");
+    let Some(shared) =
+        wowflow_testkit::shared_data("fetch_registered_dataset_from_local_mirror", &["mnist"])
+    else {
         return;
-    }
+    };
+    let mnist = shared.join("mnist");
     let files: Vec<(String, Vec<u8>)> = [
         "t10k-labels-idx1-ubyte.gz",
         "t10k-images-idx3-ubyte.gz",

@@ -8,22 +8,7 @@ use std::path::PathBuf;
 use wowflow_data::*;
 
 fn shared_data() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("WOWFLOW_DATA").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")),
-    ];
-    let found = candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.join("mnist").is_dir());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI run without shared/data: the real-data tests need it"
-        );
-        println!("SKIPPED: shared/data not found (set WOWFLOW_DATA)");
-    }
-    found
+    wowflow_testkit::shared_data("the real-data tests", &["mnist"])
 }
 
 fn dirs() -> Option<DataDirs> {

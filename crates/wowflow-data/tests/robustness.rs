@@ -129,11 +129,9 @@ fn usps_h5_not_hdf5_or_damaged() {
     let e = usps::read_usps_h5(&p, "train").unwrap_err();
     assert!(e.to_string().contains("junk.h5"), "{e}");
     // The real file truncated to half (when present).
-    let real = std::env::var_os("WOWFLOW_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-        .join("usps/usps.h5");
-    if let Ok(bytes) = std::fs::read(&real) {
+    if let Some(data) = wowflow_testkit::shared_data("the truncated usps.h5 case", &["usps"]) {
+        let real = data.join("usps/usps.h5");
+        let bytes = std::fs::read(&real).expect("usps/usps.h5 in shared/data");
         let p = write(d, "half.h5", &bytes[..bytes.len() / 2]);
         let e = usps::read_usps_h5(&p, "train").unwrap_err();
         assert!(e.to_string().contains("half.h5"), "{e}");
@@ -164,14 +162,11 @@ fn npz_and_npy_damaged() {
 
 #[test]
 fn real_labels_truncated() {
-    let real = std::env::var_os("WOWFLOW_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-        .join("mnist/t10k-labels-idx1-ubyte.gz");
-    let Ok(bytes) = std::fs::read(&real) else {
-        println!("SKIPPED real_labels_truncated: shared/data not found");
+    let Some(data) = wowflow_testkit::shared_data("real_labels_truncated", &["mnist"]) else {
         return;
     };
+    let real = data.join("mnist/t10k-labels-idx1-ubyte.gz");
+    let bytes = std::fs::read(&real).expect("the MNIST test labels in shared/data");
     assert_eq!(idx::read_idx_labels(&real).unwrap().dims, vec![10000]);
     let dir = tempfile::tempdir().unwrap();
     for cut in [10, bytes.len() / 2, bytes.len() - 1] {

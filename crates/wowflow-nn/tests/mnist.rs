@@ -5,7 +5,6 @@
 //! of this file, a 600-step flow of 10 × 30 images, and small evaluations — about 40 s in
 //! the test profile on two cores.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use wowflow_core::{
     assign_by_nearest_neighbor, assign_by_ot, ClassCost, Flow, FlowConfig, FlowState, Kernel,
@@ -18,21 +17,7 @@ use wowflow_nn::{
 };
 
 fn dirs() -> Option<DataDirs> {
-    let found = [
-        std::env::var_os("WOWFLOW_DATA").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| p.join("mnist").is_dir());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI run without shared/data: the real-data tests need it"
-        );
-        println!("SKIPPED: shared/data not found (set WOWFLOW_DATA)");
-    }
-    found.map(|path| {
+    wowflow_testkit::shared_data("the network tests", &["mnist"]).map(|path| {
         DataDirs::only(vec![Root {
             path,
             origin: Origin::Env,
