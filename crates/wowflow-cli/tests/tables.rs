@@ -11,21 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn data_dir() -> Option<PathBuf> {
-    let found = [
-        std::env::var_os("WOWFLOW_DATA").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| p.join("mnist").is_dir() && p.join("usps").is_dir());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI run without shared/data: the table tests need it"
-        );
-        println!("SKIPPED: shared/data not found (set WOWFLOW_DATA)");
-    }
-    found
+    wowflow_testkit::shared_data("the table tests", &["mnist", "usps"])
 }
 
 fn wowflow(args: &[&str]) -> String {
@@ -44,6 +30,20 @@ fn accuracy(result: &Path) -> f64 {
     v["accuracy"]["mean"].as_f64().expect("accuracy.mean")
 }
 
+/// The cell's accuracies as one golden line: the mean's exact bits and every trial's.
+fn accuracy_line(name: &str, result: &Path) -> String {
+    let text = std::fs::read_to_string(result).expect("result.json written");
+    let v: Value = serde_json::from_str(&text).expect("valid JSON");
+    format!("{name} accuracy {}", v["accuracy"])
+}
+
+/// These tiny cells' accuracies must not change (same seeds, same bits), see
+/// `tests/golden.rs`.
+fn check_golden(name: &str, lines: &[String]) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    wowflow_testkit::golden(&dir, name, lines);
+}
+
 /// Runs `wowflow experiment <cell…> --profile tiny --data-dir DATA --out OUT`.
 fn tiny_cell(cell: &[&str], data: &str, out: &Path) {
     let out = out.to_string_lossy().into_owned();
@@ -59,6 +59,7 @@ fn flowed_mnist_helps_a_five_shot_usps_classifier() {
     let data = data.to_string_lossy().into_owned();
     let tmp = tempfile::tempdir().unwrap();
     let mut acc = Vec::new();
+    let mut golden = Vec::new();
     for method in ["target-only", "sw-mmd"] {
         let out = tmp.path().join(method);
         tiny_cell(
@@ -69,7 +70,9 @@ fn flowed_mnist_helps_a_five_shot_usps_classifier() {
             &out,
         );
         acc.push(accuracy(&out.join("result.json")));
+        golden.push(accuracy_line(method, &out.join("result.json")));
     }
+    check_golden("table2-tiny-usps-k5", &golden);
     // Measured at the tiny profile: 49.4 % alone, 68.3 % with the flowed images.
     assert!(
         acc[1] > acc[0] + 8.0,
@@ -85,6 +88,7 @@ fn distilled_images_beat_random_real_ones_at_equal_budget() {
     let data = data.to_string_lossy().into_owned();
     let tmp = tempfile::tempdir().unwrap();
     let mut acc = Vec::new();
+    let mut golden = Vec::new();
     for method in ["random-real", "sw-mmd"] {
         let out = tmp.path().join(method);
         tiny_cell(
@@ -101,11 +105,13 @@ fn distilled_images_beat_random_real_ones_at_equal_budget() {
             &out,
         );
         acc.push(accuracy(&out.join("result.json")));
+        golden.push(accuracy_line(method, &out.join("result.json")));
         assert!(out.join("synthetic.png").is_file());
         let npz = wowflow_data::read_npz(&out.join("synthetic.npz")).unwrap();
         assert_eq!(npz["images"].shape, vec![100, 28, 28]);
         assert_eq!(npz["y"].shape, vec![100]);
     }
+    check_golden("table1-tiny-mnist-k10", &golden);
     assert!(
         acc[1] > acc[0],
         "random real {:.1} %, distilled {:.1} %",
@@ -184,4 +190,12 @@ paper = { target-only = "32.4", otdd = "39.5" }
     assert_eq!(csv.lines().count(), 3, "{csv}");
     let log = run(&["--dry-run"]);
     assert!(log.contains("2 cells, 2 done, 0 to compute"), "{log}");
+    let golden: Vec<String> = ["target-only", "otdd"]
+        .iter()
+        .map(|m| {
+            let cell = out.join(format!("cells/transfer-mnist-usps-k1-{m}.json"));
+            accuracy_line(m, &cell)
+        })
+        .collect();
+    check_golden("table-runner-tiny-usps-k1", &golden);
 }
