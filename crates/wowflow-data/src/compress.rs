@@ -13,8 +13,12 @@ use std::path::Path;
 /// The compression a byte stream starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// No known compression signature: the bytes are used as they are.
     None,
+    /// gzip (starts with `1f 8b`); concatenated members are all decoded.
     Gzip,
+    /// bzip2 (starts with `BZh` and a block-size digit `1`–`9`); concatenated streams are
+    /// all decoded.
     Bzip2,
 }
 

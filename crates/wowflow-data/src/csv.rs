@@ -15,8 +15,12 @@ use std::path::Path;
 /// Rows of a labeled table: `features` is row-major `labels.len() × dim`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabeledRows {
+    /// The feature columns, row-major `labels.len() × dim`, in file order; all finite.
     pub features: Vec<f32>,
+    /// Number of features per row `d` (the columns after the label), at least 1.
     pub dim: usize,
+    /// The first column of each row, in file order (a whole number written as a float,
+    /// such as `3.0`, is accepted).
     pub labels: Vec<i64>,
     /// The header line's column names, when the file has one.
     pub header: Option<Vec<String>>,

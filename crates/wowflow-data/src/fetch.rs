@@ -25,7 +25,14 @@ pub enum FetchOutcome {
     /// A verified copy was already there; nothing was downloaded.
     AlreadyPresent,
     /// Downloaded (`resumed_from` > 0 when an earlier partial transfer was continued).
-    Downloaded { bytes: u64, resumed_from: u64 },
+    Downloaded {
+        /// The file's full size in bytes, verified against the registry (not only the bytes
+        /// transferred by this call).
+        bytes: u64,
+        /// Bytes already on disk from an earlier partial transfer, where this one started;
+        /// 0 for a fresh download.
+        resumed_from: u64,
+    },
     /// The registry has no public address for this file (e.g. Kaggle's `usps.h5`).
     NoPublicUrl,
 }
@@ -33,8 +40,11 @@ pub enum FetchOutcome {
 /// The result of fetching one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchReport {
+    /// The file's name in the registry ([`FileSpec::name`]).
     pub file: &'static str,
+    /// Where the file is (or would be): `<to_dir>/<dataset dir>/<file>`.
     pub path: PathBuf,
+    /// What happened to it.
     pub outcome: FetchOutcome,
 }
 

@@ -13,7 +13,11 @@ use std::path::Path;
 /// A decoded idx array of u8 values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdxArray {
+    /// The sizes from the header, outermost first: `[count]` for labels,
+    /// `[count, rows, cols]` for images.
     pub dims: Vec<usize>,
+    /// The values, row-major over `dims` (for images: image by image, each row by row);
+    /// `data.len()` is the product of `dims`.
     pub data: Vec<u8>,
 }
 

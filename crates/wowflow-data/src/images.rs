@@ -9,7 +9,9 @@ use crate::error::{DataError, Result};
 /// Pixel storage: `U8` holds `0..=255` (scaled by 1/255), `F32` holds values in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pixels {
+    /// Raw bytes `0..=255` (idx, CIFAR-10, SVHN); value `b` stands for `b / 255`.
     U8(Vec<u8>),
+    /// Values already in `[0, 1]` (USPS).
     F32(Vec<f32>),
 }
 
@@ -31,11 +33,18 @@ impl Pixels {
 /// stores them and PyTorch expects), with one label in `0..n_classes` per image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageSet {
+    /// Rows per image.
     pub height: usize,
+    /// Columns per image.
     pub width: usize,
+    /// Channels per image: 1 for grayscale, 3 for RGB (CIFAR-10, SVHN).
     pub channels: usize,
+    /// All images back to back, `len() × channels × height × width` values.
     pub pixels: Pixels,
+    /// One class label per image, in `0..n_classes`.
     pub labels: Vec<u8>,
+    /// Number of classes of the dataset (10 for every registered dataset), whether or not
+    /// each occurs in this split.
     pub n_classes: usize,
 }
 

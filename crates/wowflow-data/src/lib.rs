@@ -29,6 +29,8 @@
 //! check their outputs with [`prepare_output_file`] / [`prepare_output_dir`] before any
 //! work, and put a result whose destination failed at the end under [`rescue_path`].
 
+#![warn(missing_docs)]
+
 mod atomic;
 pub mod cifar;
 pub mod compress;

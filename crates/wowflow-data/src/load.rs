@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 /// A dataset split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Split {
+    /// The training split (e.g. MNIST's `train-*` idx files, CIFAR-10's `data_batch_1…5`).
     Train,
+    /// The test split (e.g. MNIST's `t10k-*` idx files, CIFAR-10's `test_batch`); parsing
+    /// accepts `test` and `t10k`.
     Test,
 }
 

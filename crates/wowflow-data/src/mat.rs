@@ -25,7 +25,9 @@ pub enum MatData {
 /// A numeric array: `dims` as MATLAB reports them (first index fastest).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatArray {
+    /// The dimensions as stored, e.g. `[32, 32, 3, N]` for SVHN's `X`.
     pub dims: Vec<usize>,
+    /// The `dims.iter().product()` values, column-major (first index fastest).
     pub data: MatData,
 }
 

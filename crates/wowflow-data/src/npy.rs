@@ -20,10 +20,15 @@ use std::path::Path;
 /// The values of an array, in C (row-major) order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ArrayData {
+    /// `float32` (`f4`).
     F32(Vec<f32>),
+    /// `float64` (`f8`).
     F64(Vec<f64>),
+    /// `int64` (`i8`); reading also widens `uint32` to it, and `uint64` when every value fits.
     I64(Vec<i64>),
+    /// `int32` (`i4`); reading also widens `int8`, `int16` and `uint16` to it.
     I32(Vec<i32>),
+    /// `uint8` (`u1`); reading also stores `bool` (`b1`) here, as 0 or 1.
     U8(Vec<u8>),
 }
 
@@ -70,7 +75,10 @@ impl ArrayData {
 /// An n-dimensional array: `shape` and its values in C order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NpyArray {
+    /// The dimensions, outermost first (`[]` for a 0-d array). For an array read from a file
+    /// their product is `data.len()`; for one built in code it is checked when written.
     pub shape: Vec<usize>,
+    /// The values in C order (the last index varies fastest).
     pub data: ArrayData,
 }
 

@@ -22,12 +22,16 @@ use std::path::{Path, PathBuf};
 /// One file of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FileSpec {
+    /// File name inside the dataset's directory, e.g. `train-images-idx3-ubyte.gz`.
     pub name: &'static str,
     /// What the file holds, e.g. "train images".
     pub role: &'static str,
     /// Size in bytes of the reference copy.
     pub bytes: u64,
+    /// md5 of the reference copy, lowercase hex (torchvision's value where it has one).
     pub md5: &'static str,
+    /// sha256 of the reference copy, lowercase hex; `None` where no value is recorded, and
+    /// then verification checks size and md5 only.
     pub sha256: Option<&'static str>,
     /// md5s of other byte streams known to decode to identical content (Debian re-gzipped
     /// Fashion-MNIST); accepted by verification, reported as such.
@@ -44,12 +48,16 @@ pub struct FileSpec {
 pub struct DatasetSpec {
     /// Registry name, as typed on the command line.
     pub name: &'static str,
+    /// Full name and authors, for listings.
     pub title: &'static str,
     /// Sub-directory of a data root holding the files.
     pub dir: &'static str,
+    /// Class names in label order: `classes[k]` is the name of label `k`.
     pub classes: &'static [&'static str],
     /// `(channels, height, width)` of the stored images.
     pub image: (usize, usize, usize),
+    /// Every file of the dataset, including optional alternative copies
+    /// ([`FileSpec::required`] false).
     pub files: &'static [FileSpec],
     /// Dataset-specific system directories (searched last).
     pub system_dirs: &'static [&'static str],
@@ -300,7 +308,10 @@ impl std::fmt::Display for Origin {
 /// A data root and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Root {
+    /// The root directory; a dataset `D` is looked for in `path/D/` (and, for
+    /// [`Origin::Explicit`], in `path/` itself).
     pub path: PathBuf,
+    /// Which setting supplied it.
     pub origin: Origin,
 }
 
@@ -337,6 +348,7 @@ pub fn search_roots(explicit: Option<&Path>) -> Vec<Root> {
 /// Where to look for datasets: an ordered list of roots.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataDirs {
+    /// The roots, searched in this order; the first copy found wins.
     pub roots: Vec<Root>,
     /// Whether dataset-specific system directories are searched (off in tests, so results
     /// do not depend on what the machine has installed).

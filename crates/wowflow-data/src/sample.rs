@@ -34,7 +34,10 @@ pub struct Transform {
 /// Per-value normalisation `(x − mean) / std`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Normalize {
+    /// Subtracted from every value (pixels are in `[0, 1]` before this).
     pub mean: f32,
+    /// Divides every value; must be finite and > 0, or sampling fails with
+    /// [`DataError::Invalid`].
     pub std: f32,
 }
 
@@ -182,7 +185,11 @@ pub fn resize_bilinear(
 /// A k-shot pool and an evaluation set for one dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolEval {
+    /// The images k-shot draws are taken from: the train split, or in the fallback the
+    /// seeded half of each test class.
     pub pool: ImageSet,
+    /// The images accuracy is measured on: the test split, or in the fallback the other
+    /// half of each test class (never overlapping `pool`).
     pub eval: ImageSet,
     /// Set when a fallback split was used, saying which; experiments print it.
     pub note: Option<String>,

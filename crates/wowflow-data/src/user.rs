@@ -16,7 +16,7 @@
 //!     label order (`np.unique(y)`'s order), normalised to sum to 1.
 //!
 //!   Without `class_weights` the caller chooses `a_c` by a
-//!   [`ClassWeighting`](wowflow_core::ClassWeighting) ([`LoadedCloud::weighted`]).
+//!   [`ClassWeighting`] ([`LoadedCloud::weighted`]).
 //! - `.csv`: a label column, then `d` feature columns; an optional header line.
 //!
 //! Non-finite features are rejected with their position, because a single NaN poisons every

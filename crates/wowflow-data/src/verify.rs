@@ -13,8 +13,11 @@ use std::path::{Path, PathBuf};
 /// Size and digests of a file, hex-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digests {
+    /// File size in bytes.
     pub bytes: u64,
+    /// md5 of the file's bytes, lowercase hex (32 characters).
     pub md5: String,
+    /// sha256 of the file's bytes, lowercase hex (64 characters).
     pub sha256: String,
 }
 
@@ -117,6 +120,7 @@ pub fn verify_file(spec: &FileSpec, path: &Path) -> Result<Check> {
 /// One file's line in a report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileStatus {
+    /// The file's registry entry.
     pub spec: &'static FileSpec,
     /// Where it was found, if anywhere.
     pub found: Option<(PathBuf, Origin)>,
@@ -127,7 +131,9 @@ pub struct FileStatus {
 /// One dataset's files.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetStatus {
+    /// The dataset's registry entry.
     pub spec: &'static DatasetSpec,
+    /// One status per file of `spec.files`, in registry order.
     pub files: Vec<FileStatus>,
 }
 

@@ -31,8 +31,11 @@ pub fn predict<B: Backend, M: Network<B>>(
 /// Scores of predictions against true labels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
+    /// Number of classes `K`; labels and predictions lie in `0..K`.
     pub n_classes: usize,
+    /// Number of images scored.
     pub total: usize,
+    /// Images whose predicted class is the true one (the trace of `confusion`).
     pub correct: usize,
     /// `correct / total`, in `[0, 1]`.
     pub accuracy: f64,

@@ -28,6 +28,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod data;
 pub mod embed;
 pub mod error;

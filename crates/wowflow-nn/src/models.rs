@@ -168,11 +168,15 @@ pub struct ConvNet<B: Backend> {
 /// Shape settings of a [`ConvNet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvNetConfig {
+    /// Input channels: 1 for grayscale, 3 for RGB.
     pub channels: usize,
     /// Input side (square images): 28 (padded to 32 in the first layer) or 32.
     pub image_size: usize,
+    /// Number of conv blocks; each halves the side of the feature maps (3 in the papers).
     pub depth: usize,
+    /// Output channels of every convolution (128 in the papers).
     pub width: usize,
+    /// Number of logits the linear head outputs.
     pub classes: usize,
 }
 

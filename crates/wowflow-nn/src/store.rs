@@ -21,17 +21,26 @@ use std::path::{Path, PathBuf};
 /// What a saved model is and how it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCard {
+    /// The name the model is stored under (`KEY.mpk`, `KEY.json`); see [`model_key`].
     pub key: String,
+    /// Which network the weights belong to; [`ModelStore::load`] needs a fresh model of
+    /// this architecture (and the same shape) to load them into.
     pub architecture: Architecture,
     /// Training data, e.g. `mnist train, 500 per class (seed 0)`.
     pub dataset: String,
     /// Free text or a protocol name (`da-paper`, …).
     pub protocol: String,
+    /// The training settings used.
     pub train: TrainConfig,
     /// Steps, time, throughput and final loss (per-step losses are not kept).
+    ///
+    /// This field: optimiser steps taken ([`TrainReport::steps`]).
     pub steps: usize,
+    /// Wall-clock training time in seconds ([`TrainReport::seconds`]).
     pub seconds: f64,
+    /// Training throughput ([`TrainReport::images_per_second`]).
     pub images_per_second: f64,
+    /// Mean batch loss over the last steps ([`TrainReport::final_loss`]).
     pub final_loss: f32,
     /// Score on held-out data, if measured.
     pub test: Option<Evaluation>,
@@ -90,6 +99,7 @@ pub fn model_key(parts: &[&str]) -> String {
 /// A directory of saved models.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelStore {
+    /// The directory holding the `KEY.mpk` / `KEY.json` pairs (created on the first save).
     pub dir: PathBuf,
 }
 

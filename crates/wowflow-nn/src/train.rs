@@ -32,7 +32,9 @@ pub enum Budget {
 /// Training settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// How long to train: a number of optimiser steps or of epochs.
     pub budget: Budget,
+    /// Images per mini-batch, at least 1; the last batch of an epoch may be smaller.
     pub batch_size: usize,
     /// AdamW learning rate.
     pub lr: f64,
@@ -87,6 +89,7 @@ impl TrainConfig {
 pub struct TrainProgress {
     /// Steps done (1-based).
     pub step: usize,
+    /// Steps the whole run takes ([`TrainConfig::total_steps`]).
     pub total: usize,
     /// Cross-entropy of this step's batch.
     pub loss: f32,
@@ -97,8 +100,11 @@ pub struct TrainProgress {
 /// Summary of a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainReport {
+    /// Optimiser steps taken ([`TrainConfig::total_steps`] of the data).
     pub steps: usize,
+    /// Images processed, summed over all batches (an image counts once per epoch).
     pub images_seen: usize,
+    /// Wall-clock seconds of the whole run.
     pub seconds: f64,
     /// Training throughput, images per second (forward + backward + update).
     pub images_per_second: f64,

@@ -22,6 +22,8 @@
 //! # Ok::<(), wowflow_viz::VizError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod axes;
 mod compose;
 mod error;
