@@ -6,12 +6,10 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
-use wowflow_core::ot::{OtSolver, SinkhornConfig};
-use wowflow_core::{
-    otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, ClassWeighting, Kernel, LabelCost,
-    OtddConfig,
-};
+use wowflow_core::{ClassWeighting, Kernel};
 use wowflow_data::load_cloud;
+use wowflow_ot::{otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, LabelCost, OtddConfig};
+use wowflow_ot::{OtSolver, SinkhornConfig};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum DistanceKind {

@@ -7,11 +7,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use wowflow_baselines::{
+    DistributionMatching, EuclidMmd, JointOtdd, ProductMmdConfig, ProductMmdFlow,
+};
 use wowflow_core::cloud::rows_to_input_order;
 use wowflow_core::{
-    ClassWeighting, DirectionSampler, Directions, DistributionMatching, EuclidMmd, Flow,
-    FlowConfig, FlowState, JointOtdd, Kernel, LabeledCloud, Method, Objective, Optimizer, Outcome,
-    ProductMmdConfig, ProductMmdFlow, SnapshotRecorder, SwMmd, SwMmdFlowSettings,
+    ClassWeighting, DirectionSampler, Directions, Flow, FlowConfig, FlowState, Kernel,
+    LabeledCloud, Method, Objective, Optimizer, Outcome, SnapshotRecorder, SwMmd,
+    SwMmdFlowSettings,
 };
 use wowflow_data::{
     load_cloud, prepare_output_file, read_npy, rescue_path, write_csv, write_npz, LoadedCloud,

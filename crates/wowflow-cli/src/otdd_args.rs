@@ -3,12 +3,13 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use wowflow_core::ot::{OtSolver, SinkhornConfig};
-use wowflow_core::{
-    Clustering, Clusters, EmbeddingConfig, JointOtdd, JointOtddConfig, LabelCost, LabelDynamics,
-    LabeledCloud, Objective, OtddConfig, OtddFlow,
+use wowflow_baselines::{
+    Clustering, Clusters, EmbeddingConfig, JointOtdd, JointOtddConfig, LabelDynamics, OtddFlow,
 };
+use wowflow_core::{LabeledCloud, Objective};
 use wowflow_data::NpyArray;
+use wowflow_ot::{LabelCost, OtddConfig};
+use wowflow_ot::{OtSolver, SinkhornConfig};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum LabelCostName {

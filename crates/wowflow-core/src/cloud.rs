@@ -320,6 +320,19 @@ impl LabeledCloud {
             .map(|(c, i)| self.class_weights[c] * self.particle_weight(c, i))
             .collect()
     }
+    /// The weights `w_c·` of class `c`'s particles inside the class (summing to 1), in row
+    /// order.
+    pub fn class_particle_weights(&self, c: usize) -> Vec<f64> {
+        self.class_range(c)
+            .map(|i| self.particle_weight(c, i))
+            .collect()
+    }
+    /// The class index (`0..C`, not the class id) of every row.
+    pub fn row_classes(&self) -> Vec<usize> {
+        (0..self.n_classes())
+            .flat_map(|c| std::iter::repeat_n(c, self.class_len(c)))
+            .collect()
+    }
     /// Weight `w_ci` of particle row `i` inside its class `c`.
     pub fn particle_weight(&self, c: usize, i: usize) -> f64 {
         match &self.particle_weights {

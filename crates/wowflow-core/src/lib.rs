@@ -1,20 +1,15 @@
 //! # wowflow-core
 //!
-//! The mathematics of wowflow, with no I/O: labeled point clouds, slicing directions, exact
-//! one-dimensional optimal transport, sliced-Wasserstein distances and gradients, kernels
-//! between class measures, the SW-MMD objective with its Wasserstein-over-Wasserstein (WoW)
-//! gradient, optimisers and the flow loop. For dataset distillation, [`Featurized`] compares
-//! the datasets through a random differentiable [`FeatureMap`] redrawn every step — DSA
-//! augmentations ([`Augment`]) and/or a random embedding implemented elsewhere.
+//! The Wasserstein-over-Wasserstein (WoW) gradient flow itself, with no I/O: labeled point
+//! clouds ([`LabeledCloud`], docs/math.md §1), slicing directions ([`Directions`]), exact
+//! one-dimensional optimal transport ([`ot1d`], §2), sliced-Wasserstein distances and kernels
+//! between class measures ([`Kernel`], §3–4), the SW-MMD objective with its WoW gradient
+//! ([`SwMmd`] on the CPU [`Engine`], §5), optimisers ([`Optimizer`]) and the flow loop
+//! ([`Flow`]) with observers, snapshots and checkpointable state.
 //!
-//! Beside it, the baselines the documents compare against: the OTDD flow ([`otdd_flow`]; its
-//! feature-driven dynamics in [`OtddFlow`], the joint-driven ones — label Gaussians with a
-//! step of their own, labels recovered by [`cluster`]ing — in [`JointOtdd`]),
-//! the Euclidean MMD flow ([`euclid_mmd`]), distribution matching ([`dm`]) and the
-//! product-space MMD flow of Hua et al. 2023 on (features, label Gaussian) particles
-//! ([`product_mmd`]).
-//!
-//! Formulas and conventions are those of `docs/math.md` (sections cited in each module).
+//! The [`Objective`] trait is the seam: the baselines (`wowflow-baselines`), distillation's
+//! feature-mapped objectives (`wowflow-distill`) and the GPU engine (`wowflow-cuda`) plug in
+//! here; general OT solvers and dataset distances are in `wowflow-ot`.
 //!
 //! ```
 //! use wowflow_core::{toy, Flow, FlowConfig, FlowState, Kernel, Method, Optimizer, SwMmd};
@@ -30,50 +25,26 @@
 //! # }
 //! ```
 
-pub mod assign;
-pub mod augment;
+#[doc(hidden)]
 pub mod bench;
 pub mod cloud;
-pub mod cluster;
 pub mod directions;
-pub mod distance;
-pub mod dm;
 pub mod engine;
 pub mod error;
-pub mod euclid_mmd;
-pub mod feature_map;
 pub mod flow;
 pub mod kernel;
 pub mod linalg;
 pub mod objective;
 pub mod optim;
-pub mod ot;
 pub mod ot1d;
-pub mod otdd_flow;
-pub mod product_mmd;
-pub mod reference;
-pub mod shaping;
 pub mod sliced;
-pub mod sort;
+mod sort;
 pub mod toy;
 
-pub use assign::{
-    assign_by_nearest_neighbor, assign_by_ot, assign_from_costs, AssignmentMethod, ClassCost,
-    LabelAssignment,
-};
-pub use augment::{Augment, AugmentMode, AugmentOp, DsaParams, ImageShape};
 pub use cloud::{ClassWeighting, LabeledCloud};
-pub use cluster::{Clustering, Clusters};
 pub use directions::{DirectionSampler, Directions};
-pub use distance::{
-    otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, DatasetDistance, LabelCost,
-    OtddConfig,
-};
-pub use dm::{dm_value_and_grad, DistributionMatching};
 pub use engine::{CpuEngine, Engine, SwMmdOutput};
 pub use error::{CoreError, Result};
-pub use euclid_mmd::EuclidMmd;
-pub use feature_map::{Chain, Discrepancy, FeatureMap, Featurized, Frozen, Identity};
 pub use flow::{
     Control, Flow, FlowConfig, FlowState, Observer, Outcome, SnapshotRecorder, StepInfo,
     SwMmdFlowSettings,
@@ -82,11 +53,4 @@ pub use kernel::Kernel;
 pub use objective::{Objective, SwMmd};
 pub use optim::{Method, Optimizer, OptimizerState, Schedule};
 pub use ot1d::{wasserstein_1d, wasserstein_1d_grad, CostPower};
-pub use otdd_flow::{JointOtdd, JointOtddConfig, LabelDynamics, OtddFlow};
-pub use product_mmd::{
-    assign_product_labels, bures_exp, Bandwidth, BandwidthSpec, Bandwidths, ClassGaussians,
-    EmbeddingConfig, LabelEmbedding, ProductGrad, ProductMmd, ProductMmdConfig, ProductMmdFlow,
-    ProductParticles, ProductState, StepSizes,
-};
-pub use shaping::{ClassRepulsion, Langevin, Potential, PotentialEnergy, Sum};
 pub use sliced::SlicedCloud;

@@ -141,7 +141,7 @@ impl SwMmd {
 }
 
 /// A per-class target mini-batch size: `None` (the whole target) or at least 1.
-pub(crate) fn check_target_batch(batch: Option<usize>) -> Result<Option<usize>> {
+pub fn check_target_batch(batch: Option<usize>) -> Result<Option<usize>> {
     if batch == Some(0) {
         return Err(invalid("target batch", "must be at least 1"));
     }
@@ -150,11 +150,7 @@ pub(crate) fn check_target_batch(batch: Option<usize>) -> Result<Option<usize>> 
 
 /// The checks every objective makes before evaluating: the gradient buffer matches the
 /// cloud, and (when the objective has a target) both live in the same dimension.
-pub(crate) fn check_inputs(
-    cloud: &LabeledCloud,
-    target_dim: Option<usize>,
-    grad: &[f32],
-) -> Result<()> {
+pub fn check_inputs(cloud: &LabeledCloud, target_dim: Option<usize>, grad: &[f32]) -> Result<()> {
     if let Some(expected) = target_dim {
         if cloud.dim() != expected {
             return Err(CoreError::DimensionMismatch {
@@ -176,7 +172,7 @@ pub(crate) fn check_inputs(
 
 /// Draws `batch` rows (without replacement) of every class of `cloud`, or returns `None`
 /// when every class is already that small.
-pub(crate) fn class_batch(
+pub fn class_batch(
     cloud: &LabeledCloud,
     batch: usize,
     rng: &mut dyn RngCore,

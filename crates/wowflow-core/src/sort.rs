@@ -43,6 +43,7 @@ impl SegmentSorter {
     }
 
     /// A sorter that never uses SIMD: the reference the network is tested against.
+    #[cfg(test)]
     pub fn portable() -> Self {
         Self::with_simd(false)
     }

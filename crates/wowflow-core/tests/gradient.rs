@@ -5,7 +5,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
-use wowflow_core::reference::sw_mmd_reference;
+mod support;
+
+use support::sw_mmd_reference;
 use wowflow_core::{CpuEngine, DirectionSampler, Directions, Engine, Kernel, LabeledCloud};
 
 const KERNELS: [Kernel; 5] = [

@@ -9,7 +9,8 @@ use crate::{CpuAutodiff, CpuBackend};
 use burn::module::AutodiffModule;
 use burn::tensor::{Tensor, TensorData};
 use rand::RngCore;
-use wowflow_core::{CoreError, FeatureMap};
+use wowflow_core::CoreError;
+use wowflow_distill::FeatureMap;
 
 /// Images embedded per forward pass of the target (bounds the activation memory).
 const CHUNK: usize = 256;

@@ -6,15 +6,13 @@
 //! the test profile on two cores.
 
 use std::sync::OnceLock;
-use wowflow_core::{
-    assign_by_nearest_neighbor, assign_by_ot, ClassCost, Flow, FlowConfig, FlowState, Kernel,
-    LabeledCloud, Method, Optimizer, SwMmd,
-};
+use wowflow_core::{Flow, FlowConfig, FlowState, Kernel, LabeledCloud, Method, Optimizer, SwMmd};
 use wowflow_data::{draw_disjoint, load_split, to_cloud, DataDirs, Origin, Root, Split, Transform};
 use wowflow_nn::{
     evaluate, predict, train, Budget, CpuAutodiff, CpuBackend, DaCnn, Evaluation, Images,
     ModelCard, ModelStore, TrainConfig,
 };
+use wowflow_ot::{assign_by_nearest_neighbor, assign_by_ot, ClassCost};
 
 fn dirs() -> Option<DataDirs> {
     wowflow_testkit::shared_data("the network tests", &["mnist"]).map(|path| {

@@ -12,13 +12,12 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use wowflow_core::{
-    Augment, Chain, CpuEngine, Discrepancy, DistributionMatching, FeatureMap, Featurized,
-    ImageShape, Kernel, LabeledCloud, Method, Objective, Optimizer, SwMmd,
-};
+use wowflow_baselines::DistributionMatching;
+use wowflow_core::{CpuEngine, Kernel, LabeledCloud, Method, Objective, Optimizer, SwMmd};
 use wowflow_data::{
     draw_disjoint, load_split, to_cloud, DataDirs, ImageSet, Normalize, NpyArray, Split, Transform,
 };
+use wowflow_distill::{Augment, Chain, Discrepancy, FeatureMap, Featurized, ImageShape};
 use wowflow_nn::{ConvNetConfig, Images, RandomEmbedding};
 
 pub const BUILTIN: &str = include_str!("../../../../experiments/distill.toml");

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_core::{
-    assign_by_ot, toy, ClassCost, Control, Flow, FlowConfig, FlowState, Kernel, LabeledCloud,
-    Method, Observer, Optimizer, StepInfo, SwMmd,
+    toy, Control, Flow, FlowConfig, FlowState, Kernel, LabeledCloud, Method, Observer, Optimizer,
+    StepInfo, SwMmd,
 };
 use wowflow_data::DataDirs;
+use wowflow_ot::{assign_by_ot, ClassCost};
 
 const BUILTIN: &str = include_str!("../../../../experiments/generate.toml");
 

@@ -15,11 +15,9 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
-use wowflow_core::{
-    assign_by_nearest_neighbor, assign_by_ot, ClassCost, Flow, FlowConfig, FlowState,
-    LabelAssignment, LabeledCloud, Objective, Optimizer, Outcome,
-};
+use wowflow_core::{Flow, FlowConfig, FlowState, LabeledCloud, Objective, Optimizer, Outcome};
 use wowflow_data::{draw_disjoint, load_split, to_cloud, DataDirs, Split, Transform};
+use wowflow_ot::{assign_by_nearest_neighbor, assign_by_ot, ClassCost, LabelAssignment};
 
 #[derive(Subcommand)]
 pub enum Experiment {

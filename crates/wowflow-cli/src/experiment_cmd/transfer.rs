@@ -18,14 +18,15 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use wowflow_core::ot::{OtSolver, SinkhornConfig};
-use wowflow_core::{
-    Bandwidth, BandwidthSpec, EmbeddingConfig, FlowState, JointOtdd, Kernel, LabelCost,
-    LabelDynamics, LabeledCloud, Method, Optimizer, OtddConfig, OtddFlow, ProductMmdConfig,
-    ProductMmdFlow, SwMmd, SwMmdFlowSettings,
+use wowflow_baselines::{
+    Bandwidth, BandwidthSpec, EmbeddingConfig, JointOtdd, LabelDynamics, OtddFlow,
+    ProductMmdConfig, ProductMmdFlow,
 };
+use wowflow_core::{FlowState, Kernel, LabeledCloud, Method, Optimizer, SwMmd, SwMmdFlowSettings};
 use wowflow_data::{draw_disjoint, pool_and_eval, to_cloud, DataDirs, Transform};
 use wowflow_nn::Images;
+use wowflow_ot::{LabelCost, OtddConfig};
+use wowflow_ot::{OtSolver, SinkhornConfig};
 
 pub const BUILTIN: &str = include_str!("../../../../experiments/transfer.toml");
 
