@@ -127,6 +127,7 @@ mod tests {
                 steps: 3,
                 seed: 0,
                 clip: None,
+                temperature: None,
             },
         }
         .run(&mut state, &mut [])
@@ -145,6 +146,7 @@ mod tests {
                 steps: 2,
                 seed: 0,
                 clip: None,
+                temperature: None,
             },
         }
         .run(&mut state, &mut [])

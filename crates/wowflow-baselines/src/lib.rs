@@ -12,7 +12,8 @@
 //!   ([`euclid_mmd`]);
 //! - distribution matching of class means ([`dm`]);
 //! - the dataset-shaping functionals of Alvarez-Melis & Fusi (potential energy, class
-//!   repulsion, Langevin noise) ([`shaping`]).
+//!   repulsion) ([`shaping`]); their entropy term is Langevin noise, which the flow adds
+//!   (`FlowConfig::temperature`).
 //!
 //! The label Gaussians `N(m, Σ)` shared by the joint OTDD dynamics and the product-space MMD
 //! flow — their embedding, their class estimates and their Bures–Wasserstein step — are in
@@ -32,6 +33,6 @@ pub use otdd_flow::{JointOtdd, JointOtddConfig, LabelDynamics, OtddFlow};
 pub use product_mmd::{
     assign_product_labels, bures_exp, Bandwidth, BandwidthSpec, Bandwidths, ClassGaussians,
     EmbeddingConfig, LabelEmbedding, ProductGrad, ProductMmd, ProductMmdConfig, ProductMmdFlow,
-    ProductParticles, ProductState, StepSizes,
+    ProductMmdObjective, ProductParticles, ProductState, StepSizes,
 };
-pub use shaping::{ClassRepulsion, Langevin, Potential, PotentialEnergy, Sum};
+pub use shaping::{ClassRepulsion, Potential, PotentialEnergy, Sum};

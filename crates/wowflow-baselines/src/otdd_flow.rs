@@ -318,6 +318,7 @@ mod tests {
                     steps: 15,
                     seed: 0,
                     clip: None,
+                    temperature: None,
                 },
             }
             .run(&mut state, &mut [])

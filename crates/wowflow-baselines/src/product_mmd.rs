@@ -54,7 +54,8 @@
 //! # Example
 //!
 //! ```
-//! use wowflow_core::{LabeledCloud, ProductMmdConfig, ProductMmdFlow};
+//! use wowflow_baselines::{ProductMmdConfig, ProductMmdObjective};
+//! use wowflow_core::{Flow, FlowConfig, FlowState, LabeledCloud};
 //! # fn main() -> wowflow_core::Result<()> {
 //! // Two classes in R^3, the source a shifted copy of the target.
 //! let target = LabeledCloud::uniform(2, 3, 3, vec![
@@ -65,10 +66,16 @@
 //! let source = LabeledCloud::uniform(2, 3, 3, shifted)?;
 //! // Three points per class give tiny, similar covariances: Σ needs a small step here.
 //! let config = ProductMmdConfig { steps: 30, tau_sigma: Some(1e-3), ..Default::default() };
-//! let (flow, mut state) = ProductMmdFlow::new(&source, &target, config)?;
-//! let losses = flow.run(&mut state, &mut |_step, _loss| true)?;
-//! assert!(losses[29] < losses[0]);
-//! assert_eq!(flow.assign_labels(&state)?, vec![0, 0, 0, 1, 1, 1]);
+//! let mut objective = ProductMmdObjective::new(&source, &target, config)?;
+//! let mut state = FlowState::new(source.clone());
+//! Flow {
+//!     optimizer: config.optimizer()?,
+//!     objective: &mut objective,
+//!     config: FlowConfig { steps: config.steps, seed: 0, clip: None, temperature: None },
+//! }
+//! .run(&mut state, &mut [])?;
+//! assert!(state.losses[29] < state.losses[0]);
+//! assert_eq!(objective.assign_labels(state.cloud.points())?, vec![0, 0, 0, 1, 1, 1]);
 //! # Ok(())
 //! # }
 //! ```
@@ -80,12 +87,15 @@ pub use embedding::{ClassGaussians, EmbeddingConfig, LabelEmbedding, FULL_EIGEN_
 pub use objective::{Bandwidth, BandwidthSpec, Bandwidths, ProductGrad, ProductMmd};
 
 use embedding::{check_finite, is_symmetric};
+use rand::RngCore;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use wowflow_core::cloud::LabeledCloud;
 use wowflow_core::error::{invalid, shape, CoreError, Result};
 use wowflow_core::linalg::symmetrise;
 use wowflow_core::linalg::{matmul, symmetric_eigenvalues};
+use wowflow_core::objective::{check_inputs, Objective};
+use wowflow_core::optim::{Method, Optimizer};
 use wowflow_ot::assign::assign_from_costs;
 use wowflow_ot::{bures_wasserstein2, Gaussian};
 
@@ -295,10 +305,35 @@ impl ProductState {
             }
         }
         let vx = heavy_ball_f32(&self.velocity_x, &grad.x, momentum as f32);
-        let vm = heavy_ball(&self.velocity_m, &grad.m, momentum);
-        let vs = heavy_ball(&self.velocity_sigma, &grad.sigma, momentum);
         let tau_x = tau.x as f32;
         let x: Vec<f32> = pt.x.iter().zip(&vx).map(|(&x, &v)| x - tau_x * v).collect();
+        let labels = self.label_step(grad, tau, momentum)?;
+        if let Some((i, v)) = first_non_finite(x.iter().map(|&v| v as f64)) {
+            return Err(self.diverged(format!(
+                "features x: value {v} at index {i} after the update"
+            )));
+        }
+        self.velocity_x = vx;
+        self.particles.x = x;
+        self.commit_labels(labels);
+        Ok(())
+    }
+
+    fn diverged(&self, reason: String) -> CoreError {
+        CoreError::Diverged {
+            step: self.step,
+            last_good_step: self.step,
+            reason,
+        }
+    }
+
+    /// The heavy-ball step of the label parts `(m, Σ)`, computed aside: new velocities,
+    /// means and covariances, or the reason the step is refused (a `Σ` step past the cut
+    /// locus, a non-finite value).
+    fn label_step(&self, grad: &ProductGrad, tau: StepSizes, momentum: f64) -> Result<LabelStep> {
+        let pt = &self.particles;
+        let vm = heavy_ball(&self.velocity_m, &grad.m, momentum);
+        let vs = heavy_ball(&self.velocity_sigma, &grad.sigma, momentum);
         let m: Vec<f64> = pt.m.iter().zip(&vm).map(|(&m, &v)| m - tau.m * v).collect();
         let p = pt.label_dim;
         let pp = p * p;
@@ -308,42 +343,45 @@ impl ProductState {
             .zip(vs.par_chunks_exact(pp))
             .map(|(s, v)| bures_step(s, v, tau.sigma, p))
             .collect();
-        let diverged = |reason: String| CoreError::Diverged {
-            step: self.step,
-            last_good_step: self.step,
-            reason,
-        };
         if let Some((i, lambda)) = stepped
             .iter()
             .enumerate()
             .find_map(|(i, r)| r.as_ref().err().map(|&l| (i, l)))
         {
-            return Err(diverged(format!(
+            return Err(self.diverged(format!(
                 "the Σ step of particle {i} passes the cut locus of the Bures–Wasserstein \
                  geodesic (smallest eigenvalue of I + S is {lambda:.3e} ≤ 0): lower tau_sigma"
             )));
         }
         let sigma: Vec<f64> = stepped.into_iter().flatten().flatten().collect();
         for (what, bad) in [
-            ("features x", first_non_finite(x.iter().map(|&v| v as f64))),
             ("means m", first_non_finite(m.iter().copied())),
             ("covariances Σ", first_non_finite(sigma.iter().copied())),
         ] {
             if let Some((i, v)) = bad {
-                return Err(diverged(format!(
-                    "{what}: value {v} at index {i} after the update"
-                )));
+                return Err(
+                    self.diverged(format!("{what}: value {v} at index {i} after the update"))
+                );
             }
         }
-        self.velocity_x = vx;
-        self.velocity_m = vm;
-        self.velocity_sigma = vs;
-        self.particles.x = x;
-        self.particles.m = m;
-        self.particles.sigma = sigma;
-        self.step += 1;
-        Ok(())
+        Ok(LabelStep { vm, vs, m, sigma })
     }
+
+    fn commit_labels(&mut self, l: LabelStep) {
+        self.velocity_m = l.vm;
+        self.velocity_sigma = l.vs;
+        self.particles.m = l.m;
+        self.particles.sigma = l.sigma;
+        self.step += 1;
+    }
+}
+
+/// A computed, not yet committed, step of the label parts.
+struct LabelStep {
+    vm: Vec<f64>,
+    vs: Vec<f64>,
+    m: Vec<f64>,
+    sigma: Vec<f64>,
 }
 
 /// Step sizes of the three parts.
@@ -484,7 +522,7 @@ pub struct ProductMmdConfig {
     pub tau_sigma: Option<f64>,
     /// Heavy-ball coefficient in `[0, 1)`.
     pub momentum: f64,
-    /// Steps taken by [`ProductMmdFlow::run`].
+    /// Steps of the flow (the experiments' protocol; [`Flow`](wowflow_core::Flow) runs them).
     pub steps: usize,
     /// Kernel bandwidths.
     pub bandwidths: BandwidthSpec,
@@ -599,24 +637,6 @@ impl ProductMmdFlow {
         Ok(value)
     }
 
-    /// Runs `config.steps` steps, calling `on_step(step, F)` after each (return `false` to
-    /// stop early); returns the loss history (`F` before each step taken).
-    pub fn run(
-        &self,
-        state: &mut ProductState,
-        on_step: &mut impl FnMut(usize, f64) -> bool,
-    ) -> Result<Vec<f64>> {
-        let mut losses = Vec::with_capacity(self.config.steps);
-        for _ in 0..self.config.steps {
-            let loss = self.step(state)?;
-            losses.push(loss);
-            if !on_step(state.step - 1, loss) {
-                break;
-            }
-        }
-        Ok(losses)
-    }
-
     /// Labels of the flowed particles, [`assign_product_labels`] against the target classes
     /// (indices in `0..K`).
     pub fn assign_labels(&self, state: &ProductState) -> Result<Vec<usize>> {
@@ -625,6 +645,164 @@ impl ProductMmdFlow {
             &self.target_gaussians,
             &self.target_class_weights,
         )
+    }
+}
+
+impl ProductMmdConfig {
+    /// The optimiser of the features `x` in [`Flow`](wowflow_core::Flow): heavy ball
+    /// `v ← g + m v; x ← x − τ v` (plain gradient descent when `momentum` is 0, the same
+    /// update bit for bit).
+    pub fn optimizer(&self) -> Result<Optimizer> {
+        let method = if self.momentum == 0.0 {
+            Method::Gd
+        } else {
+            Method::Momentum { m: self.momentum }
+        };
+        Optimizer::new(method, self.tau)
+    }
+}
+
+/// The product-space MMD flow as an [`Objective`] on the features, so the one flow loop
+/// ([`Flow`](wowflow_core::Flow)) runs it with observers, checkpoints and resume.
+///
+/// The features `x` are the cloud's particles and move by the flow's optimiser
+/// ([`ProductMmdConfig::optimizer`]); the label Gaussians `(m, Σ)` are the objective's moving
+/// parameters: their gradient is kept from [`Objective::value_and_wow_grad`] and their heavy
+/// ball step taken in [`Objective::accept_step`], after the flow has accepted the value and
+/// the feature gradient, and they travel in [`FlowState::objective_state`]
+/// (`wowflow_core::FlowState`).
+#[derive(Debug, Clone)]
+pub struct ProductMmdObjective {
+    flow: ProductMmdFlow,
+    state: ProductState,
+    pending: Option<ProductGrad>,
+}
+
+impl ProductMmdObjective {
+    /// The flow from `source` towards `target` (see [`ProductMmdFlow::new`]).
+    pub fn new(
+        source: &LabeledCloud,
+        target: &LabeledCloud,
+        config: ProductMmdConfig,
+    ) -> Result<Self> {
+        let (flow, state) = ProductMmdFlow::new(source, target, config)?;
+        Ok(Self {
+            flow,
+            state,
+            pending: None,
+        })
+    }
+
+    /// The method's embedding, target and settings.
+    pub fn flow(&self) -> &ProductMmdFlow {
+        &self.flow
+    }
+
+    /// The particles `(x, m, Σ)` with `x` as of the last evaluated step.
+    pub fn particles(&self) -> &ProductParticles {
+        &self.state.particles
+    }
+
+    /// Labels of the flowed particles `points` (the flow's final cloud, row order of the
+    /// source): [`assign_product_labels`] of their Gaussians against the target classes
+    /// (indices in `0..K`).
+    pub fn assign_labels(&self, points: &[f32]) -> Result<Vec<usize>> {
+        let mut state = self.state.clone();
+        if points.len() != state.particles.x.len() {
+            return Err(shape(
+                "flowed features",
+                state.particles.x.len(),
+                points.len(),
+            ));
+        }
+        state.particles.x = points.to_vec();
+        self.flow.assign_labels(&state)
+    }
+}
+
+impl Objective for ProductMmdObjective {
+    fn name(&self) -> String {
+        "product-mmd".into()
+    }
+
+    fn value_and_wow_grad(
+        &mut self,
+        cloud: &LabeledCloud,
+        _rng: &mut dyn RngCore,
+        grad: &mut [f32],
+    ) -> Result<f64> {
+        check_inputs(cloud, Some(self.state.particles.feature_dim()), grad)?;
+        if cloud.n_points() != self.state.particles.len() {
+            return Err(shape(
+                "particles",
+                self.state.particles.len(),
+                cloud.n_points(),
+            ));
+        }
+        self.state.particles.x.copy_from_slice(cloud.points());
+        let (value, g) = self
+            .flow
+            .objective()
+            .value_and_grad(&self.state.particles)?;
+        // The flow checks the value and the feature gradient; the label parts are ours.
+        if let Some((part, i, v)) = g.first_non_finite().filter(|(part, ..)| *part != "x") {
+            return Err(self
+                .state
+                .diverged(format!("gradient of {part}: value {v} at index {i}")));
+        }
+        grad.copy_from_slice(&g.x);
+        self.pending = Some(g);
+        Ok(value)
+    }
+
+    fn accept_step(&mut self) -> Result<()> {
+        let Some(g) = self.pending.take() else {
+            return Ok(());
+        };
+        let config = &self.flow.config;
+        let step = self
+            .state
+            .label_step(&g, config.step_sizes(), config.momentum)?;
+        self.state.commit_labels(step);
+        Ok(())
+    }
+
+    fn state(&self) -> Option<Vec<f64>> {
+        let s = &self.state;
+        let mut out = Vec::with_capacity(1 + 2 * (s.particles.m.len() + s.particles.sigma.len()));
+        out.push(s.step as f64);
+        for part in [
+            &s.particles.m,
+            &s.particles.sigma,
+            &s.velocity_m,
+            &s.velocity_sigma,
+        ] {
+            out.extend_from_slice(part);
+        }
+        Some(out)
+    }
+
+    fn restore_state(&mut self, saved: &[f64]) -> Result<()> {
+        let s = &mut self.state;
+        let (nm, ns) = (s.particles.m.len(), s.particles.sigma.len());
+        if saved.len() != 1 + 2 * (nm + ns) {
+            return Err(shape(
+                "product-mmd objective state (step, m, Σ and their velocities)",
+                1 + 2 * (nm + ns),
+                saved.len(),
+            ));
+        }
+        let (step, rest) = saved.split_at(1);
+        let (m, rest) = rest.split_at(nm);
+        let (sigma, rest) = rest.split_at(ns);
+        let (vm, vs) = rest.split_at(nm);
+        s.step = step[0] as usize;
+        s.particles.m = m.to_vec();
+        s.particles.sigma = sigma.to_vec();
+        s.velocity_m = vm.to_vec();
+        s.velocity_sigma = vs.to_vec();
+        self.pending = None;
+        Ok(())
     }
 }
 

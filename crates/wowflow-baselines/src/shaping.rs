@@ -5,15 +5,13 @@
 //!   margin, dimension collapse. WoW gradient at particle `i`: `∇V(x_i)`.
 //! - interaction energy `𝒲(ρ) = ½ ∬ W dρ dρ` ([`ClassRepulsion`], `W = exp(−‖x − x'‖)
 //!   1[y ≠ y']`). WoW gradient: `Σ_j p_j ∇W(x_i − x_j)`.
-//! - entropy `∫ ρ log ρ` through Langevin noise ([`Langevin`]): its particle scheme is the
-//!   Euler–Maruyama step `x ← x − τ ∇ + √(2τT) ξ`, produced here as the "gradient"
-//!   `−√(2T/τ) ξ`, so `τ` must be the flow's step size (exact with plain gradient descent).
-//!   The entropy of a particle cloud has no value; it contributes 0 to the reported `F`.
+//! - entropy `T ∫ ρ log ρ`: its particle scheme is the Euler–Maruyama step
+//!   `x ← x − τ ∇ + √(2τT) ξ`, noise rather than a gradient, so it belongs to the integrator:
+//!   [`FlowConfig::temperature`](wowflow_core::FlowConfig::temperature).
 //!
 //! [`Sum`] combines any objectives with weights, e.g. `OTDD² + λ 𝒱`.
 
 use rand::RngCore;
-use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use wowflow_core::cloud::LabeledCloud;
 use wowflow_core::error::{invalid, shape, CoreError, Result};
@@ -246,46 +244,6 @@ impl Objective for ClassRepulsion {
     }
 }
 
-/// Entropy `T ∫ ρ log ρ` through Langevin noise (see the module docs).
-#[derive(Debug, Clone)]
-pub struct Langevin {
-    /// Temperature `T` (the weight of the entropy).
-    pub temperature: f64,
-    /// The flow's step size τ.
-    pub step_size: f64,
-}
-
-impl Objective for Langevin {
-    fn name(&self) -> String {
-        format!("langevin(T={})", self.temperature)
-    }
-
-    fn value_and_wow_grad(
-        &mut self,
-        cloud: &LabeledCloud,
-        rng: &mut dyn RngCore,
-        grad: &mut [f32],
-    ) -> Result<f64> {
-        check_grad(cloud, grad)?;
-        if self.temperature.is_nan()
-            || self.temperature < 0.0
-            || self.step_size.is_nan()
-            || self.step_size <= 0.0
-        {
-            return Err(invalid(
-                "langevin",
-                "needs temperature ≥ 0 and step size > 0",
-            ));
-        }
-        let scale = -(2.0 * self.temperature / self.step_size).sqrt();
-        for g in grad.iter_mut() {
-            let z: f64 = <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng);
-            *g = (scale * z) as f32;
-        }
-        Ok(0.0)
-    }
-}
-
 /// `F = Σ_t λ_t F_t` over objectives (values and WoW gradients add with the same weights).
 pub struct Sum {
     pub terms: Vec<(f64, Box<dyn Objective>)>,
@@ -443,21 +401,5 @@ mod tests {
             ],
         };
         check_fd(&mut sum, &cloud);
-    }
-
-    #[test]
-    fn langevin_noise_has_the_euler_maruyama_variance() {
-        let cloud = gaussian_noise(1, 2000, 2, 1.0, 0).unwrap();
-        let mut l = Langevin {
-            temperature: 0.5,
-            step_size: 0.1,
-        };
-        let mut g = vec![0.0; cloud.points().len()];
-        l.value_and_wow_grad(&cloud, &mut ChaCha8Rng::seed_from_u64(1), &mut g)
-            .unwrap();
-        // τ² Var(g) = 2 τ T.
-        let var = g.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / g.len() as f64;
-        let want = 2.0 * 0.5 / 0.1;
-        assert!((var - want).abs() < 0.1 * want, "{var} vs {want}");
     }
 }

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_baselines::{
-    DistributionMatching, EuclidMmd, JointOtdd, ProductMmdConfig, ProductMmdFlow,
+    DistributionMatching, EuclidMmd, JointOtdd, ProductMmdConfig, ProductMmdObjective,
 };
 use wowflow_core::cloud::rows_to_input_order;
 use wowflow_core::{
@@ -329,6 +329,20 @@ impl FlowSettings {
         })
     }
 
+    /// The product-space MMD settings: `--lr` moves the features and the label means, and
+    /// `--lr-sigma` the label covariances; the label parts take the features' heavy ball
+    /// (`--momentum`, 0 without it).
+    pub fn product_mmd_config(&self) -> ProductMmdConfig {
+        ProductMmdConfig {
+            tau: self.lr,
+            tau_m: None,
+            tau_sigma: Some(self.lr_sigma),
+            momentum: self.momentum.unwrap_or(0.0),
+            steps: self.steps,
+            ..ProductMmdConfig::default()
+        }
+    }
+
     /// What `RunSettings.objective` records: the method and the settings that change it.
     pub fn objective_name(&self) -> String {
         match self.method {
@@ -336,6 +350,7 @@ impl FlowSettings {
                 format!("{}:lr_sigma({})", self.otdd.name(), self.lr_sigma)
             }
             FlowMethod::Otdd => self.otdd.name(),
+            FlowMethod::ProductMmd => format!("product-mmd:lr_sigma({})", self.lr_sigma),
             m => m.name().to_string(),
         }
     }
@@ -345,6 +360,7 @@ impl FlowSettings {
             steps: self.steps,
             seed: self.seed,
             clip: self.clip,
+            temperature: None,
         }
     }
 
@@ -427,12 +443,19 @@ impl wowflow_core::Observer for Checkpointer<'_> {
         _info: &wowflow_core::StepInfo,
         state: &FlowState,
     ) -> wowflow_core::Result<wowflow_core::Control> {
-        if self.every > 0 && state.step.is_multiple_of(self.every) {
+        if self.needs_state(state.step, 0) {
             checkpoint::save(self.path, state, self.settings).map_err(|e| {
-                wowflow_core::CoreError::Resume(format!("checkpoint failed: {e:#}"))
+                wowflow_core::CoreError::observer(
+                    format!("writing checkpoint {}", self.path.display()),
+                    e,
+                )
             })?;
         }
         Ok(wowflow_core::Control::Continue)
+    }
+
+    fn needs_state(&self, steps_done: usize, _total: usize) -> bool {
+        self.every > 0 && steps_done.is_multiple_of(self.every)
     }
 }
 
@@ -471,6 +494,46 @@ pub fn write_or_rescue(path: &Path, write: impl Fn(&Path) -> Result<()>) -> Resu
     }
 }
 
+/// The objective of a `flow` run, kept by type where labels are read off after the flow.
+enum RunObjective {
+    /// Objectives whose particles keep their class labels.
+    Plain(Box<dyn Objective>),
+    /// The joint-driven OTDD dynamics: labels from the particles' Gaussians.
+    Joint(Box<JointOtdd>),
+    /// Product-space MMD: each particle's Gaussian is matched with a target class.
+    Product(Box<ProductMmdObjective>),
+}
+
+impl RunObjective {
+    fn new(settings: &FlowSettings, source: &LabeledCloud, target: &LabeledCloud) -> Result<Self> {
+        if settings.method == FlowMethod::ProductMmd {
+            if matches!(settings.optimizer, Some(OptimizerName::Adam)) {
+                bail!(
+                    "--method product-mmd moves features and label Gaussians with one heavy \
+                     ball: use --optimizer gd or momentum"
+                );
+            }
+            return Ok(RunObjective::Product(Box::new(ProductMmdObjective::new(
+                source,
+                target,
+                settings.product_mmd_config(),
+            )?)));
+        }
+        Ok(match settings.joint_otdd(source, target)? {
+            Some(j) => RunObjective::Joint(Box::new(j)),
+            None => RunObjective::Plain(settings.objective(source, target.clone())?),
+        })
+    }
+
+    fn as_objective(&mut self) -> &mut dyn Objective {
+        match self {
+            RunObjective::Plain(o) => o.as_mut(),
+            RunObjective::Joint(j) => j.as_mut(),
+            RunObjective::Product(p) => p.as_mut(),
+        }
+    }
+}
+
 pub fn run(args: FlowArgs) -> Result<()> {
     let ckpt_path = args
         .checkpoint
@@ -491,9 +554,6 @@ pub fn run(args: FlowArgs) -> Result<()> {
             target.cloud.dim()
         );
     }
-    if args.settings.method == FlowMethod::ProductMmd {
-        return run_product_mmd(&args, &source, &target);
-    }
     let settings = args.run_settings_for(&source.cloud, &target.cloud)?;
     let save_checkpoint =
         |state: &FlowState| write_or_rescue(&ckpt_path, |p| checkpoint::save(p, state, &settings));
@@ -510,9 +570,6 @@ pub fn run(args: FlowArgs) -> Result<()> {
         every: args.checkpoint_every.unwrap_or(0),
         settings: &settings,
     };
-    // The joint-driven OTDD dynamics are kept by their type: their labels are read off
-    // after the run.
-    let mut joint: Option<JointOtdd> = args.settings.joint_otdd(&source.cloud, &target.cloud)?;
     let started = Instant::now();
     let first_step = state.step;
     // Created before the loop so that a missing GPU is an error of its own, not a
@@ -526,45 +583,26 @@ pub fn run(args: FlowArgs) -> Result<()> {
         )?),
         None => None,
     };
-    let outcome = match resident.as_mut() {
-        Some(flow) => {
-            let (save, every) = (snaps.every, ckpt.every);
-            let host_copy_at = |step: usize| {
-                step.is_multiple_of(save) || (every > 0 && step.is_multiple_of(every))
-            };
-            flow.run(
-                &mut state,
-                args.settings.steps,
-                &mut [&mut progress, &mut snaps, &mut ckpt],
-                &host_copy_at,
-            )
-            .map(|done| {
-                if done {
-                    Outcome::Finished
-                } else {
-                    Outcome::Stopped
-                }
-            })
+    let mut objective = match resident {
+        Some(_) => None,
+        None => Some(RunObjective::new(
+            &args.settings,
+            &source.cloud,
+            &target.cloud,
+        )?),
+    };
+    let observers: &mut [&mut dyn wowflow_core::Observer] =
+        &mut [&mut progress, &mut snaps, &mut ckpt];
+    let outcome = match (resident.as_mut(), objective.as_mut()) {
+        (Some(flow), _) => flow.run(&mut state, args.settings.steps, observers),
+        (None, Some(objective)) => Flow {
+            objective: objective.as_objective(),
+            optimizer: args.settings.optimizer()?,
+            config: args.settings.config(),
         }
-        None => {
-            let mut boxed;
-            let objective: &mut dyn Objective = match joint.as_mut() {
-                Some(j) => j,
-                None => {
-                    boxed = args
-                        .settings
-                        .objective(&source.cloud, target.cloud.clone())?;
-                    boxed.as_mut()
-                }
-            };
-            let mut flow = Flow {
-                objective,
-                optimizer: args.settings.optimizer()?,
-                config: args.settings.config(),
-            };
-            flow.run(&mut state, &mut [&mut progress, &mut snaps, &mut ckpt])
-                .map_err(anyhow::Error::from)
-        }
+        .run(&mut state, observers)
+        .map_err(anyhow::Error::from),
+        (None, None) => unreachable!("an objective is built whenever no device flow is"),
     };
     progress.finish();
     let outcome = match outcome {
@@ -590,18 +628,33 @@ pub fn run(args: FlowArgs) -> Result<()> {
         return Ok(());
     }
     snaps.record(&state);
-    let relabelled = match &joint {
-        Some(j) => Some(joint_labels(
+    let relabelled = match &objective {
+        Some(RunObjective::Joint(j)) => Some(joint_labels(
             j,
             &args.settings.otdd,
             &state.cloud,
             &target.cloud,
             args.settings.seed,
         )?),
-        None => None,
+        _ => None,
+    };
+    let labels: Option<Vec<i64>> = match &objective {
+        Some(RunObjective::Product(p)) => {
+            let ids = target.cloud.class_ids();
+            let classes = p.assign_labels(state.cloud.points())?;
+            Some(classes.iter().map(|&k| ids[k]).collect())
+        }
+        _ => relabelled.as_ref().map(|r| r.y.clone()),
     };
     write_or_rescue(&args.out, |out| {
-        write_outputs(out, &state, &source.order, &snaps, relabelled.as_ref())
+        write_outputs(
+            out,
+            &state,
+            &source.order,
+            &snaps,
+            labels.as_deref(),
+            relabelled.as_ref(),
+        )
     })?;
     if let Some(r) = relabelled.as_ref().filter(|r| r.cluster.is_some()) {
         eprintln!(
@@ -631,67 +684,6 @@ pub fn run(args: FlowArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--method product-mmd`: the product-space MMD flow of Hua et al. (2023) on
-/// (x, m, Σ) particles (labels embedded by a 2-D PCA, median bandwidths, `--lr` τ for x and
-/// m, `--lr-sigma` for Σ). Writes `x` (input row order), `y` (each particle's label: the
-/// target class its Gaussian is matched with by OT) and the loss CSV. It has no checkpoints.
-fn run_product_mmd(
-    args: &FlowArgs,
-    source: &wowflow_data::LoadedCloud,
-    target: &wowflow_data::LoadedCloud,
-) -> Result<()> {
-    if args.resume.is_some() || args.checkpoint_every.is_some() || args.save_every.is_some() {
-        bail!(
-            "--method product-mmd keeps no checkpoints or snapshots: drop --resume, \
-             --checkpoint-every and --save-every"
-        );
-    }
-    let s = &args.settings;
-    let config = ProductMmdConfig {
-        tau: s.lr,
-        tau_m: None,
-        tau_sigma: Some(s.lr_sigma),
-        momentum: s.momentum.unwrap_or(0.0),
-        steps: s.steps,
-        ..ProductMmdConfig::default()
-    };
-    let (flow, mut state) = ProductMmdFlow::new(&source.cloud, &target.cloud, config)?;
-    let interrupted = interrupt_flag();
-    let progress = Progress::new(s.steps, 0, interrupted.clone());
-    let started = Instant::now();
-    let losses = flow.run(&mut state, &mut |step, loss| {
-        progress.show(step + 1, loss);
-        !interrupted.load(std::sync::atomic::Ordering::Relaxed)
-    })?;
-    progress.finish();
-    if let Some((lo, hi)) = s.clip {
-        state.particles.clip(lo, hi);
-    }
-    let labels = flow.assign_labels(&state)?;
-    let ids = target.cloud.class_ids();
-    let (n, d) = (source.cloud.n_points(), source.cloud.dim());
-    let mut y = vec![0i64; n];
-    for (&i, &l) in source.order.iter().zip(&labels) {
-        y[i] = ids.get(l).copied().unwrap_or(l as i64);
-    }
-    let x = rows_to_input_order(&state.particles.x, d, &source.order);
-    let loss = NpyArray::f64(vec![losses.len()], losses.clone());
-    let (x, y) = (NpyArray::f32(vec![n, d], x), NpyArray::i64(vec![n], y));
-    write_or_rescue(&args.out, |out| {
-        write_npz(out, &[("x", &x), ("y", &y), ("loss", &loss)])?;
-        write_loss_csv(&sibling(out, "_loss.csv"), &losses)
-    })?;
-    eprintln!(
-        "flowed {n} (x, m, Σ) particles (d = {d}) for {} steps in {:.1} s; F: {:.4e} → {:.4e}; wrote {}",
-        state.step,
-        started.elapsed().as_secs_f64(),
-        losses.first().copied().unwrap_or(f64::NAN),
-        losses.last().copied().unwrap_or(f64::NAN),
-        args.out.display()
-    );
-    Ok(())
-}
-
 impl FlowArgs {
     fn run_settings_for(
         &self,
@@ -716,13 +708,15 @@ pub fn write_loss_csv(path: &Path, losses: &[f64]) -> Result<()> {
 }
 
 /// Writes the result `.npz` (input row order) and the loss CSV.
-/// `joint`: the labels and label Gaussians a joint-driven OTDD run ends with (`y` then holds
-/// its labels, and `cluster`, `label_means`, `label_covs` are added).
+/// `labels`: each particle's label when the run assigned new ones (cloud row order), else
+/// the classes' ids; `joint`: the label Gaussians a joint-driven OTDD run ends with
+/// (`cluster`, `label_means`, `label_covs` are added).
 pub fn write_outputs(
     out: &Path,
     state: &FlowState,
     order: &[usize],
     snaps: &SnapshotRecorder,
+    labels: Option<&[i64]>,
     joint: Option<&crate::otdd_args::JointLabels>,
 ) -> Result<()> {
     let cloud = &state.cloud;
@@ -734,7 +728,7 @@ pub fn write_outputs(
         }
         out
     };
-    let labels = in_input_order(&joint.map_or_else(|| cloud.row_labels(), |j| j.y.clone()));
+    let labels = in_input_order(&labels.map_or_else(|| cloud.row_labels(), <[i64]>::to_vec));
     let mut snapshot_data = Vec::with_capacity(snaps.snapshots.len() * n * d);
     for (_, pts) in &snaps.snapshots {
         snapshot_data.extend(rows_to_input_order(pts, d, order));

@@ -26,12 +26,6 @@ impl Progress {
         Self { bar, interrupted }
     }
 
-    /// Shows `done` steps and the current loss (for flows that are not a core `Flow`).
-    pub fn show(&self, done: usize, loss: f64) {
-        self.bar.set_position(done as u64);
-        self.bar.set_message(format!("{loss:.4e}"));
-    }
-
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
@@ -46,6 +40,10 @@ impl Observer for Progress {
         } else {
             Control::Continue
         })
+    }
+
+    fn needs_state(&self, _steps_done: usize, _total: usize) -> bool {
+        false
     }
 }
 

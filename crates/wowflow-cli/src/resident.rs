@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use wowflow_core::bench::{BenchConfig, BenchResult};
-use wowflow_core::{FlowState, LabeledCloud, Observer, SwMmdFlowSettings};
+use wowflow_core::{FlowState, LabeledCloud, Observer, Outcome, SwMmdFlowSettings};
 
 /// Per-stage milliseconds of one step (median over a few profiled steps).
 pub type Profile = Vec<(&'static str, f64)>;
@@ -42,23 +42,53 @@ impl DeviceArgs {
     }
 }
 
-/// Runs `steps` steps of the resident flow from `start` with a progress bar (the GPU
-/// counterpart of `experiment_cmd::run_flow`); the final state, or an error naming the step
-/// when interrupted.
-pub fn run_to_end(
+/// Continues `state` up to `steps` steps of an SW-MMD flow on the device `gpu` names: the
+/// one place that chooses between the device-resident flow (particles, target and optimiser
+/// state on the GPU) and the same flow on the host ([`SwMmdFlowSettings::host_objective`]
+/// in a core `Flow`). Both go through the one flow loop, `wowflow_core::drive`.
+pub fn run_sw_mmd(
+    settings: &SwMmdFlowSettings,
+    gpu: DeviceArgs,
+    state: &mut FlowState,
+    target: &LabeledCloud,
+    steps: usize,
+    observers: &mut [&mut dyn Observer],
+) -> Result<Outcome> {
+    if gpu.is_cuda() {
+        let mut flow = Resident::start(state, target, settings, gpu.tf32)?;
+        return flow.run(state, steps, observers);
+    }
+    let mut objective = settings.host_objective(target.clone())?;
+    Ok(wowflow_core::Flow {
+        objective: &mut objective,
+        optimizer: settings.optimizer.clone(),
+        config: settings.flow_config(steps),
+    }
+    .run(state, observers)?)
+}
+
+/// Runs `steps` steps of an SW-MMD flow from `start` with a progress bar
+/// ([`run_sw_mmd`]); the final state, or an error naming the step when interrupted.
+pub fn flow_to_end(
     start: LabeledCloud,
     target: &LabeledCloud,
     settings: &SwMmdFlowSettings,
-    tf32: bool,
+    gpu: DeviceArgs,
     steps: usize,
 ) -> Result<FlowState> {
     use crate::progress::{interrupt_flag, Progress};
     let mut state = FlowState::new(start);
-    let mut flow = Resident::start(&state, target, settings, tf32)?;
     let mut progress = Progress::new(steps, 0, interrupt_flag());
-    let done = flow.run(&mut state, steps, &mut [&mut progress], &|_| false);
+    let outcome = run_sw_mmd(
+        settings,
+        gpu,
+        &mut state,
+        target,
+        steps,
+        &mut [&mut progress],
+    );
     progress.finish();
-    if !done? {
+    if outcome? == Outcome::Stopped {
         anyhow::bail!("interrupted at flow step {} of {steps}", state.step);
     }
     Ok(state)
@@ -102,9 +132,8 @@ mod imp {
         state: &mut FlowState,
         steps: usize,
         observers: &mut [&mut dyn Observer],
-        host_copy_at: &dyn Fn(usize) -> bool,
-    ) -> Result<bool> {
-        Ok(flow.run(state, steps, observers, host_copy_at)?)
+    ) -> Result<Outcome> {
+        Ok(wowflow_core::drive(flow, state, steps, observers)?)
     }
 
     pub fn bench(config: &BenchConfig, reps: usize, tf32: bool) -> Result<(BenchResult, Profile)> {
@@ -180,8 +209,7 @@ mod imp {
         _state: &mut FlowState,
         _steps: usize,
         _observers: &mut [&mut dyn Observer],
-        _host_copy_at: &dyn Fn(usize) -> bool,
-    ) -> Result<bool> {
+    ) -> Result<Outcome> {
         match *flow {}
     }
 
@@ -209,17 +237,17 @@ impl Resident {
         imp::start(state, target, settings, tf32).map(Resident)
     }
 
-    /// Continues `state` up to `steps` steps; `Ok(false)` when an observer stopped the run.
-    /// The host copy of the particles is refreshed where `host_copy_at(step)`, at a stop
-    /// and at the end; on divergence it holds the last good step.
+    /// Continues `state` up to `steps` steps through the one flow loop
+    /// ([`wowflow_core::drive`]). The host copy of the particles is refreshed when an
+    /// observer reads it, at a stop and at the end; on divergence it holds the last good
+    /// step.
     pub fn run(
         &mut self,
         state: &mut FlowState,
         steps: usize,
         observers: &mut [&mut dyn Observer],
-        host_copy_at: &dyn Fn(usize) -> bool,
-    ) -> Result<bool> {
-        imp::run(&mut self.0, state, steps, observers, host_copy_at)
+    ) -> Result<Outcome> {
+        imp::run(&mut self.0, state, steps, observers)
     }
 }
 

@@ -3,10 +3,15 @@
 //! Every variant names *what* was wrong (the field or argument) and *what was expected*, so
 //! a CLI can pass the message straight to a person without adding context it does not have.
 
+use std::sync::Arc;
 use thiserror::Error;
 
+/// An error from outside the mathematics (a GPU backend, a file an observer writes), kept
+/// whole as the [`std::error::Error::source`] of a [`CoreError`].
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync>;
+
 /// Errors raised by `wowflow-core`.
-#[derive(Debug, Error, Clone, PartialEq)]
+#[derive(Debug, Error, Clone)]
 pub enum CoreError {
     /// An array does not have the length its declared shape implies.
     #[error("{what}: expected {expected}, got {got}")]
@@ -57,6 +62,47 @@ pub enum CoreError {
     /// A checkpoint does not match the run it is asked to resume.
     #[error("cannot resume: {0}")]
     Resume(String),
+    /// A compute backend failed (e.g. the CUDA engine: a library that cannot be loaded, a
+    /// kernel launch); its own error is the source.
+    #[error("{backend}: {source}")]
+    Backend {
+        /// Which backend, e.g. `CUDA engine`.
+        backend: &'static str,
+        /// The backend's error.
+        #[source]
+        source: ErrorSource,
+    },
+    /// An observer of a flow failed (e.g. writing a checkpoint); its error is the source.
+    #[error("{what}: {source}")]
+    Observer {
+        /// What the observer was doing, e.g. `writing checkpoint run.ckpt.npz`.
+        what: String,
+        /// The observer's error.
+        #[source]
+        source: ErrorSource,
+    },
+}
+
+impl CoreError {
+    /// An [`CoreError::Observer`] error from any error type.
+    pub fn observer(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        CoreError::Observer {
+            what: what.into(),
+            source: Arc::from(source.into()),
+        }
+    }
+}
+
+/// Errors compare by variant and message: the sources of [`CoreError::Backend`] and
+/// [`CoreError::Observer`] are compared through their messages.
+impl PartialEq for CoreError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+    }
 }
 
 /// Convenience alias used across the crate.

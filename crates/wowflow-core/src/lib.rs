@@ -18,7 +18,7 @@
 //! let mut objective = SwMmd::new(target, Kernel::RIESZ, 100)?;
 //! let optimizer = Optimizer::new(Method::Momentum { m: 0.9 }, 0.1)?;
 //! let mut state = FlowState::new(toy::gaussian_noise(3, 40, 2, 1.0, 1)?);
-//! Flow { objective: &mut objective, optimizer, config: FlowConfig { steps: 50, seed: 0, clip: None } }
+//! Flow { objective: &mut objective, optimizer, config: FlowConfig { steps: 50, seed: 0, clip: None, temperature: None } }
 //!     .run(&mut state, &mut [])?;
 //! assert!(state.losses[49] < state.losses[0]);
 //! # Ok(())
@@ -46,8 +46,8 @@ pub use directions::{DirectionSampler, Directions};
 pub use engine::{CpuEngine, Engine, SwMmdOutput};
 pub use error::{CoreError, Result};
 pub use flow::{
-    Control, Flow, FlowConfig, FlowState, Observer, Outcome, SnapshotRecorder, StepInfo,
-    SwMmdFlowSettings,
+    drive, Control, Flow, FlowConfig, FlowState, Observer, Outcome, SnapshotRecorder, StepInfo,
+    StepOutput, Stepper, SwMmdFlowSettings,
 };
 pub use kernel::Kernel;
 pub use objective::{Objective, SwMmd};

@@ -16,6 +16,7 @@ fn rings_flow(steps: usize) -> (SwMmd, Optimizer, FlowConfig, FlowState) {
         steps,
         seed: 42,
         clip: None,
+        temperature: None,
     };
     (objective, optimizer, config, FlowState::new(source))
 }
@@ -202,4 +203,113 @@ fn clip_keeps_particles_in_the_box() {
         .points()
         .iter()
         .all(|&v| (-0.25..=0.25).contains(&v)));
+}
+
+/// `F = 0`: the flow of pure noise, to see the integrator's Langevin term alone.
+struct Zero;
+
+impl wowflow_core::Objective for Zero {
+    fn name(&self) -> String {
+        "zero".into()
+    }
+    fn value_and_wow_grad(
+        &mut self,
+        _cloud: &wowflow_core::LabeledCloud,
+        _rng: &mut dyn rand::RngCore,
+        grad: &mut [f32],
+    ) -> wowflow_core::Result<f64> {
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        Ok(0.0)
+    }
+}
+
+#[test]
+fn langevin_noise_has_the_euler_maruyama_variance_and_its_own_stream() {
+    let start = wowflow_core::toy::gaussian_noise(1, 4000, 2, 1.0, 0).unwrap();
+    let (tau, temperature) = (0.1, 0.5);
+    let run = |temperature: Option<f64>, steps: usize| {
+        let mut state = FlowState::new(start.clone());
+        Flow {
+            objective: &mut Zero,
+            optimizer: Optimizer::new(Method::Gd, tau).unwrap(),
+            config: FlowConfig {
+                steps,
+                seed: 9,
+                clip: None,
+                temperature,
+            },
+        }
+        .run(&mut state, &mut [])
+        .map(|_| state)
+    };
+    // One step: x moves by √(2τT) ξ, so the displacement's variance is 2τT.
+    let moved = run(Some(temperature), 1).unwrap();
+    let var = moved
+        .cloud
+        .points()
+        .iter()
+        .zip(start.points())
+        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+        .sum::<f64>()
+        / start.points().len() as f64;
+    let want = 2.0 * tau * temperature;
+    assert!((var - want).abs() < 0.05 * want, "{var} vs {want}");
+    // Same seed, same noise; no temperature (or T = 0), no movement at all.
+    assert_eq!(
+        run(Some(temperature), 3).unwrap(),
+        run(Some(temperature), 3).unwrap()
+    );
+    assert_eq!(run(None, 3).unwrap().cloud, start);
+    assert_eq!(run(Some(0.0), 3).unwrap().cloud, start);
+    // A temperature that is not a number ≥ 0 is refused by name before any step.
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        let e = run(Some(bad), 1).unwrap_err().to_string();
+        assert!(e.contains("temperature"), "{e}");
+    }
+}
+
+/// Records the first number it draws at each step (and has zero gradient).
+struct Draws(Vec<u64>);
+
+impl wowflow_core::Objective for Draws {
+    fn name(&self) -> String {
+        "draws".into()
+    }
+    fn value_and_wow_grad(
+        &mut self,
+        _cloud: &wowflow_core::LabeledCloud,
+        rng: &mut dyn rand::RngCore,
+        grad: &mut [f32],
+    ) -> wowflow_core::Result<f64> {
+        self.0.push(rng.next_u64());
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        Ok(0.0)
+    }
+}
+
+#[test]
+fn langevin_noise_leaves_the_objectives_randomness_unchanged() {
+    let start = wowflow_core::toy::gaussian_noise(2, 10, 3, 1.0, 0).unwrap();
+    let draws = |temperature| {
+        let mut objective = Draws(Vec::new());
+        let mut state = FlowState::new(start.clone());
+        Flow {
+            objective: &mut objective,
+            optimizer: Optimizer::new(Method::Gd, 0.1).unwrap(),
+            config: FlowConfig {
+                steps: 5,
+                seed: 3,
+                clip: None,
+                temperature,
+            },
+        }
+        .run(&mut state, &mut [])
+        .unwrap();
+        (objective.0, state.cloud)
+    };
+    let (quiet, still) = draws(None);
+    let (noisy, moved) = draws(Some(0.5));
+    assert_eq!(quiet, noisy);
+    assert_eq!(still, start);
+    assert_ne!(moved, start);
 }

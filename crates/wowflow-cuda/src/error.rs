@@ -57,15 +57,15 @@ impl From<cudarc::cublas::result::CublasError> for CudaError {
 }
 
 /// The [`wowflow_core::Engine`] trait reports [`wowflow_core::CoreError`]; a device failure
-/// becomes an `InvalidParameter` named `cuda` whose reason is this error's full message, so
-/// the CLI prints it unchanged.
+/// becomes [`CoreError::Backend`](wowflow_core::CoreError::Backend) with this error as its
+/// source (errors of the mathematics pass through unchanged).
 impl From<CudaError> for wowflow_core::CoreError {
     fn from(e: CudaError) -> Self {
         match e {
             CudaError::Core(core) => core,
-            other => wowflow_core::CoreError::InvalidParameter {
-                name: "cuda".into(),
-                reason: other.to_string(),
+            other => wowflow_core::CoreError::Backend {
+                backend: "CUDA engine",
+                source: std::sync::Arc::new(other),
             },
         }
     }

@@ -31,7 +31,7 @@ use crate::error::{CudaError, Result};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use rand::seq::index::sample;
 use std::time::Instant;
-use wowflow_core::flow::{step_rng, Control, Observer, StepInfo};
+use wowflow_core::flow::{step_rng, StepOutput, Stepper};
 use wowflow_core::{
     CoreError, Directions, FlowState, LabeledCloud, Method, OptimizerState, SwMmdFlowSettings,
 };
@@ -458,7 +458,7 @@ impl DeviceFlow {
     }
 
     /// Copies the particles and the optimiser state into `state` and sets its step count
-    /// (losses and gradient norms are the caller's: [`DeviceFlow::run`] keeps them).
+    /// (losses and gradient norms are the caller's: [`wowflow_core::drive`] keeps them).
     pub fn download(&self, state: &mut FlowState) -> Result<()> {
         let stream = &self.inner.stream;
         let len = self.source_shape.n_points() * self.d;
@@ -494,54 +494,23 @@ impl DeviceFlow {
         state.step = self.step;
         Ok(())
     }
+}
 
-    /// Continues `state` up to `steps` steps, calling `observers` after each step as the
-    /// core flow does. The host copy of the particles is refreshed only when
-    /// `host_copy_at(step count)` says so, when an observer stops the run and at the end, so
-    /// observers that read `state.cloud` (snapshots, checkpoints) must be matched by
-    /// `host_copy_at`; the step count, losses and gradient norms are always current.
-    ///
-    /// On divergence the state is downloaded (the last good step) before the error returns.
-    pub fn run(
-        &mut self,
-        state: &mut FlowState,
-        steps: usize,
-        observers: &mut [&mut dyn Observer],
-        host_copy_at: &dyn Fn(usize) -> bool,
-    ) -> Result<bool> {
-        while self.step < steps {
-            let started = Instant::now();
-            let step = self.step;
-            let out = match self.step() {
-                Ok(o) => o,
-                Err(e) => {
-                    self.download(state)?;
-                    return Err(e);
-                }
-            };
-            state.losses.push(out.loss);
-            state.grad_norms.push(out.grad_norm);
-            state.step = self.step;
-            if host_copy_at(self.step) || self.step == steps {
-                self.download(state)?;
-            }
-            let info = StepInfo {
-                step,
-                total: steps,
-                loss: out.loss,
-                grad_norm: out.grad_norm,
-                seconds: started.elapsed().as_secs_f64(),
-            };
-            let mut stop = false;
-            for obs in observers.iter_mut() {
-                stop |= obs.on_step(&info, state)? == Control::Stop;
-            }
-            if stop {
-                self.download(state)?;
-                return Ok(false);
-            }
-        }
-        Ok(true)
+/// The device flow in the one flow loop, [`wowflow_core::drive`]: the particles stay on the
+/// GPU and are copied to the host only when an observer reads them
+/// ([`Observer::needs_state`](wowflow_core::Observer::needs_state)), when the run stops, at
+/// the end, and on divergence (the last good step).
+impl Stepper for DeviceFlow {
+    fn step(&mut self, _state: &mut FlowState) -> wowflow_core::Result<StepOutput> {
+        let out = DeviceFlow::step(self)?;
+        Ok(StepOutput {
+            loss: out.loss,
+            grad_norm: out.grad_norm,
+        })
+    }
+
+    fn sync(&mut self, state: &mut FlowState) -> wowflow_core::Result<()> {
+        Ok(self.download(state)?)
     }
 }
 

@@ -32,6 +32,19 @@ fn missing_driver_is_a_named_error() {
     // The message survives the conversion to the core error the Engine trait reports.
     let core: wowflow_core::CoreError = err.into();
     assert!(core.to_string().contains("libcuda.so"), "{core}");
+    // As a backend failure with the CUDA error kept whole as its source.
+    assert!(
+        matches!(
+            core,
+            wowflow_core::CoreError::Backend {
+                backend: "CUDA engine",
+                ..
+            }
+        ),
+        "{core:?}"
+    );
+    let source = std::error::Error::source(&core).expect("the CUDA error as the source");
+    assert!(source.downcast_ref::<CudaError>().is_some(), "{source:?}");
 }
 
 #[test]

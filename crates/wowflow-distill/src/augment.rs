@@ -1147,6 +1147,7 @@ mod tests {
                 steps,
                 seed: 3,
                 clip: None,
+                temperature: None,
             },
         }
         .run(&mut state, &mut [])

@@ -197,6 +197,7 @@ fn a_short_flow_raises_the_frozen_classifier_accuracy() {
             steps: 600,
             seed: 0,
             clip: None,
+            temperature: None,
         },
     }
     .run(&mut state, &mut [])

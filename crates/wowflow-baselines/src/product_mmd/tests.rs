@@ -279,6 +279,52 @@ fn toy_pair() -> (LabeledCloud, LabeledCloud) {
     (source, target)
 }
 
+/// Stops the flow after `after` steps.
+struct StopAfter(usize);
+
+impl wowflow_core::Observer for StopAfter {
+    fn on_step(
+        &mut self,
+        _info: &wowflow_core::StepInfo,
+        state: &wowflow_core::FlowState,
+    ) -> Result<wowflow_core::Control> {
+        Ok(if state.step >= self.0 {
+            wowflow_core::Control::Stop
+        } else {
+            wowflow_core::Control::Continue
+        })
+    }
+}
+
+/// The product-space MMD flow through the one flow loop, stopped after `stop_after` steps.
+fn flow_run(
+    source: &LabeledCloud,
+    target: &LabeledCloud,
+    config: ProductMmdConfig,
+    start: Option<(wowflow_core::FlowState, ProductMmdObjective)>,
+    stop_after: usize,
+) -> Result<(wowflow_core::FlowState, ProductMmdObjective)> {
+    let (mut state, mut objective) = match start {
+        Some(s) => s,
+        None => (
+            wowflow_core::FlowState::new(source.clone()),
+            ProductMmdObjective::new(source, target, config)?,
+        ),
+    };
+    wowflow_core::Flow {
+        optimizer: config.optimizer()?,
+        objective: &mut objective,
+        config: wowflow_core::FlowConfig {
+            steps: config.steps,
+            seed: 0,
+            clip: None,
+            temperature: None,
+        },
+    }
+    .run(&mut state, &mut [&mut StopAfter(stop_after)])?;
+    Ok((state, objective))
+}
+
 #[test]
 fn flow_decreases_the_objective_and_recovers_labels() {
     let (source, target) = toy_pair();
@@ -290,60 +336,84 @@ fn flow_decreases_the_objective_and_recovers_labels() {
         steps: 150,
         ..ProductMmdConfig::default()
     };
-    let (flow, mut state) = ProductMmdFlow::new(&source, &target, config).unwrap();
-    let before = flow.assign_labels(&state).unwrap();
-    let mut seen = 0;
-    let losses = flow
-        .run(&mut state, &mut |step, _| {
-            seen = step + 1;
-            true
-        })
-        .unwrap();
-    assert_eq!((losses.len(), seen, state.step), (150, 150, 150));
+    let fresh = ProductMmdObjective::new(&source, &target, config).unwrap();
+    let before = fresh.assign_labels(source.points()).unwrap();
+    let (state, objective) = flow_run(&source, &target, config, None, usize::MAX).unwrap();
+    let losses = &state.losses;
+    assert_eq!((losses.len(), state.step), (150, 150));
     let last = losses[losses.len() - 1];
     assert!(last < 1e-3 * losses[0], "F: {} → {last}", losses[0]);
     // Source class 0 sits on target class 1 and vice versa: the labels are swapped.
     let want: Vec<usize> = (0..30).map(|i| 1 - i / 15).collect();
-    assert_eq!(flow.assign_labels(&state).unwrap(), want);
+    assert_eq!(objective.assign_labels(state.cloud.points()).unwrap(), want);
     assert_eq!(before, want);
-    // With τ = 1 on Σ too, the first Σ step passes the geodesic's cut locus: refused.
+    // With τ = 1 on Σ too, the first Σ step passes the geodesic's cut locus: refused, and
+    // the flow keeps the state of step 0.
     let single_tau = ProductMmdConfig {
         tau_sigma: None,
         ..config
     };
-    let (flow_1, mut state_1) = ProductMmdFlow::new(&source, &target, single_tau).unwrap();
-    let err = flow_1.run(&mut state_1, &mut |_, _| true).unwrap_err();
+    let err = flow_run(&source, &target, single_tau, None, usize::MAX).unwrap_err();
     assert!(matches!(err, CoreError::Diverged { step: 0, .. }), "{err}");
-    assert_eq!(state_1.step, 0);
     // The covariances stayed SPD along the way.
-    for i in 0..state.particles.len() {
-        let eig = SymmetricEigen::new(state.particles.covariance(i), 2).unwrap();
+    let particles = objective.particles();
+    for i in 0..particles.len() {
+        let eig = SymmetricEigen::new(particles.covariance(i), 2).unwrap();
         assert!(eig.values[0] > 0.0);
     }
 }
 
+/// The one flow loop takes exactly the steps of the method's own update
+/// ([`ProductMmdFlow::step`]: heavy ball on all three parts), bit for bit.
 #[test]
-fn early_stop_and_determinism() {
+fn the_flow_loop_reproduces_the_methods_own_step_bit_for_bit() {
+    let (source, target) = toy_pair();
+    for momentum in [0.0, 0.9] {
+        let config = ProductMmdConfig {
+            steps: 12,
+            tau_sigma: Some(0.1),
+            momentum,
+            ..ProductMmdConfig::default()
+        };
+        let (flow, mut own) = ProductMmdFlow::new(&source, &target, config).unwrap();
+        let mut own_losses = Vec::new();
+        for _ in 0..config.steps {
+            own_losses.push(flow.step(&mut own).unwrap());
+        }
+        let (state, objective) = flow_run(&source, &target, config, None, usize::MAX).unwrap();
+        assert_eq!(state.losses, own_losses, "momentum {momentum}");
+        assert_eq!(state.cloud.points(), &own.particles.x[..]);
+        assert_eq!(objective.particles().m, own.particles.m);
+        assert_eq!(objective.particles().sigma, own.particles.sigma);
+    }
+}
+
+#[test]
+fn early_stop_resume_and_determinism() {
     let (source, target) = toy_pair();
     let config = ProductMmdConfig {
         steps: 20,
         tau_sigma: Some(0.1),
         ..ProductMmdConfig::default()
     };
-    let run = |stop_after: usize| {
-        let (flow, mut state) = ProductMmdFlow::new(&source, &target, config).unwrap();
-        let losses = flow
-            .run(&mut state, &mut |step, _| step + 1 < stop_after)
-            .unwrap();
-        (losses, state)
-    };
-    let (l1, s1) = run(usize::MAX);
-    let (l2, s2) = run(usize::MAX);
-    assert_eq!(l1, l2);
+    let (s1, o1) = flow_run(&source, &target, config, None, usize::MAX).unwrap();
+    let (s2, _) = flow_run(&source, &target, config, None, usize::MAX).unwrap();
     assert_eq!(s1, s2);
-    let (l3, s3) = run(5);
-    assert_eq!((l3.len(), s3.step), (5, 5));
-    assert_eq!(l3[..], l1[..5]);
+    let (s3, o3) = flow_run(&source, &target, config, None, 5).unwrap();
+    assert_eq!((s3.losses.len(), s3.step), (5, 5));
+    assert_eq!(s3.losses[..], s1.losses[..5]);
+    // Resumed from the stopped state in a fresh objective (as from a checkpoint: the label
+    // Gaussians come back through `objective_state`): the same run, bit for bit.
+    assert!(s3.objective_state.is_some());
+    drop(o3);
+    let fresh = ProductMmdObjective::new(&source, &target, config).unwrap();
+    let (resumed, o4) = flow_run(&source, &target, config, Some((s3, fresh)), usize::MAX).unwrap();
+    assert_eq!(resumed, s1);
+    assert_eq!(o4.particles(), o1.particles());
+    // A saved state of the wrong length is refused by name.
+    let mut o5 = ProductMmdObjective::new(&source, &target, config).unwrap();
+    let e = o5.restore_state(&[1.0, 2.0]).unwrap_err().to_string();
+    assert!(e.contains("product-mmd objective state"), "{e}");
 }
 
 #[test]
@@ -524,6 +594,6 @@ fn step_time_at_n2000_m1000_d784() {
             rayon::current_num_threads()
         );
     }
-    let losses = flow.run(&mut state, &mut |_, _| true).unwrap();
+    let losses: Vec<f64> = (0..2).map(|_| flow.step(&mut state).unwrap()).collect();
     eprintln!("next losses {losses:?}");
 }

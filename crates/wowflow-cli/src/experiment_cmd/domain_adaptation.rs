@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_core::{
-    Control, Flow, FlowConfig, FlowState, Kernel, LabeledCloud, Method, Observer, Optimizer,
-    Outcome, StepInfo, SwMmd, SwMmdFlowSettings,
+    Control, FlowState, Kernel, LabeledCloud, Method, Observer, Optimizer, Outcome, StepInfo,
+    SwMmdFlowSettings,
 };
 use wowflow_data::{load_split, DataDirs, Split, Transform};
 use wowflow_nn::{
@@ -161,14 +161,17 @@ impl Monitor<'_> {
 impl Observer for Monitor<'_> {
     fn on_step(&mut self, info: &StepInfo, state: &FlowState) -> wowflow_core::Result<Control> {
         self.flow_seconds += info.seconds;
-        let every = self.settings.flow.checkpoint_every.max(1);
-        if state.step.is_multiple_of(every) || info.step + 1 == info.total {
+        if self.needs_state(state.step, info.total) {
             if let Err(e) = self.checkpoint(state) {
                 self.error = Some(e);
                 return Ok(Control::Stop);
             }
         }
         Ok(Control::Continue)
+    }
+
+    fn needs_state(&self, steps_done: usize, total: usize) -> bool {
+        steps_done.is_multiple_of(self.settings.flow.checkpoint_every.max(1)) || steps_done == total
     }
 }
 
@@ -395,45 +398,22 @@ pub fn run(args: DaArgs) -> Result<()> {
     );
     let interrupted = interrupt_flag();
     let mut progress = Progress::new(settings.flow.steps, 0, interrupted);
-    let outcome = if args.gpu.is_cuda() {
-        let flow_settings = SwMmdFlowSettings {
-            kernel: Kernel::RIESZ,
-            projections: settings.flow.projections,
-            target_batch: None,
-            optimizer,
-            seed: settings.flow.seed,
-            clip: None,
-        };
-        let mut flow =
-            crate::resident::Resident::start(&state, &target, &flow_settings, args.gpu.tf32)?;
-        let every = settings.flow.checkpoint_every.max(1);
-        flow.run(
-            &mut state,
-            settings.flow.steps,
-            &mut [&mut progress, &mut monitor],
-            &|step| step.is_multiple_of(every),
-        )
-        .map(|done| {
-            if done {
-                Outcome::Finished
-            } else {
-                Outcome::Stopped
-            }
-        })
-    } else {
-        let mut objective = SwMmd::new(target.clone(), Kernel::RIESZ, settings.flow.projections)?;
-        Flow {
-            objective: &mut objective,
-            optimizer,
-            config: FlowConfig {
-                steps: settings.flow.steps,
-                seed: settings.flow.seed,
-                clip: None,
-            },
-        }
-        .run(&mut state, &mut [&mut progress, &mut monitor])
-        .map_err(anyhow::Error::from)
+    let flow_settings = SwMmdFlowSettings {
+        kernel: Kernel::RIESZ,
+        projections: settings.flow.projections,
+        target_batch: None,
+        optimizer,
+        seed: settings.flow.seed,
+        clip: None,
     };
+    let outcome = crate::resident::run_sw_mmd(
+        &flow_settings,
+        args.gpu,
+        &mut state,
+        &target,
+        settings.flow.steps,
+        &mut [&mut progress, &mut monitor],
+    );
     progress.finish();
     if let Some(e) = monitor.error.take() {
         return Err(e.context(format!("checkpoint at step {}", state.step)));

@@ -79,17 +79,17 @@ impl Grids<'_> {
 
 impl Observer for Grids<'_> {
     fn on_step(&mut self, info: &StepInfo, state: &FlowState) -> wowflow_core::Result<Control> {
-        if state
-            .step
-            .is_multiple_of(self.settings.checkpoint_every.max(1))
-            || info.step + 1 == info.total
-        {
+        if self.needs_state(state.step, info.total) {
             if let Err(e) = self.write(state) {
                 self.error = Some(e);
                 return Ok(Control::Stop);
             }
         }
         Ok(Control::Continue)
+    }
+
+    fn needs_state(&self, steps_done: usize, total: usize) -> bool {
+        steps_done.is_multiple_of(self.settings.checkpoint_every.max(1)) || steps_done == total
     }
 }
 
@@ -166,6 +166,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             steps: s.steps,
             seed: s.seed,
             clip: None,
+            temperature: None,
         },
     }
     .run(&mut state, &mut [&mut progress, &mut grids]);

@@ -261,6 +261,7 @@ pub fn run_flow(
             steps,
             seed,
             clip: None,
+            temperature: None,
         },
     }
     .run(&mut state, &mut [&mut progress]);

@@ -10,19 +10,17 @@ use super::{
 };
 use super::{run_flow, CommonArgs};
 use crate::otdd_args::{joint_labels, ClusteringName, DynamicsName, OtddArgs};
-use crate::progress::{interrupt_flag, Progress};
 use crate::resident::DeviceArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 use wowflow_baselines::{
     Bandwidth, BandwidthSpec, EmbeddingConfig, JointOtdd, LabelDynamics, OtddFlow,
-    ProductMmdConfig, ProductMmdFlow,
+    ProductMmdConfig, ProductMmdObjective,
 };
-use wowflow_core::{FlowState, Kernel, LabeledCloud, Method, Optimizer, SwMmd, SwMmdFlowSettings};
+use wowflow_core::{FlowState, Kernel, LabeledCloud, Method, Optimizer, SwMmdFlowSettings};
 use wowflow_data::{draw_disjoint, pool_and_eval, to_cloud, DataDirs, Transform};
 use wowflow_nn::Images;
 use wowflow_ot::{LabelCost, OtddConfig};
@@ -399,25 +397,8 @@ fn augment(
                 clip: None,
             };
             let steps = settings.sw_mmd_steps(k);
-            let state = if gpu.is_cuda() {
-                crate::resident::run_to_end(
-                    data.source.clone(),
-                    &data.target,
-                    &flow,
-                    gpu.tf32,
-                    steps,
-                )?
-            } else {
-                let mut objective = SwMmd::new(data.target.clone(), flow.kernel, flow.projections)?
-                    .with_target_batch(flow.target_batch)?;
-                run_flow(
-                    &mut objective,
-                    flow.optimizer,
-                    data.source.clone(),
-                    steps,
-                    seed,
-                )?
-            };
+            let state =
+                crate::resident::flow_to_end(data.source.clone(), &data.target, &flow, gpu, steps)?;
             label_classes(state, data, settings)?
         }
         TransferMethod::Otdd => {
@@ -447,22 +428,19 @@ fn augment(
         }
         TransferMethod::ProductMmd => {
             let config = settings.product_mmd_config();
-            let steps = config.steps;
-            let (flow, mut state) = ProductMmdFlow::new(&data.source, &data.target, config)?;
-            let interrupted = interrupt_flag();
-            let bar = Progress::new(steps, 0, interrupted.clone());
-            let losses = flow.run(&mut state, &mut |step, loss| {
-                bar.show(step + 1, loss);
-                !interrupted.load(Ordering::Relaxed)
-            })?;
-            bar.finish();
-            if state.step < steps {
-                bail!("interrupted at flow step {} of {steps}", state.step);
-            }
+            let mut objective = ProductMmdObjective::new(&data.source, &data.target, config)?;
+            let start = data.source.clone();
+            let state = run_flow(
+                &mut objective,
+                config.optimizer()?,
+                start,
+                config.steps,
+                seed,
+            )?;
             // One label per particle (its Gaussian's nearest target class by OT).
-            let row_labels = flow.assign_labels(&state)?;
-            let points = state.particles.x;
-            (points, row_labels, Vec::new(), steps, losses)
+            let row_labels = objective.assign_labels(state.cloud.points())?;
+            let points = state.cloud.points().to_vec();
+            (points, row_labels, Vec::new(), state.step, state.losses)
         }
     };
     for v in &mut points {

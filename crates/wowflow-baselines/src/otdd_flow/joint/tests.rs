@@ -171,6 +171,7 @@ fn flow(objective: &mut dyn Objective, state: &mut FlowState, steps: usize, lr: 
             steps,
             seed: 0,
             clip: None,
+            temperature: None,
         },
     }
     .run(state, &mut [])
