@@ -259,15 +259,17 @@ impl FlowSettings {
         })
     }
 
-    /// The settings of the device-resident flow, when this run can use it: SW-MMD on
-    /// `--device cuda` with Gaussian directions (fixed or orthogonal directions go through
+    /// The settings of a plain SW-MMD flow (Gaussian directions, the default engine), which
+    /// [`SwMmdRunner`](crate::resident::SwMmdRunner) runs on the device `--device` names
+    /// (GPU-resident on `cuda`); `None` for other methods and for fixed or orthogonal
+    /// directions or `--threads`, which run as host objectives (on `--device cuda` through
     /// the CUDA engine, with both clouds crossing PCIe each step).
-    pub fn resident_settings(&self) -> Result<Option<SwMmdFlowSettings>> {
-        let resident = self.device == crate::bench_cmd::Device::Cuda
-            && self.method == FlowMethod::SwMmd
+    pub fn plain_sw_mmd(&self) -> Result<Option<SwMmdFlowSettings>> {
+        let plain = self.method == FlowMethod::SwMmd
             && self.directions.is_none()
-            && self.sampler == SamplerName::Gaussian;
-        if !resident {
+            && self.sampler == SamplerName::Gaussian
+            && self.threads.is_none();
+        if !plain {
             return Ok(None);
         }
         Ok(Some(SwMmdFlowSettings {
@@ -574,16 +576,20 @@ pub fn run(args: FlowArgs) -> Result<()> {
     let first_step = state.step;
     // Created before the loop so that a missing GPU is an error of its own, not a
     // "diverged, checkpoint saved" one.
-    let mut resident = match args.settings.resident_settings()? {
-        Some(s) => Some(crate::resident::Resident::start(
+    let gpu = crate::resident::DeviceArgs {
+        device: args.settings.device,
+        tf32: false,
+    };
+    let mut sw_mmd = match args.settings.plain_sw_mmd()? {
+        Some(s) => Some(crate::resident::SwMmdRunner::start(
+            &s,
+            gpu,
             &state,
             &target.cloud,
-            &s,
-            false,
         )?),
         None => None,
     };
-    let mut objective = match resident {
+    let mut objective = match sw_mmd {
         Some(_) => None,
         None => Some(RunObjective::new(
             &args.settings,
@@ -593,7 +599,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
     };
     let observers: &mut [&mut dyn wowflow_core::Observer] =
         &mut [&mut progress, &mut snaps, &mut ckpt];
-    let outcome = match (resident.as_mut(), objective.as_mut()) {
+    let outcome = match (sw_mmd.as_mut(), objective.as_mut()) {
         (Some(flow), _) => flow.run(&mut state, args.settings.steps, observers),
         (None, Some(objective)) => Flow {
             objective: objective.as_objective(),

@@ -42,10 +42,62 @@ impl DeviceArgs {
     }
 }
 
-/// Continues `state` up to `steps` steps of an SW-MMD flow on the device `gpu` names: the
-/// one place that chooses between the device-resident flow (particles, target and optimiser
-/// state on the GPU) and the same flow on the host ([`SwMmdFlowSettings::host_objective`]
-/// in a core `Flow`). Both go through the one flow loop, `wowflow_core::drive`.
+/// An SW-MMD flow ready to run where `--device` says: the one place that chooses between
+/// the device-resident flow (particles, target and optimiser state on the GPU) and the same
+/// flow on the host ([`SwMmdFlowSettings::host_objective`] in a core `Flow`). Both run
+/// through the one flow loop, `wowflow_core::drive`.
+pub enum SwMmdRunner {
+    /// On the GPU.
+    Device(Resident),
+    /// On the host.
+    Host {
+        objective: Box<wowflow_core::SwMmd>,
+        settings: SwMmdFlowSettings,
+    },
+}
+
+impl SwMmdRunner {
+    /// Prepares the flow from `state` towards `target` (uploads both for the GPU, which
+    /// fails here, before any step, when no usable GPU or CUDA support is there).
+    pub fn start(
+        settings: &SwMmdFlowSettings,
+        gpu: DeviceArgs,
+        state: &FlowState,
+        target: &LabeledCloud,
+    ) -> Result<Self> {
+        Ok(if gpu.is_cuda() {
+            SwMmdRunner::Device(Resident::start(state, target, settings, gpu.tf32)?)
+        } else {
+            SwMmdRunner::Host {
+                objective: Box::new(settings.host_objective(target.clone())?),
+                settings: settings.clone(),
+            }
+        })
+    }
+
+    /// Continues `state` up to `steps` steps.
+    pub fn run(
+        &mut self,
+        state: &mut FlowState,
+        steps: usize,
+        observers: &mut [&mut dyn Observer],
+    ) -> Result<Outcome> {
+        match self {
+            SwMmdRunner::Device(flow) => flow.run(state, steps, observers),
+            SwMmdRunner::Host {
+                objective,
+                settings,
+            } => Ok(wowflow_core::Flow {
+                objective: objective.as_mut(),
+                optimizer: settings.optimizer.clone(),
+                config: settings.flow_config(steps),
+            }
+            .run(state, observers)?),
+        }
+    }
+}
+
+/// Continues `state` up to `steps` steps of an SW-MMD flow ([`SwMmdRunner`]).
 pub fn run_sw_mmd(
     settings: &SwMmdFlowSettings,
     gpu: DeviceArgs,
@@ -54,17 +106,7 @@ pub fn run_sw_mmd(
     steps: usize,
     observers: &mut [&mut dyn Observer],
 ) -> Result<Outcome> {
-    if gpu.is_cuda() {
-        let mut flow = Resident::start(state, target, settings, gpu.tf32)?;
-        return flow.run(state, steps, observers);
-    }
-    let mut objective = settings.host_objective(target.clone())?;
-    Ok(wowflow_core::Flow {
-        objective: &mut objective,
-        optimizer: settings.optimizer.clone(),
-        config: settings.flow_config(steps),
-    }
-    .run(state, observers)?)
+    SwMmdRunner::start(settings, gpu, state, target)?.run(state, steps, observers)
 }
 
 /// Runs `steps` steps of an SW-MMD flow from `start` with a progress bar
