@@ -15,7 +15,9 @@
 use wowflow_core::error::shape;
 use wowflow_core::flow::step_rng;
 use wowflow_core::objective::check_inputs;
-use wowflow_core::{toy, Flow, FlowConfig, FlowState, LabeledCloud, Method, Objective, Optimizer};
+use wowflow_core::{
+    toy, Flow, FlowConfig, FlowState, LabeledCloud, Method, Objective, Optimizer, RngCore,
+};
 
 /// `F(P) = ½ Σ_c a_c ‖m_c − t_c‖²`; `targets[c]` is `t_c`.
 struct MeansToTargets {
@@ -30,7 +32,7 @@ impl Objective for MeansToTargets {
     fn value_and_wow_grad(
         &mut self,
         cloud: &LabeledCloud,
-        _rng: &mut dyn rand::RngCore,
+        _rng: &mut dyn RngCore,
         grad: &mut [f32],
     ) -> wowflow_core::Result<f64> {
         check_inputs(cloud, Some(2), grad)?; // grad is N × d like the points; d must be 2
@@ -100,11 +102,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Plain gradient descent with τ = 0.5: every particle of class c moves by −τ (m_c − t_c),
     // so each step halves every class's distance to its target and keeps the class's shape.
     let optimizer = Optimizer::new(Method::Gd, 0.5)?;
-    let config = FlowConfig {
-        steps: 40,
-        seed: 0,
-        clip: None,
-    };
+    let config = FlowConfig::new(40, 0);
     let mut state = FlowState::new(cloud);
     Flow {
         objective: &mut objective,

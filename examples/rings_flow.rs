@@ -37,11 +37,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut objective = SwMmd::new(target.clone(), Kernel::RIESZ, PROJECTIONS)?;
     let optimizer = Optimizer::new(Method::Momentum { m: 0.9 }, 0.01)?;
-    let config = FlowConfig {
-        steps: STEPS,
-        seed: SEED,
-        clip: None,
-    };
+    let config = FlowConfig::new(STEPS, SEED);
 
     let mut state = FlowState::new(source);
     Flow {

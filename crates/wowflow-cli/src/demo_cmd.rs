@@ -16,6 +16,10 @@ use wowflow_viz::{
     line_plot, save_gif, save_png, scatter, side_by_side, Bounds, LinePlot, ScatterFrame, Series,
 };
 
+/// The Gaussian kernel's bandwidth on the rings (docs/math.md §4: 0.05 on rings, 0.1
+/// otherwise), the demo's default when `--h` is not given.
+const RINGS_GAUSSIAN_H: f64 = 0.05;
+
 #[derive(Subcommand, Debug)]
 pub enum Demo {
     /// Gaussian noise → three rings in R² (Figure 1 of Bonet, Vauthier & Korba 2025).
@@ -97,7 +101,7 @@ fn rings_flow(
         kernel: args.kernel,
         h: args
             .h
-            .or(matches!(args.kernel, KernelName::Gaussian).then_some(0.05)),
+            .or(matches!(args.kernel, KernelName::Gaussian).then_some(RINGS_GAUSSIAN_H)),
         r: 1.0,
         projections: args.projections,
         sampler: SamplerName::Gaussian,
@@ -185,7 +189,14 @@ fn method_title(method: FlowMethod, kernel: &str) -> String {
 fn rings_demo(args: &RingsArgs) -> Result<()> {
     let target = rings(args.per_class, args.seed)?;
     let source = gaussian_noise(3, args.per_class, 2, 1.0, args.seed.wrapping_add(1))?;
-    let kernel_name = FlowSettings::kernel_for_demo(args.kernel, args.h)?;
+    let kernel_name = args
+        .kernel
+        .kernel(match args.kernel {
+            KernelName::Riesz => None,
+            KernelName::Gaussian => args.h.or(Some(RINGS_GAUSSIAN_H)),
+            _ => args.h,
+        })?
+        .name();
     wowflow_data::prepare_output_dir(&args.out.join("frames"))?;
     if args.compare {
         return compare_demo(args, &target, source, kernel_name);

@@ -125,7 +125,8 @@ pub struct FlowSettings {
     /// Kernel between class measures.
     #[arg(long, value_enum, default_value = "riesz")]
     pub kernel: KernelName,
-    /// Bandwidth h of the Gaussian, IMQ and Laplace kernels [default: 0.1, 1, 0.5].
+    /// Bandwidth h of the Gaussian, IMQ and Laplace kernels [default: 0.1, 1, 0.5; the rings
+    /// demo's Gaussian 0.05].
     #[arg(long)]
     pub h: Option<f64>,
     /// Exponent r of the Riesz kernel −SW₂^r, in (0, 2).
@@ -189,40 +190,28 @@ fn parse_clip(s: &str) -> Result<(f32, f32), String> {
     Ok((lo, hi))
 }
 
-impl FlowSettings {
-    pub fn kernel(&self) -> Result<Kernel> {
-        let k = match self.kernel {
-            KernelName::Riesz => Kernel::Riesz { r: self.r },
-            KernelName::Gaussian => Kernel::Gaussian {
-                h: self.h.unwrap_or(0.1),
-            },
-            KernelName::Imq => Kernel::Imq {
-                h: self.h.unwrap_or(1.0),
-            },
-            KernelName::Laplace => Kernel::Laplace {
-                h: self.h.unwrap_or(0.5),
-            },
+impl KernelName {
+    /// The kernel with parameter `param` (`r` for Riesz, `h` otherwise), or its default
+    /// from [`Kernel::by_name`], the one place defaults are written.
+    pub fn kernel(self, param: Option<f64>) -> Result<Kernel> {
+        let name = match self {
+            KernelName::Riesz => "riesz",
+            KernelName::Gaussian => "gaussian",
+            KernelName::Imq => "imq",
+            KernelName::Laplace => "laplace",
         };
-        k.validate()?;
-        Ok(k)
+        Ok(Kernel::by_name(name, param)?)
     }
+}
 
-    /// The kernel's display name for the demos (validates `h`).
-    pub fn kernel_for_demo(kernel: KernelName, h: Option<f64>) -> Result<&'static str> {
-        let k = match kernel {
-            KernelName::Riesz => Kernel::Riesz { r: 1.0 },
-            KernelName::Gaussian => Kernel::Gaussian {
-                h: h.unwrap_or(0.05),
-            },
-            KernelName::Imq => Kernel::Imq {
-                h: h.unwrap_or(1.0),
-            },
-            KernelName::Laplace => Kernel::Laplace {
-                h: h.unwrap_or(0.5),
-            },
+impl FlowSettings {
+    /// The kernel `--kernel` names with `--r` or `--h` (defaults: `Kernel::by_name`).
+    pub fn kernel(&self) -> Result<Kernel> {
+        let param = match self.kernel {
+            KernelName::Riesz => Some(self.r),
+            _ => self.h,
         };
-        k.validate()?;
-        Ok(k.name())
+        self.kernel.kernel(param)
     }
 
     pub fn optimizer(&self) -> Result<Optimizer> {

@@ -3,15 +3,15 @@
 //! Every variant names *what* was wrong (the field or argument) and *what was expected*, so
 //! a CLI can pass the message straight to a person without adding context it does not have.
 
-use std::sync::Arc;
 use thiserror::Error;
 
 /// An error from outside the mathematics (a GPU backend, a file an observer writes), kept
-/// whole as the [`std::error::Error::source`] of a [`CoreError`].
-pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync>;
+/// whole as the [`std::error::Error::source`] of a [`CoreError`] (downcast it to the
+/// backend's own error type).
+pub type ErrorSource = Box<dyn std::error::Error + Send + Sync>;
 
 /// Errors raised by `wowflow-core`.
-#[derive(Debug, Error, Clone)]
+#[derive(Debug, Error)]
 pub enum CoreError {
     /// An array does not have the length its declared shape implies.
     #[error("{what}: expected {expected}, got {got}")]
@@ -91,7 +91,7 @@ impl CoreError {
     ) -> Self {
         CoreError::Observer {
             what: what.into(),
-            source: Arc::from(source.into()),
+            source: source.into(),
         }
     }
 }

@@ -147,6 +147,19 @@ pub struct FlowConfig {
     pub temperature: Option<f64>,
 }
 
+impl FlowConfig {
+    /// `steps` steps under `seed`, no clipping, no Langevin noise (set the public fields
+    /// for those).
+    pub fn new(steps: usize, seed: u64) -> Self {
+        Self {
+            steps,
+            seed,
+            clip: None,
+            temperature: None,
+        }
+    }
+}
+
 /// An SW-MMD flow with Gaussian directions, described by plain values, for runners that own
 /// the whole loop: the CUDA crate's `DeviceFlow` keeps particles, target and optimiser state
 /// on a GPU. On the host the same scheme is an [`crate::SwMmd`] objective in a [`Flow`].

@@ -53,4 +53,7 @@ pub use kernel::Kernel;
 pub use objective::{Objective, SwMmd};
 pub use optim::{Method, Optimizer, OptimizerState, Schedule};
 pub use ot1d::{wasserstein_1d, wasserstein_1d_grad, CostPower};
+/// The random source an [`Objective`] draws from (re-exported so implementors need no
+/// `rand` dependency of their own).
+pub use rand::RngCore;
 pub use sliced::SlicedCloud;

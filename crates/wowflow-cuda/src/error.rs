@@ -65,7 +65,7 @@ impl From<CudaError> for wowflow_core::CoreError {
             CudaError::Core(core) => core,
             other => wowflow_core::CoreError::Backend {
                 backend: "CUDA engine",
-                source: std::sync::Arc::new(other),
+                source: Box::new(other),
             },
         }
     }
