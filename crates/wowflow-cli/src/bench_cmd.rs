@@ -1,54 +1,9 @@
 //! `wowflow bench`: full gradient steps at the papers' workload sizes.
 
+use crate::device::{make_engine, Device};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use std::sync::Arc;
 use wowflow_core::bench::{run as run_bench, BenchConfig, BenchResult};
-use wowflow_core::{CpuEngine, Engine};
-
-/// Where the SW-MMD step runs (`--device` of `flow` and `bench`).
-#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq)]
-pub enum Device {
-    /// The CPU engine (all cores, or `--threads`).
-    #[default]
-    Cpu,
-    /// The CUDA engine on GPU 0 (binaries built with `--features cuda`).
-    Cuda,
-}
-
-/// The engine for `--device` (`threads` applies to the CPU engine only).
-pub fn make_engine(device: Device, threads: Option<usize>) -> Result<Arc<dyn Engine>> {
-    Ok(match device {
-        Device::Cpu => Arc::new(match threads {
-            Some(t) => CpuEngine::with_threads(t)?,
-            None => CpuEngine::new(),
-        }),
-        Device::Cuda => cuda_engine()?,
-    })
-}
-
-#[cfg(feature = "cuda")]
-fn cuda_engine() -> Result<Arc<dyn Engine>> {
-    use anyhow::Context;
-    let engine = wowflow_cuda::CudaEngine::new().context("--device cuda")?;
-    eprintln!("device: {}", engine.device());
-    Ok(Arc::new(engine))
-}
-
-#[cfg(not(feature = "cuda"))]
-fn cuda_engine() -> Result<Arc<dyn Engine>> {
-    Err(no_cuda())
-}
-
-/// The error of `--device cuda` in a binary built without the `cuda` feature.
-#[cfg_attr(feature = "cuda", allow(dead_code))]
-pub fn no_cuda() -> anyhow::Error {
-    anyhow::anyhow!(
-        "--device cuda: this wowflow binary was built without CUDA support; rebuild it with \
-         `cargo build --release -p wowflow-cli --features cuda` and run it with the CUDA \
-         libraries on the library path (e.g. LD_LIBRARY_PATH=/usr/local/cuda/lib64)"
-    )
-}
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 pub enum ConfigName {

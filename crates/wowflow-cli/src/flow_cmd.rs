@@ -173,7 +173,7 @@ pub struct FlowSettings {
     pub threads: Option<usize>,
     /// Run on the CPU or on the GPU (`cuda` needs a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
-    pub device: crate::bench_cmd::Device,
+    pub device: crate::device::Device,
     /// product-mmd and the joint OTDD dynamics: step size of the label covariances Σ (a
     /// Bures–Wasserstein step, which can overshoot at the features' τ).
     #[arg(long, default_value_t = 0.1)]
@@ -274,7 +274,7 @@ impl FlowSettings {
     /// The SW-MMD objective towards `target`.
     pub fn sw_mmd(&self, target: LabeledCloud) -> Result<SwMmd> {
         let dim = target.dim();
-        let engine = crate::bench_cmd::make_engine(self.device, self.threads)?;
+        let engine = crate::device::make_engine(self.device, self.threads)?;
         Ok(SwMmd::new(target, self.kernel()?, self.projections)?
             .with_directions(self.sampler(dim)?)?
             .with_target_batch(self.target_batch)?
@@ -565,7 +565,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
     let first_step = state.step;
     // Created before the loop so that a missing GPU is an error of its own, not a
     // "diverged, checkpoint saved" one.
-    let gpu = crate::resident::DeviceArgs {
+    let gpu = crate::device::DeviceArgs {
         device: args.settings.device,
         tf32: false,
     };

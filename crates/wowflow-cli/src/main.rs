@@ -7,6 +7,7 @@ mod bench_cmd;
 mod checkpoint;
 mod data_cmd;
 mod demo_cmd;
+mod device;
 mod distance_cmd;
 mod experiment_cmd;
 mod flow_cmd;

@@ -3,44 +3,13 @@
 //! (`wowflow_cuda::DeviceFlow`) instead of sending both clouds over PCIe every step (the
 //! `Engine` path, which other objectives and direction samplers still use).
 
+use crate::device::DeviceArgs;
 use anyhow::Result;
 use wowflow_core::bench::{BenchConfig, BenchResult};
 use wowflow_core::{FlowState, LabeledCloud, Observer, Outcome, SwMmdFlowSettings};
 
 /// Per-stage milliseconds of one step (median over a few profiled steps).
 pub type Profile = Vec<(&'static str, f64)>;
-
-/// `--device` and `--tf32` of the experiments.
-#[derive(clap::Args, Debug, Clone, Copy, Default)]
-pub struct DeviceArgs {
-    /// Where the SW-MMD flows run: the CPU engine, or the GPU (`cuda`: particles, target and
-    /// optimiser state stay on the device; a binary built with `--features cuda`).
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: crate::bench_cmd::Device,
-    /// With `--device cuda`: TF32 tensor cores for the projections (≈1e-3 relative error in
-    /// the projections, about 1.6× faster at the paper's sizes).
-    #[arg(long)]
-    pub tf32: bool,
-}
-
-impl DeviceArgs {
-    /// Whether flows go to the GPU.
-    pub fn is_cuda(&self) -> bool {
-        self.device == crate::bench_cmd::Device::Cuda
-    }
-
-    /// Refuses, before any work, what cannot run: `cuda` in a build without CUDA support,
-    /// `--tf32` without `cuda`.
-    pub fn check(&self) -> Result<()> {
-        if self.is_cuda() && !cfg!(feature = "cuda") {
-            return Err(crate::bench_cmd::no_cuda());
-        }
-        if self.tf32 && !self.is_cuda() {
-            anyhow::bail!("--tf32 applies to --device cuda only");
-        }
-        Ok(())
-    }
-}
 
 /// An SW-MMD flow ready to run where `--device` says: the one place that chooses between
 /// the device-resident flow (particles, target and optimiser state on the GPU) and the same
@@ -243,7 +212,7 @@ mod imp {
         _settings: &SwMmdFlowSettings,
         _tf32: bool,
     ) -> Result<Flow> {
-        Err(crate::bench_cmd::no_cuda())
+        Err(crate::device::no_cuda())
     }
 
     pub fn run(
@@ -260,7 +229,7 @@ mod imp {
         _reps: usize,
         _tf32: bool,
     ) -> Result<(BenchResult, Profile)> {
-        Err(crate::bench_cmd::no_cuda())
+        Err(crate::device::no_cuda())
     }
 }
 

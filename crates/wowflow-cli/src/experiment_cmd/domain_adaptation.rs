@@ -42,7 +42,7 @@ pub struct DaArgs {
     #[arg(long)]
     pub retrain: bool,
     #[command(flatten)]
-    pub gpu: crate::resident::DeviceArgs,
+    pub gpu: crate::device::DeviceArgs,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -49,7 +49,7 @@ pub struct TableArgs {
     pub data_dir: Option<PathBuf>,
     /// `--device cuda`: Table 2's SW-MMD flows on the GPU (Table 1 runs on the CPU).
     #[command(flatten)]
-    pub gpu: crate::resident::DeviceArgs,
+    pub gpu: crate::device::DeviceArgs,
 }
 
 /// A table config.
@@ -191,7 +191,7 @@ fn compute(
     profile: &str,
     dirs: &DataDirs,
     cell_dir: &Path,
-    gpu: crate::resident::DeviceArgs,
+    gpu: crate::device::DeviceArgs,
 ) -> Result<String> {
     // Each cell's pictures (flowed or synthetic images) go to a directory of its own.
     let out = cell_dir.join(cell.key());

@@ -9,8 +9,8 @@ use super::{
     dataset_name, load_profile, machine, sample_train, save_grid, write_file, AssignSettings,
 };
 use super::{run_flow, CommonArgs};
+use crate::device::DeviceArgs;
 use crate::otdd_args::{joint_labels, ClusteringName, DynamicsName, OtddArgs};
-use crate::resident::DeviceArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
