@@ -17,7 +17,7 @@ pub type Profile = Vec<(&'static str, f64)>;
 /// through the one flow loop, `wowflow_core::drive`.
 pub enum SwMmdRunner {
     /// On the GPU.
-    Device(Resident),
+    Device(Box<Resident>),
     /// On the host.
     Host {
         objective: Box<wowflow_core::SwMmd>,
@@ -35,7 +35,9 @@ impl SwMmdRunner {
         target: &LabeledCloud,
     ) -> Result<Self> {
         Ok(if gpu.is_cuda() {
-            SwMmdRunner::Device(Resident::start(state, target, settings, gpu.tf32)?)
+            SwMmdRunner::Device(Box::new(Resident::start(
+                state, target, settings, gpu.tf32,
+            )?))
         } else {
             SwMmdRunner::Host {
                 objective: Box::new(settings.host_objective(target.clone())?),
