@@ -29,7 +29,7 @@ pub mod shaping;
 pub use cluster::{Clustering, Clusters};
 pub use dm::{dm_value_and_grad, DistributionMatching};
 pub use euclid_mmd::EuclidMmd;
-pub use otdd_flow::{JointOtdd, JointOtddConfig, LabelDynamics, OtddFlow};
+pub use otdd_flow::{JointLabelling, JointOtdd, JointOtddConfig, LabelDynamics, OtddFlow};
 pub use product_mmd::{
     assign_product_labels, bures_exp, Bandwidth, BandwidthSpec, Bandwidths, ClassGaussians,
     EmbeddingConfig, LabelEmbedding, ProductGrad, ProductMmd, ProductMmdConfig, ProductMmdFlow,

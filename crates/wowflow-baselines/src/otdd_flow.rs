@@ -36,7 +36,7 @@ use wowflow_ot::distance::{class_gaussian_costs, otdd_ground_cost, LabelCost, Ot
 use wowflow_ot::{exact_ot, exact_ot_from, solve, OtSolver, TransportPlan};
 
 mod joint;
-pub use joint::{JointOtdd, JointOtddConfig, LabelDynamics};
+pub use joint::{JointLabelling, JointOtdd, JointOtddConfig, LabelDynamics};
 
 /// Feature-driven OTDD flow towards a target dataset.
 #[derive(Debug, Clone)]

@@ -227,32 +227,15 @@ pub fn joint_labels(
         ("label_means", NpyArray::f64(vec![g, p], means)),
         ("label_covs", NpyArray::f64(vec![g, p, p], covs)),
     ];
-    if joint.config().labels == LabelDynamics::Fixed {
-        return Ok(JointLabels {
-            y: cloud.row_labels(),
-            cluster: None,
-            clusters: joint.labels(None)?,
-            arrays,
-        });
-    }
-    let rule = args.clustering(joint, target.n_classes(), seed)?;
-    let clusters = joint.labels(Some(&rule))?;
-    let matched = joint.match_clusters(&clusters, &cloud.masses())?;
-    let ids = target.class_ids();
-    let y = clusters
-        .labels
-        .iter()
-        .map(|l| l.map_or(-1, |c| ids[matched[c]]))
-        .collect();
-    let cluster = clusters
-        .labels
-        .iter()
-        .map(|l| l.map_or(-1, |c| c as i64))
-        .collect();
+    let rule = match joint.config().labels {
+        LabelDynamics::Fixed => None,
+        LabelDynamics::Variable => Some(args.clustering(joint, target.n_classes(), seed)?),
+    };
+    let l = joint.labelling(cloud, rule.as_ref())?;
     Ok(JointLabels {
-        y,
-        cluster: Some(cluster),
-        clusters,
+        y: l.y,
+        cluster: l.cluster,
+        clusters: l.clusters,
         arrays,
     })
 }

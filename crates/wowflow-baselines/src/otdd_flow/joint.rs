@@ -147,6 +147,18 @@ pub struct JointOtdd {
     outer_start: Option<Vec<f64>>,
 }
 
+/// The labels a joint-driven run ends with ([`JointOtdd::labelling`]), cloud row order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JointLabelling {
+    /// The class id of each particle: its own class (fixed labels) or the target class its
+    /// cluster is matched with (variable labels); `−1` for DBSCAN noise.
+    pub y: Vec<i64>,
+    /// The raw cluster of each particle (`−1`: noise); variable labels only.
+    pub cluster: Option<Vec<i64>>,
+    /// The clusters (for fixed labels: the source classes).
+    pub clusters: Clusters,
+}
+
 impl JointOtdd {
     /// The dynamics from `source` (whose class Gaussians are the initial labels) towards
     /// `target`. Evaluations must be at clouds with the source's rows and classes.
@@ -346,6 +358,43 @@ impl JointOtdd {
             })
             .collect();
         Ok(assign_from_costs(&mass, self.target.class_weights(), &cost)?.labels)
+    }
+
+    /// The labels a run on `cloud` (this objective's particles, cloud row order) ends with:
+    /// for fixed labels each particle keeps its class's id; for variable labels `rule`
+    /// clusters the particles' Gaussians ([`JointOtdd::labels`]) and each particle takes the
+    /// id of the target class its cluster is matched with ([`JointOtdd::match_clusters`],
+    /// masses `a_c w_ci`), `−1` for DBSCAN noise.
+    pub fn labelling(
+        &self,
+        cloud: &LabeledCloud,
+        rule: Option<&Clustering>,
+    ) -> Result<JointLabelling> {
+        if self.config.labels == LabelDynamics::Fixed {
+            return Ok(JointLabelling {
+                y: cloud.row_labels(),
+                cluster: None,
+                clusters: self.labels(None)?,
+            });
+        }
+        let clusters = self.labels(rule)?;
+        let matched = self.match_clusters(&clusters, &cloud.masses())?;
+        let ids = self.target.class_ids();
+        let y = clusters
+            .labels
+            .iter()
+            .map(|l| l.map_or(-1, |c| ids[matched[c]]))
+            .collect();
+        let cluster = clusters
+            .labels
+            .iter()
+            .map(|l| l.map_or(-1, |c| c as i64))
+            .collect();
+        Ok(JointLabelling {
+            y,
+            cluster: Some(cluster),
+            clusters,
+        })
     }
 
     /// The square roots of every label covariance and the label costs
