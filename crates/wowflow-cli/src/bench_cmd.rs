@@ -1,9 +1,9 @@
 //! `wowflow bench`: full gradient steps at the papers' workload sizes.
 
-use crate::device::{make_engine, Device};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use wowflow_core::bench::{run as run_bench, BenchConfig, BenchResult};
+use wowflow_experiments::device::{make_engine, Device};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 pub enum ConfigName {
@@ -90,7 +90,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 if tf32 && !args.tf32 {
                     continue;
                 }
-                let (r, profile) = crate::resident::bench(&cfg, args.reps, tf32)?;
+                let (r, profile) = wowflow_experiments::resident::bench(&cfg, args.reps, tf32)?;
                 let note = format!("{}: resident flow, optimiser update included", r.engine);
                 report(args.json, &r, &note);
                 if !args.json {

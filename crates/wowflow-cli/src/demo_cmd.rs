@@ -4,14 +4,14 @@
 //! Riesz SW-MMD flow; frames, an animated GIF and the loss curve show what happens.
 
 use crate::flow_cmd::{FlowMethod, FlowSettings, KernelName, SamplerName};
-use crate::otdd_args::{joint_labels, DynamicsName, OtddArgs};
-use crate::progress::{interrupt_flag, Progress};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_core::toy::{gaussian_noise, rings};
 use wowflow_core::{Flow, FlowState, LabeledCloud, SnapshotRecorder};
+use wowflow_experiments::otdd::{joint_labels, DynamicsName, OtddArgs};
+use wowflow_experiments::progress::{interrupt_flag, Progress};
 use wowflow_viz::{
     line_plot, save_gif, save_png, scatter, side_by_side, Bounds, LinePlot, ScatterFrame, Series,
 };

@@ -1,8 +1,6 @@
 //! `wowflow flow`: flow the user's labeled dataset towards a target.
 
 use crate::checkpoint::{self, RunSettings};
-use crate::otdd_args::{joint_labels, DynamicsName, OtddArgs};
-use crate::progress::{interrupt_flag, Progress};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -20,6 +18,8 @@ use wowflow_data::{
     load_cloud, prepare_output_file, read_npy, rescue_path, write_csv, write_npz, LoadedCloud,
     NpyArray,
 };
+use wowflow_experiments::otdd::{joint_labels, DynamicsName, OtddArgs};
+use wowflow_experiments::progress::{interrupt_flag, Progress};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum KernelName {
@@ -173,7 +173,7 @@ pub struct FlowSettings {
     pub threads: Option<usize>,
     /// Run on the CPU or on the GPU (`cuda` needs a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
-    pub device: crate::device::Device,
+    pub device: wowflow_experiments::device::Device,
     /// product-mmd and the joint OTDD dynamics: step size of the label covariances Σ (a
     /// Bures–Wasserstein step, which can overshoot at the features' τ).
     #[arg(long, default_value_t = 0.1)]
@@ -249,7 +249,7 @@ impl FlowSettings {
     }
 
     /// The settings of a plain SW-MMD flow (Gaussian directions, the default engine), which
-    /// [`SwMmdRunner`](crate::resident::SwMmdRunner) runs on the device `--device` names
+    /// [`SwMmdRunner`](wowflow_experiments::resident::SwMmdRunner) runs on the device `--device` names
     /// (GPU-resident on `cuda`); `None` for other methods and for fixed or orthogonal
     /// directions or `--threads`, which run as host objectives (on `--device cuda` through
     /// the CUDA engine, with both clouds crossing PCIe each step).
@@ -274,7 +274,7 @@ impl FlowSettings {
     /// The SW-MMD objective towards `target`.
     pub fn sw_mmd(&self, target: LabeledCloud) -> Result<SwMmd> {
         let dim = target.dim();
-        let engine = crate::device::make_engine(self.device, self.threads)?;
+        let engine = wowflow_experiments::device::make_engine(self.device, self.threads)?;
         Ok(SwMmd::new(target, self.kernel()?, self.projections)?
             .with_directions(self.sampler(dim)?)?
             .with_target_batch(self.target_batch)?
@@ -565,12 +565,12 @@ pub fn run(args: FlowArgs) -> Result<()> {
     let first_step = state.step;
     // Created before the loop so that a missing GPU is an error of its own, not a
     // "diverged, checkpoint saved" one.
-    let gpu = crate::device::DeviceArgs {
+    let gpu = wowflow_experiments::device::DeviceArgs {
         device: args.settings.device,
         tf32: false,
     };
     let mut sw_mmd = match args.settings.plain_sw_mmd()? {
-        Some(s) => Some(crate::resident::SwMmdRunner::start(
+        Some(s) => Some(wowflow_experiments::resident::SwMmdRunner::start(
             &s,
             gpu,
             &state,
@@ -712,7 +712,7 @@ pub fn write_outputs(
     order: &[usize],
     snaps: &SnapshotRecorder,
     labels: Option<&[i64]>,
-    joint: Option<&crate::otdd_args::JointLabels>,
+    joint: Option<&wowflow_experiments::otdd::JointLabels>,
 ) -> Result<()> {
     let cloud = &state.cloud;
     let (n, d) = (cloud.n_points(), cloud.dim());

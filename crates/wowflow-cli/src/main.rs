@@ -7,13 +7,8 @@ mod bench_cmd;
 mod checkpoint;
 mod data_cmd;
 mod demo_cmd;
-mod device;
 mod distance_cmd;
-mod experiment_cmd;
 mod flow_cmd;
-mod otdd_args;
-mod progress;
-mod resident;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -57,7 +52,7 @@ enum Command {
     /// whole tables.
     Experiment {
         #[command(subcommand)]
-        experiment: experiment_cmd::Experiment,
+        experiment: wowflow_experiments::Experiment,
     },
 }
 
@@ -69,7 +64,7 @@ fn main() -> ExitCode {
         Command::Demo { demo } => demo_cmd::run(demo),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Data { cmd } => data_cmd::run(cmd),
-        Command::Experiment { experiment } => experiment_cmd::run(experiment),
+        Command::Experiment { experiment } => wowflow_experiments::run(experiment),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,50 +5,50 @@
 //! same profile keeps those and computes only the missing ones, so an interrupted table
 //! resumes where it stopped. `table.md` and `table.csv` are rewritten after every cell.
 
-use super::distill::{self, DistillCell, DistillMethod, DistillSettings};
-use super::evaluate::Stats;
-use super::transfer::{self, TransferCell, TransferMethod, TransferSettings};
 use super::{dataset_name, write_file};
+use crate::distill::{self, DistillCell, DistillMethod, DistillSettings};
+use crate::evaluate::Stats;
+use crate::transfer::{self, TransferCell, TransferMethod, TransferSettings};
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_data::DataDirs;
 
-#[derive(Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct TableArgs {
     /// The table to fill (`experiments/table1.toml` or `experiments/table2.toml`).
-    #[arg(long, value_name = "FILE")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub config: PathBuf,
     /// Profile of the experiment's own config (`quick` or `paper`) [default: the table's].
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub profile: Option<String>,
     /// The experiment's config with the profiles [default: the built-in one].
-    #[arg(long, value_name = "FILE")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub experiment_config: Option<PathBuf>,
     /// Output directory [default: runs/<table name>-<profile>].
-    #[arg(long, value_name = "DIR")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
     pub out: Option<PathBuf>,
     /// Only cells whose key contains this text (e.g. `usps`, `k5`, `sw-mmd`); repeatable,
     /// a cell must match every one.
-    #[arg(long = "only", value_name = "TEXT")]
+    #[cfg_attr(feature = "clap", arg(long = "only", value_name = "TEXT"))]
     pub only: Vec<String>,
     /// Leave out cells whose key contains this text; repeatable.
-    #[arg(long = "skip", value_name = "TEXT")]
+    #[cfg_attr(feature = "clap", arg(long = "skip", value_name = "TEXT"))]
     pub skip: Vec<String>,
     /// Stop after computing this many new cells.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub max_cells: Option<usize>,
     /// List the cells and which are done, compute nothing.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub dry_run: bool,
     /// Where datasets are looked for first.
-    #[arg(long, value_name = "DIR")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
     pub data_dir: Option<PathBuf>,
     /// `--device cuda`: Table 2's SW-MMD flows on the GPU (Table 1 runs on the CPU).
-    #[command(flatten)]
+    #[cfg_attr(feature = "clap", command(flatten))]
     pub gpu: crate::device::DeviceArgs,
 }
 
@@ -124,12 +124,15 @@ struct Done {
     machine: String,
 }
 
-fn parse_method<T: clap::ValueEnum>(s: &str, column: &str) -> Result<T> {
-    T::from_str(s, false).map_err(|_| {
-        let names: Vec<String> = T::value_variants()
-            .iter()
-            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
-            .collect();
+/// The method of a table column by its name among `all` (`name` gives each one's name).
+fn parse_method<T: Copy>(
+    s: &str,
+    column: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T> {
+    all.iter().copied().find(|&m| name(m) == s).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|&m| name(m)).collect();
         anyhow!(
             "column `{column}`: method `{s}` is not one of {}",
             names.join(", ")
@@ -166,12 +169,22 @@ impl TableConfig {
                 source: dataset_name(row.source.as_deref().unwrap_or("mnist")).to_string(),
                 target: dataset_name(&row.dataset).to_string(),
                 k: row.k,
-                method: parse_method::<TransferMethod>(&col.method, &col.id)?,
+                method: parse_method(
+                    &col.method,
+                    &col.id,
+                    &TransferMethod::ALL,
+                    TransferMethod::name,
+                )?,
             }),
             ExperimentKind::Distill => Cell::Distill(DistillCell {
                 dataset: dataset_name(&row.dataset).to_string(),
                 k: row.k,
-                method: parse_method::<DistillMethod>(&col.method, &col.id)?,
+                method: parse_method(
+                    &col.method,
+                    &col.id,
+                    &DistillMethod::ALL,
+                    DistillMethod::name,
+                )?,
                 augment: col.augment,
                 embed: col.embed,
             }),

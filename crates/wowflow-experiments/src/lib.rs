@@ -1,25 +1,42 @@
-//! `wowflow experiment ...`: the papers' experiments from TOML configs (`experiments/`).
+//! # wowflow-experiments
+//!
+//! The papers' experiments as a library, each a protocol from a typed TOML profile
+//! (`experiments/*.toml`) to the files it writes: domain adaptation ([`domain_adaptation`]),
+//! class-conditional generation ([`generate`]), k-shot transfer learning (Table 2,
+//! [`transfer`]), dataset distillation (Table 1, [`distill`]) and the table runner that fills
+//! a paper's table cell by cell and resumes ([`table`]); the networks that score them are
+//! trained in [`evaluate`].
 //!
 //! Each config holds complete profiles (`[profile.quick]`, `[profile.paper]`); the built-in
-//! copies of `experiments/*.toml` are compiled into the binary, `--config FILE` replaces them.
+//! copies of `experiments/*.toml` are compiled in, and a file given in the options replaces
+//! them. The options of every experiment are plain structs (`DaArgs`, `TransferArgs`, …);
+//! with the `clap` feature (the `wowflow` binary turns it on) they are also its command-line
+//! arguments, so each option is written once.
+//!
+//! Around the experiments: where SW-MMD flows run, on the CPU or resident on a GPU
+//! ([`device`], [`resident`]), the OTDD flow's settings and the labels its joint dynamics end
+//! with ([`otdd`]), and the progress bar and Ctrl-C handling of long runs ([`progress`]).
 
-mod distill;
-mod domain_adaptation;
-mod evaluate;
-mod generate;
-mod table;
-mod transfer;
+pub mod device;
+pub mod distill;
+pub mod domain_adaptation;
+pub mod evaluate;
+pub mod generate;
+pub mod otdd;
+pub mod progress;
+pub mod resident;
+pub mod table;
+pub mod transfer;
 
 use crate::progress::{interrupt_flag, Progress};
 use anyhow::{anyhow, Context, Result};
-use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use wowflow_core::{Flow, FlowConfig, FlowState, LabeledCloud, Objective, Optimizer, Outcome};
 use wowflow_data::{draw_disjoint, load_split, to_cloud, DataDirs, Split, Transform};
 use wowflow_ot::{assign_by_nearest_neighbor, assign_by_ot, ClassCost, LabelAssignment};
 
-#[derive(Subcommand)]
+#[cfg_attr(feature = "clap", derive(clap::Subcommand))]
 pub enum Experiment {
     /// Flow Fashion-MNIST, KMNIST or USPS to MNIST and watch a frozen MNIST classifier's
     /// accuracy on the flowed images rise (writes CSV, plot and image grids).
@@ -48,20 +65,21 @@ pub fn run(e: Experiment) -> Result<()> {
 }
 
 /// Options every experiment takes.
-#[derive(Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct CommonArgs {
     /// A TOML config with `[profile.NAME]` tables (default: the built-in copy of
     /// `experiments/<experiment>.toml`).
-    #[arg(long, value_name = "FILE")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub config: Option<PathBuf>,
     /// Which profile of the config to run: `quick` (CPU-sized) or `paper`.
-    #[arg(long, default_value = "quick")]
+    #[cfg_attr(feature = "clap", arg(long, default_value = "quick"))]
     pub profile: String,
     /// Output directory [default: runs/<experiment>-<...>-<profile>].
-    #[arg(long, value_name = "DIR")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
     pub out: Option<PathBuf>,
     /// Where datasets are looked for first (then $WOWFLOW_DATA, then the cache directory).
-    #[arg(long, value_name = "DIR")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
     pub data_dir: Option<PathBuf>,
 }
 

@@ -3,11 +3,10 @@
 //! flowed to 5000 real images per class; a ConvNet trained on the k-per-class synthetic set
 //! is scored on the test split. Protocol and profiles in `experiments/distill.toml`.
 
-use super::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
 use super::{dataset_name, load_profile, machine, run_flow, save_grid, write_file};
 use super::{AssignSettings, CommonArgs};
+use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,10 +19,11 @@ use wowflow_data::{
 use wowflow_distill::{Augment, Chain, Discrepancy, FeatureMap, Featurized, ImageShape};
 use wowflow_nn::{ConvNetConfig, Images, RandomEmbedding};
 
-pub const BUILTIN: &str = include_str!("../../../../experiments/distill.toml");
+pub const BUILTIN: &str = include_str!("../../../experiments/distill.toml");
 
 /// What produces the k-per-class training set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum DistillMethod {
     /// The WoW flow of ½ MMD² with an SW kernel (the paper's method).
@@ -37,6 +37,10 @@ pub enum DistillMethod {
 }
 
 impl DistillMethod {
+    /// Every method, in the order of the paper's table.
+    pub const ALL: [Self; 4] = [Self::SwMmd, Self::Dm, Self::RandomReal, Self::FullData];
+
+    /// The name in configs and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Self::SwMmd => "sw-mmd",
@@ -51,29 +55,30 @@ impl DistillMethod {
     }
 }
 
-#[derive(Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct DistillArgs {
     /// mnist or fmnist.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub dataset: String,
     /// Synthetic images per class.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub k: usize,
-    #[arg(long, value_enum, default_value = "sw-mmd")]
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "sw-mmd"))]
     pub method: DistillMethod,
     /// Compare through a random DSA augmentation each step (A in the paper).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub augment: bool,
     /// Compare through a freshly initialised ConvNet embedding each step (ψ in the paper).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub embed: bool,
     /// Flows [default: the profile's].
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub trials: Option<usize>,
     /// Networks trained per flow [default: the profile's].
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub evals: Option<usize>,
-    #[command(flatten)]
+    #[cfg_attr(feature = "clap", command(flatten))]
     pub common: CommonArgs,
 }
 

@@ -3,12 +3,12 @@
 //! (`resident`) read from here, so neither imports the other.
 
 use anyhow::Result;
-use clap::ValueEnum;
 use std::sync::Arc;
 use wowflow_core::{CpuEngine, Engine};
 
 /// Where the SW-MMD step runs (`--device` of `flow` and `bench`).
-#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Device {
     /// The CPU engine (all cores, or `--threads`).
     #[default]
@@ -52,15 +52,16 @@ pub fn no_cuda() -> anyhow::Error {
 }
 
 /// `--device` and `--tf32` of the experiments.
-#[derive(clap::Args, Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct DeviceArgs {
     /// Where the SW-MMD flows run: the CPU engine, or the GPU (`cuda`: particles, target and
     /// optimiser state stay on the device; a binary built with `--features cuda`).
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "cpu"))]
     pub device: Device,
     /// With `--device cuda`: TF32 tensor cores for the projections (≈1e-3 relative error in
     /// the projections, about 1.6× faster at the paper's sizes).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub tf32: bool,
 }
 

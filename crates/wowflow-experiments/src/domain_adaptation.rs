@@ -8,7 +8,6 @@ use super::{
 };
 use crate::progress::{interrupt_flag, Progress};
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -23,25 +22,26 @@ use wowflow_nn::{
     Evaluation, Images, ModelCard, ModelStore, TrainConfig,
 };
 
-const BUILTIN: &str = include_str!("../../../../experiments/domain-adaptation.toml");
+const BUILTIN: &str = include_str!("../../../experiments/domain-adaptation.toml");
 
-#[derive(Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct DaArgs {
     /// Dataset flowed to the target: fmnist, kmnist or usps (mnist works too, as a check).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub source: String,
     /// Dataset the classifier is trained on and the flow goes to.
-    #[arg(long, default_value = "mnist")]
+    #[cfg_attr(feature = "clap", arg(long, default_value = "mnist"))]
     pub target: String,
-    #[command(flatten)]
+    #[cfg_attr(feature = "clap", command(flatten))]
     pub common: CommonArgs,
     /// Where trained classifiers are kept and reused [default: ~/.cache/wowflow/models].
-    #[arg(long, value_name = "DIR")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
     pub models: Option<PathBuf>,
     /// Train the classifier even if a saved one matches.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub retrain: bool,
-    #[command(flatten)]
+    #[cfg_attr(feature = "clap", command(flatten))]
     pub gpu: crate::device::DeviceArgs,
 }
 
@@ -331,7 +331,7 @@ pub fn run(args: DaArgs) -> Result<()> {
         ))
     });
     wowflow_data::prepare_output_dir(&out)?;
-    super::clear_old_grids(&out)?;
+    crate::clear_old_grids(&out)?;
     let store = match &args.models {
         Some(d) => ModelStore::new(d),
         None => ModelStore::user_cache().unwrap_or_else(|| ModelStore::new(out.join("models"))),

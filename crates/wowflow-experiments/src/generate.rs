@@ -4,7 +4,6 @@
 use super::{load_profile, machine, sample_train, save_grid, write_file, CommonArgs};
 use crate::progress::{interrupt_flag, Progress};
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,14 +14,15 @@ use wowflow_core::{
 use wowflow_data::DataDirs;
 use wowflow_ot::{assign_by_ot, ClassCost};
 
-const BUILTIN: &str = include_str!("../../../../experiments/generate.toml");
+const BUILTIN: &str = include_str!("../../../experiments/generate.toml");
 
-#[derive(Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct GenerateArgs {
     /// Dataset whose classes are generated.
-    #[arg(long, default_value = "mnist")]
+    #[cfg_attr(feature = "clap", arg(long, default_value = "mnist"))]
     pub target: String,
-    #[command(flatten)]
+    #[cfg_attr(feature = "clap", command(flatten))]
     pub common: CommonArgs,
 }
 
@@ -112,7 +112,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             bail!("setting `{name}` must be at least 1");
         }
     }
-    let target_name = super::dataset_name(&args.target).to_string();
+    let target_name = crate::dataset_name(&args.target).to_string();
     let out = args.common.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/generate-{}-{}",
@@ -120,7 +120,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         ))
     });
     wowflow_data::prepare_output_dir(&out)?;
-    super::clear_old_grids(&out)?;
+    crate::clear_old_grids(&out)?;
     let dirs = DataDirs::new(args.common.data_dir.as_deref());
     let (target, note) = sample_train(&dirs, &target_name, s.target_per_class, s.seed)?;
     if let Some(note) = &note {

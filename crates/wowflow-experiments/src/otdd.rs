@@ -2,7 +2,6 @@
 //! by `wowflow flow` and the demos, and what a joint-driven run adds to its outputs.
 
 use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
 use wowflow_baselines::{
     Clustering, Clusters, EmbeddingConfig, JointOtdd, JointOtddConfig, LabelDynamics, OtddFlow,
 };
@@ -11,7 +10,8 @@ use wowflow_data::NpyArray;
 use wowflow_ot::{LabelCost, OtddConfig};
 use wowflow_ot::{OtSolver, SinkhornConfig};
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum LabelCostName {
     /// Exact W₂ between class clouds (differentiated through).
     Exact,
@@ -20,7 +20,9 @@ pub enum LabelCostName {
 }
 
 /// Which OTDD dynamics (Alvarez-Melis & Fusi 2021, §6.1).
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum DynamicsName {
     /// Particles move; class label distributions follow them.
     #[default]
@@ -31,42 +33,47 @@ pub enum DynamicsName {
     JointVariable,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+/// How the joint-variable dynamics recover labels from the particles' Gaussians.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ClusteringName {
     /// k-means with --clusters k (default: the target's number of classes).
     Kmeans,
     /// DBSCAN: the number of classes is found (radius --dbscan-eps).
+    #[default]
     Dbscan,
 }
 
 /// Options of `--method otdd`.
-#[derive(Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct OtddArgs {
     /// OTDD: label-to-label cost [default: exact; joint dynamics use Gaussian labels].
-    #[arg(long, value_enum)]
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub label_cost: Option<LabelCostName>,
     /// OTDD: entropic regularisation ε of the outer OT (exact OT when absent).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub epsilon: Option<f64>,
     /// OTDD: dynamics. Joint ones step label Gaussians of their own (means by --lr,
     /// covariances by --lr-sigma along the Bures–Wasserstein exponential map).
-    #[arg(long, value_enum, default_value = "feature")]
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "feature"))]
     pub dynamics: DynamicsName,
     /// OTDD joint dynamics: PCA dimension p of the label Gaussians (clamped to d).
-    #[arg(long, default_value_t = 16)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 16))]
     pub label_dim: usize,
     /// OTDD joint-variable: how labels are recovered from the particles' Gaussians.
-    #[arg(long, value_enum, default_value = "dbscan")]
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "dbscan"))]
     pub clustering: ClusteringName,
     /// k-means: number of clusters [default: the target's number of classes].
-    #[arg(long, value_name = "k")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "k"))]
     pub clusters: Option<usize>,
     /// DBSCAN radius in the labels' Bures–Wasserstein coordinates [default: half the
     /// smallest distance between two target class Gaussians].
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub dbscan_eps: Option<f64>,
     /// DBSCAN: neighbours (the point included) that make a core point (the paper uses 4).
-    #[arg(long, default_value_t = 4)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 4))]
     pub dbscan_min_points: usize,
 }
 
@@ -240,7 +247,8 @@ pub fn joint_labels(
     })
 }
 
-#[cfg(test)]
+/// Only with the command line (the `clap` feature) is there a default to compare with.
+#[cfg(all(test, feature = "clap"))]
 mod tests {
     use super::*;
     use clap::Parser;

@@ -4,15 +4,14 @@
 //! their classes, augment the k-shot training set of a LeNet-5. Protocol and profiles in
 //! `experiments/transfer.toml`.
 
-use super::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
 use super::{
     dataset_name, load_profile, machine, sample_train, save_grid, write_file, AssignSettings,
 };
 use super::{run_flow, CommonArgs};
 use crate::device::DeviceArgs;
-use crate::otdd_args::{joint_labels, ClusteringName, DynamicsName, OtddArgs};
-use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, ValueEnum};
+use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
+use crate::otdd::{joint_labels, ClusteringName, DynamicsName, OtddArgs};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,10 +25,11 @@ use wowflow_nn::Images;
 use wowflow_ot::{LabelCost, OtddConfig};
 use wowflow_ot::{OtSolver, SinkhornConfig};
 
-pub const BUILTIN: &str = include_str!("../../../../experiments/transfer.toml");
+pub const BUILTIN: &str = include_str!("../../../experiments/transfer.toml");
 
 /// How the k-shot set is augmented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum TransferMethod {
     /// No augmentation: the network sees the k-shot images only (the "Train on Q" column).
@@ -44,6 +44,10 @@ pub enum TransferMethod {
 }
 
 impl TransferMethod {
+    /// Every method, in the order of the paper's table.
+    pub const ALL: [Self; 4] = [Self::TargetOnly, Self::SwMmd, Self::Otdd, Self::ProductMmd];
+
+    /// The name in configs and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Self::TargetOnly => "target-only",
@@ -54,30 +58,31 @@ impl TransferMethod {
     }
 }
 
-#[derive(Args, Clone, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct TransferArgs {
     /// The big labelled dataset that is flowed.
-    #[arg(long, default_value = "mnist")]
+    #[cfg_attr(feature = "clap", arg(long, default_value = "mnist"))]
     pub source: String,
     /// The k-shot dataset: fmnist, kmnist or usps.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub target: String,
     /// Target images per class.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub k: usize,
-    #[arg(long, value_enum, default_value = "sw-mmd")]
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "sw-mmd"))]
     pub method: TransferMethod,
     /// Flows (each with its own k-shot draw and source draw) [default: the profile's].
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub trials: Option<usize>,
     /// Networks trained per flow [default: the profile's].
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub evals: Option<usize>,
-    #[command(flatten)]
+    #[cfg_attr(feature = "clap", command(flatten))]
     pub common: CommonArgs,
     /// `--device cuda` runs the SW-MMD flows on the GPU (the OTDD flow and the networks
     /// stay on the CPU).
-    #[command(flatten)]
+    #[cfg_attr(feature = "clap", command(flatten))]
     pub gpu: DeviceArgs,
 }
 
@@ -127,8 +132,8 @@ pub struct OtddSettings {
     /// Gaussian per particle; each flowed image is labelled by clustering the Gaussians and
     /// matching the clusters to the target classes; images DBSCAN calls noise are left
     /// out). Alvarez-Melis & Fusi 2021, §6.1; `label_cost` applies to "feature" only.
-    #[serde(default = "default_dynamics")]
-    pub dynamics: String,
+    #[serde(default)]
+    pub dynamics: DynamicsName,
     /// Joint dynamics: PCA dimension of the label Gaussians.
     #[serde(default = "default_label_dim")]
     pub label_dim: usize,
@@ -138,20 +143,12 @@ pub struct OtddSettings {
     pub tau_sigma: Option<f64>,
     /// Joint-variable: "dbscan" (the paper's; radius half the closest pair of target class
     /// Gaussians, 4 points) or "kmeans" (k = the number of target classes).
-    #[serde(default = "default_clustering")]
-    pub clustering: String,
-}
-
-fn default_dynamics() -> String {
-    "feature".into()
+    #[serde(default)]
+    pub clustering: ClusteringName,
 }
 
 fn default_label_dim() -> usize {
     OtddArgs::default().label_dim
-}
-
-fn default_clustering() -> String {
-    "dbscan".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -230,22 +227,13 @@ impl TransferSettings {
     /// the joint dynamics and read their labels the same way.
     fn otdd_args(&self) -> Result<OtddArgs> {
         let o = &self.otdd;
-        let parse = |what: &str, v: &str| format!("setting `otdd.{what}`: `{v}` is not one of");
-        let dynamics = DynamicsName::from_str(&o.dynamics, false).map_err(|_| {
-            anyhow!(
-                "{} feature, joint-fixed, joint-variable",
-                parse("dynamics", &o.dynamics)
-            )
-        })?;
-        let clustering = ClusteringName::from_str(&o.clustering, false)
-            .map_err(|_| anyhow!("{} dbscan, kmeans", parse("clustering", &o.clustering)))?;
         Ok(OtddArgs {
             // Joint dynamics always use Gaussian labels; `label_cost` is the feature flow's.
             label_cost: None,
             epsilon: (o.epsilon > 0.0).then_some(o.epsilon),
-            dynamics,
+            dynamics: o.dynamics,
             label_dim: o.label_dim,
-            clustering,
+            clustering: o.clustering,
             ..OtddArgs::default()
         })
     }
@@ -634,24 +622,44 @@ mod tests {
     fn otdd_dynamics_settings_are_checked_by_name() {
         let mut s = tiny();
         assert_eq!(
-            s.otdd.dynamics, "feature",
+            s.otdd.dynamics,
+            DynamicsName::Feature,
             "profiles without the key keep the default"
         );
-        s.otdd.dynamics = "joint-variable".into();
+        s.otdd.dynamics = DynamicsName::JointVariable;
         s.validate().unwrap();
-        s.otdd.dynamics = "joint".into();
-        let err = format!("{:#}", s.validate().unwrap_err());
-        assert!(
-            err.contains("otdd.dynamics") && err.contains("joint-variable"),
-            "{err}"
-        );
-        s.otdd.dynamics = "joint-fixed".into();
-        s.otdd.clustering = "spectral".into();
-        let err = format!("{:#}", s.validate().unwrap_err());
-        assert!(err.contains("otdd.clustering"), "{err}");
-        s.otdd.clustering = "kmeans".into();
         s.otdd.label_dim = 0;
         assert!(s.validate().is_err());
+        // Names a profile cannot hold are refused where the profile is read, with the
+        // profile, the key and the names it takes.
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../experiments/transfer.toml"
+        ))
+        .unwrap();
+        for (key, bad, names) in [
+            ("dynamics", "joint", "joint-variable"),
+            ("clustering", "spectral", "kmeans"),
+        ] {
+            let edited = text.replacen(
+                "[profile.tiny.otdd]",
+                &format!("[profile.tiny.otdd]\n{key} = \"{bad}\""),
+                1,
+            );
+            let path = std::env::temp_dir().join(format!(
+                "wowflow-transfer-{key}-{}.toml",
+                std::process::id()
+            ));
+            std::fs::write(&path, edited).unwrap();
+            let err =
+                crate::load_profile::<TransferSettings>("", "", Some(&path), "tiny").unwrap_err();
+            std::fs::remove_file(&path).unwrap();
+            let err = format!("{err:#}");
+            assert!(
+                err.contains(bad) && err.contains(names) && err.contains("tiny"),
+                "{err}"
+            );
+        }
     }
 
     /// jd-vl from two source classes towards three target classes (the core's test case):
@@ -666,7 +674,7 @@ mod tests {
         settings.otdd = OtddSettings {
             tau: 0.25,
             steps: 40,
-            dynamics: "joint-variable".into(),
+            dynamics: DynamicsName::JointVariable,
             label_dim: 2,
             tau_sigma: Some(0.25),
             ..settings.otdd
@@ -693,7 +701,7 @@ mod tests {
         );
 
         // Fixed labels keep two classes: two target labels at most.
-        settings.otdd.dynamics = "joint-fixed".into();
+        settings.otdd.dynamics = DynamicsName::JointFixed;
         let (_, row_labels, trial) = run(&settings);
         assert_eq!(row_labels.len(), 60);
         assert_eq!(trial.labels.len(), 2);
