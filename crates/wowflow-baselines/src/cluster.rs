@@ -20,19 +20,30 @@ use wowflow_core::linalg::pairwise_sq_dists;
 pub enum Clustering {
     /// Lloyd's k-means with k-means++ starts; the best of `restarts` runs (lowest inertia).
     KMeans {
+        /// Number of clusters, `1 ≤ k ≤ n`.
         k: usize,
+        /// Seed of the ChaCha8 stream all restarts draw their k-means++ starts from.
         seed: u64,
+        /// Independent runs (`0` is read as `1`); each runs at most 300 Lloyd iterations.
         restarts: usize,
     },
     /// DBSCAN: points with at least `min_points` points (themselves included) within `eps`
     /// are cores; clusters are the connected components of cores plus the points they reach;
     /// the rest is noise.
-    Dbscan { eps: f64, min_points: usize },
+    Dbscan {
+        /// Neighbourhood radius (Euclidean distance, in the units of the points), finite and
+        /// `> 0`.
+        eps: f64,
+        /// Neighbours (the point itself included) that make a point a core, `≥ 1`.
+        min_points: usize,
+    },
 }
 
 /// A partition: `labels[i]` is the cluster of point `i` (`None`: DBSCAN noise).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Clusters {
+    /// One entry per point, in row order: its cluster id in `0..count`, or `None` for noise
+    /// (k-means labels every point).
     pub labels: Vec<Option<usize>>,
     /// Number of clusters (ids are `0..count`).
     pub count: usize,

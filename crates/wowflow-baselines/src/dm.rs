@@ -36,6 +36,9 @@ fn class_mean(cloud: &LabeledCloud, c: usize) -> Vec<f64> {
 }
 
 impl DistributionMatching {
+    /// DM towards the whole of `target` every step (see
+    /// [`DistributionMatching::with_target_batch`]). Errors if `target` is not a valid
+    /// labeled cloud; a source class whose id the target lacks is an error at evaluation.
     pub fn new(target: LabeledCloud) -> Result<Self> {
         target.validate()?;
         Ok(Self {
@@ -75,7 +78,7 @@ impl Objective for DistributionMatching {
 /// id) and, written into `grad` (`N × d`, the source's row order), its WoW gradient
 /// `2 (m_c − m'_c)` for every particle of class `c` (see the module docs).
 ///
-/// Shared by [`DistributionMatching`] and by [`wowflow_distill::feature_map::Featurized`], which calls
+/// Shared by [`DistributionMatching`] and by `wowflow_distill::feature_map::Featurized`, which calls
 /// it on embedded clouds, so DM on raw features and DM in an embedding are one formula.
 pub fn dm_value_and_grad(
     source: &LabeledCloud,

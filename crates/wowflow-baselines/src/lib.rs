@@ -19,6 +19,8 @@
 //! flow — their embedding, their class estimates and their Bures–Wasserstein step — are in
 //! [`product_mmd`] ([`LabelEmbedding`], [`ClassGaussians`], [`bures_exp`]).
 
+#![warn(missing_docs)]
+
 pub mod cluster;
 pub mod dm;
 pub mod euclid_mmd;

@@ -50,6 +50,9 @@ pub struct OtddFlow {
 }
 
 impl OtddFlow {
+    /// The feature-driven OTDD flow towards `target` with label costs, outer solver and label
+    /// weight `λ` from `config`. Errors if `target` is not a valid labeled cloud; the solver
+    /// settings are checked at the first evaluation.
     pub fn new(target: LabeledCloud, config: OtddConfig) -> Result<Self> {
         target.validate()?;
         Ok(Self {

@@ -237,6 +237,7 @@ impl ProductParticles {
 /// number of steps taken. Everything a checkpoint needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductState {
+    /// The source particles `(x_i, m_i, Σ_i)` at step `step`.
     pub particles: ProductParticles,
     /// Velocity of `x` (`N × d`).
     pub velocity_x: Vec<f32>,
@@ -387,8 +388,11 @@ struct LabelStep {
 /// Step sizes of the three parts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StepSizes {
+    /// `τ_x`, step size of the features (`x ← x − τ_x v_x`).
     pub x: f64,
+    /// `τ_m`, step size of the embedded means (`m ← m − τ_m v_m`).
     pub m: f64,
+    /// `τ_Σ`, step size of the covariances (`Σ ← exp_Σ(−2τ_Σ v_Σ)`, dimensionless).
     pub sigma: f64,
 }
 
@@ -572,6 +576,9 @@ impl ProductMmdConfig {
 /// The whole method: embedding, objective and label assignment for one source/target pair.
 #[derive(Debug, Clone)]
 pub struct ProductMmdFlow {
+    /// The settings the flow was built with (step sizes, momentum, steps, bandwidth rules,
+    /// embedding); the bandwidths actually used are resolved once, in
+    /// [`ProductMmdFlow::new`].
     pub config: ProductMmdConfig,
     embedding: LabelEmbedding,
     objective: ProductMmd,
@@ -669,8 +676,8 @@ impl ProductMmdConfig {
 /// ([`ProductMmdConfig::optimizer`]); the label Gaussians `(m, Σ)` are the objective's moving
 /// parameters: their gradient is kept from [`Objective::value_and_wow_grad`] and their heavy
 /// ball step taken in [`Objective::accept_step`], after the flow has accepted the value and
-/// the feature gradient, and they travel in [`FlowState::objective_state`]
-/// (`wowflow_core::FlowState`).
+/// the feature gradient, and they travel in
+/// [`FlowState::objective_state`](wowflow_core::FlowState::objective_state).
 #[derive(Debug, Clone)]
 pub struct ProductMmdObjective {
     flow: ProductMmdFlow,

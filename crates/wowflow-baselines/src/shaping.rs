@@ -23,19 +23,29 @@ pub enum Potential {
     /// `V = (‖A x − b‖ − r)_+`: keeps `A x` within distance `r` of `b`. `matrix` is `A`
     /// (`p × d` row-major; `None` for the identity), `offset` is `b` (length `p`).
     NormBound {
+        /// `A`, row-major `p × d`; `None` for the identity (`p = d`).
         matrix: Option<Vec<f64>>,
+        /// `b`, length `p` (`d` when `matrix` is `None`).
         offset: Vec<f64>,
+        /// `r ≥ 0`, in the units of `A x`.
         radius: f64,
     },
     /// `V = max(0, s_y (wᵀx − b))` with a sign `s_y = ±1` per class: pushes class `y` to the
     /// side `s_y (wᵀx − b) ≤ 0` of the hyperplane (linear separability).
     HyperplaneMargin {
+        /// `w`, length `d` (not normalised: `V` scales with `‖w‖`).
         normal: Vec<f64>,
+        /// `b`, the hyperplane's offset.
         offset: f64,
+        /// `s_y` for each class, indexed by class position `0..C` in the cloud (not by class
+        /// id); length `C`.
         class_signs: Vec<f64>,
     },
     /// `V = ½ Σ_{k ∈ dims} x_k²`: collapses the features `dims` to 0.
-    DimensionCollapse { dims: Vec<usize> },
+    DimensionCollapse {
+        /// Feature indices `k < d` to collapse.
+        dims: Vec<usize>,
+    },
 }
 
 impl Potential {
@@ -161,6 +171,7 @@ impl Potential {
 /// `𝒱(ρ) = Σ_i p_i V(x_i, y_i)`.
 #[derive(Debug, Clone)]
 pub struct PotentialEnergy {
+    /// The potential `V`; its shapes are checked against the cloud at every evaluation.
     pub potential: Potential,
 }
 
@@ -246,6 +257,7 @@ impl Objective for ClassRepulsion {
 
 /// `F = Σ_t λ_t F_t` over objectives (values and WoW gradients add with the same weights).
 pub struct Sum {
+    /// `(λ_t, F_t)` pairs, evaluated in order on the same cloud and random source.
     pub terms: Vec<(f64, Box<dyn Objective>)>,
 }
 

@@ -16,25 +16,40 @@ pub enum CoreError {
     /// An array does not have the length its declared shape implies.
     #[error("{what}: expected {expected}, got {got}")]
     Shape {
+        /// The array, e.g. `points` or `cost matrix`.
         what: String,
+        /// The length (or shape) it should have, in words, e.g. `N × d = 1200 values`.
         expected: String,
+        /// What it has.
         got: String,
     },
     /// A value is NaN or infinite where a finite number is required.
     #[error("{what}: non-finite value {value} at index {index}")]
     NonFinite {
+        /// The array, often with the row and column of the bad entry, e.g.
+        /// `points (particle 3, feature 7)`.
         what: String,
+        /// Flat (row-major) index of the first non-finite entry.
         index: usize,
+        /// The entry itself (NaN or ±∞), widened to `f64`.
         value: f64,
     },
     /// A class has no particles.
     #[error("class {class} (id {id}) is empty: every class needs at least one particle")]
-    EmptyClass { class: usize, id: i64 },
+    EmptyClass {
+        /// Position of the class in the cloud (0-based, the order of the class offsets).
+        class: usize,
+        /// The class's label id.
+        id: i64,
+    },
     /// A weight is zero, negative or not finite.
     #[error("{what}: weight {value} at index {index} must be finite and > 0")]
     BadWeight {
+        /// Which weights, e.g. `class weights` or a histogram's name.
         what: String,
+        /// Index of the first bad weight.
         index: usize,
+        /// The bad weight.
         value: f64,
     },
     /// The feature dimension is zero.
@@ -43,20 +58,34 @@ pub enum CoreError {
     /// Two clouds or a cloud and directions disagree on the feature dimension.
     #[error("dimension mismatch: {what} has d = {got}, expected d = {expected}")]
     DimensionMismatch {
+        /// The object whose dimension is wrong.
         what: String,
+        /// The feature dimension `d` it should have.
         expected: usize,
+        /// The feature dimension it has.
         got: usize,
     },
     /// A parameter is outside its valid range.
     #[error("invalid parameter `{name}`: {reason}")]
-    InvalidParameter { name: String, reason: String },
+    InvalidParameter {
+        /// The parameter (field or argument name), e.g. `lr`.
+        name: String,
+        /// Why it is invalid, with the valid range and the value given.
+        reason: String,
+    },
     /// The flow produced a non-finite loss or gradient; the last good state is kept.
     #[error(
         "flow diverged at step {step}: {reason} (the state of step {last_good_step} was kept)"
     )]
     Diverged {
+        /// The step (0-based) whose loss or gradient was not finite.
         step: usize,
+        /// Steps applied in the state that was kept (its [`FlowState::step`]): equal to
+        /// `step` when the bad update was never applied.
+        ///
+        /// [`FlowState::step`]: crate::flow::FlowState::step
         last_good_step: usize,
+        /// What was not finite, e.g. `the objective is NaN`.
         reason: String,
     },
     /// A checkpoint does not match the run it is asked to resume.

@@ -93,12 +93,17 @@ pub trait Observer {
 /// Records the particles every `every` steps (and at step 0 and the end).
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotRecorder {
+    /// Record when the number of steps applied is a multiple of `every`
+    /// ([`SnapshotRecorder::new`] makes it ≥ 1; with the `Default` of `0`,
+    /// [`Observer::on_step`] records only the final state).
     pub every: usize,
     /// `(step, points)`, `step` = number of steps applied when recorded.
     pub snapshots: Vec<(usize, Vec<f32>)>,
 }
 
 impl SnapshotRecorder {
+    /// A recorder with no snapshots yet, recording every `every` steps (`0` is read as `1`).
+    /// Call [`SnapshotRecorder::record`] before the run to keep the initial state too.
     pub fn new(every: usize) -> Self {
         Self {
             every: every.max(1),

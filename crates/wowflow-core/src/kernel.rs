@@ -15,13 +15,25 @@ use serde::{Deserialize, Serialize};
 pub enum Kernel {
     /// Riesz: `K = −s^{r/2}` with `s = SW_2²` (`r = 1` gives `−SW_2`, the paper's main
     /// choice). Conditionally positive definite for `0 < r < 2`.
-    Riesz { r: f64 },
+    Riesz {
+        /// Exponent `r ∈ (0, 2)`.
+        r: f64,
+    },
     /// Gaussian: `K = exp(−s / (2h))` with `s = SW_2²`.
-    Gaussian { h: f64 },
+    Gaussian {
+        /// Bandwidth `h > 0`, in the units of `SW_2²` (squared feature units).
+        h: f64,
+    },
     /// Inverse multiquadric: `K = (h + s)^{−1/2}` with `s = SW_2²`.
-    Imq { h: f64 },
+    Imq {
+        /// Offset `h > 0`, in the units of `SW_2²` (squared feature units).
+        h: f64,
+    },
     /// Laplace: `K = exp(−s / h)` with `s = SW_1`.
-    Laplace { h: f64 },
+    Laplace {
+        /// Bandwidth `h > 0`, in the units of `SW_1` (feature units).
+        h: f64,
+    },
 }
 
 impl Kernel {

@@ -13,9 +13,20 @@ pub enum Method {
     /// `x ← x − τ g`.
     Gd,
     /// Heavy ball exactly as in the paper's code: `v ← g + m v; x ← x − τ v`.
-    Momentum { m: f64 },
+    Momentum {
+        /// Momentum coefficient `m` (the experiments of docs/math.md §9 use `0.9`;
+        /// [`Method::by_name`] requires `0 ≤ m < 1`).
+        m: f64,
+    },
     /// Adam (Kingma & Ba) with bias correction.
-    Adam { beta1: f64, beta2: f64, eps: f64 },
+    Adam {
+        /// Decay `β1 ∈ [0, 1)` of the first moment (`0.9` from [`Method::by_name`]).
+        beta1: f64,
+        /// Decay `β2 ∈ [0, 1)` of the second moment (`0.999` from [`Method::by_name`]).
+        beta2: f64,
+        /// `ε > 0` added to `√v̂` in the denominator (`1e-8` from [`Method::by_name`]).
+        eps: f64,
+    },
 }
 
 impl Method {
@@ -52,7 +63,12 @@ pub enum Schedule {
     /// `τ_k = τ`.
     Constant,
     /// `τ_k = τ · factor^{⌊k / every⌋}`.
-    Step { every: usize, factor: f64 },
+    Step {
+        /// Updates between two decays (`0` is read as `1`).
+        every: usize,
+        /// Multiplier applied to the step size at each decay, e.g. `0.5`.
+        factor: f64,
+    },
 }
 
 impl Schedule {
@@ -78,8 +94,11 @@ pub struct OptimizerState {
 /// An optimiser: method, base step size `τ` and schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Optimizer {
+    /// The update rule.
     pub method: Method,
+    /// Base step size `τ > 0` (the schedule's `τ_0`).
     pub lr: f64,
+    /// How `τ` changes with the update count ([`Schedule::Constant`] from [`Optimizer::new`]).
     pub schedule: Schedule,
 }
 

@@ -32,7 +32,9 @@ impl CostPower {
 
 /// A scalar atom position: `f32` on the fast path, `f64` for reference computations.
 pub trait Atom: Copy + Send + Sync + 'static {
+    /// The position as `f64` (all costs are accumulated in `f64`).
     fn to_f64(self) -> f64;
+    /// IEEE 754 total order ([`f32::total_cmp`] / [`f64::total_cmp`]), used to sort atoms.
     fn total_cmp_(&self, other: &Self) -> std::cmp::Ordering;
 }
 impl Atom for f32 {
@@ -58,7 +60,9 @@ impl Atom for f64 {
 /// (`None` = uniform `1/n`). Weights must sum to 1.
 #[derive(Debug)]
 pub struct SortedMeasure<'a, T = f32> {
+    /// Atom positions, ascending.
     pub values: &'a [T],
+    /// Atom masses, same length and order as `values`, summing to 1; `None` for `1/n` each.
     pub weights: Option<&'a [f64]>,
 }
 

@@ -36,8 +36,11 @@ use wowflow_core::error::{invalid, shape, Result};
 /// The layout of an image row: `channels × height × width` values, channel-major.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageShape {
+    /// Channels (1 for greyscale, 3 for RGB).
     pub channels: usize,
+    /// Rows of pixels.
     pub height: usize,
+    /// Columns of pixels.
     pub width: usize,
 }
 
@@ -83,11 +86,21 @@ impl std::fmt::Display for ImageShape {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AugmentOp {
+    /// Brightness shift, then saturation and contrast factors, drawn per image
+    /// ([`DsaParams::brightness`], [`DsaParams::saturation`], [`DsaParams::contrast`]).
     Color,
+    /// Integer translation by up to [`DsaParams::crop`] × the size on each axis, zero fill.
     Crop,
+    /// A zeroed rectangle of side [`DsaParams::cutout`] × the size at a random position
+    /// (possibly partly outside the image).
     Cutout,
+    /// Horizontal mirror with probability [`DsaParams::flip`].
     Flip,
+    /// Rescaling about the centre by independent factors in `[1/scale, scale]` per axis
+    /// ([`DsaParams::scale`]), bilinear, zeros outside.
     Scale,
+    /// Rotation about the centre by an angle uniform in `±`[`DsaParams::rotate_degrees`],
+    /// bilinear, zeros outside.
     Rotate,
 }
 

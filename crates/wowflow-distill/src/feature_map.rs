@@ -241,8 +241,12 @@ pub enum Discrepancy {
     /// `½ MMD_K²` with a sliced-Wasserstein kernel (docs/math.md §5), `projections` Gaussian
     /// directions in the feature dimension, redrawn every step.
     SwMmd {
+        /// Kernel `K = κ(s)` between the mapped class measures.
         kernel: Kernel,
+        /// Number `L ≥ 1` of directions per step.
         projections: usize,
+        /// The SW-MMD engine that evaluates the mapped clouds ([`Discrepancy::sw_mmd`]
+        /// uses the CPU engine).
         engine: Arc<dyn Engine>,
     },
     /// Distribution matching (docs/math.md §7): `Σ_c a_c ‖m_c − m'_c‖²` of class means.

@@ -7,6 +7,8 @@
 //! augmentations ([`Augment`]) and their compositions ([`Chain`]); random network embeddings
 //! implement [`FeatureMap`] in `wowflow-nn`.
 
+#![warn(missing_docs)]
+
 pub mod augment;
 pub mod feature_map;
 

@@ -38,7 +38,12 @@ pub enum ClassCost {
     Wasserstein,
     /// `SW_2²` with `projections` Gaussian directions drawn from `seed` (cheap: two GEMMs and
     /// sorts).
-    Sliced { projections: usize, seed: u64 },
+    Sliced {
+        /// Number `L` of directions.
+        projections: usize,
+        /// Seed of the ChaCha8 stream the directions are drawn from.
+        seed: u64,
+    },
 }
 
 /// How a [`LabelAssignment`] was decided.
@@ -46,7 +51,10 @@ pub enum ClassCost {
 #[serde(tag = "method", rename_all = "kebab-case")]
 pub enum AssignmentMethod {
     /// Exact OT between class histograms with the given class cost.
-    Ot { cost: ClassCost },
+    Ot {
+        /// The class cost the `C × K` matrix was computed with.
+        cost: ClassCost,
+    },
     /// Exact OT on a cost matrix supplied by the caller (e.g. the flow's own sliced costs).
     OtOnCosts,
     /// 1-NN majority vote against the target particles.
@@ -56,6 +64,7 @@ pub enum AssignmentMethod {
 /// Labels for the classes of a flowed dataset, with the matrix they were read from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelAssignment {
+    /// How the labels were decided (and so what `costs` and `plan` hold).
     pub method: AssignmentMethod,
     /// `labels[c]` = index `k` (in `0..K`) of the target class given to flowed class `c`.
     /// The target's class id is `target.class_ids()[k]` (see [`LabelAssignment::target_ids`]).

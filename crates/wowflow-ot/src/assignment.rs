@@ -27,6 +27,8 @@ pub struct Assignment {
     pub cost: f64,
     /// Dual potentials: `u_i + v_j ≤ C_ij`, with equality on the assignment.
     pub row_potentials: Vec<f64>,
+    /// Column potentials `v_j` (length `n`); pass them to [`linear_assignment_from`] to
+    /// warm-start a nearby problem.
     pub col_potentials: Vec<f64>,
 }
 

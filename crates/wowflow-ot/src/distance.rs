@@ -151,6 +151,8 @@ pub enum LabelCost {
 /// OTDD settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OtddConfig {
+    /// How the label-to-label term `W_2²(α_y, β_y')` is computed: exactly between the class
+    /// clouds, or in closed form between their Gaussians.
     pub label_cost: LabelCost,
     /// Outer solver (exact, or entropic as in Alvarez-Melis & Fusi).
     pub solver: OtSolver,

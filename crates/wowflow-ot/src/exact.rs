@@ -34,6 +34,8 @@ pub struct ExactOt {
     /// Dual potentials `u` (rows) and `v` (columns): `u_i + v_j ≤ C_ij`, with equality on the
     /// support of `π`.
     pub row_potentials: Vec<f64>,
+    /// Column potentials `v_j` (length `m`); pass them to [`exact_ot_from`] to warm-start a
+    /// nearby problem.
     pub col_potentials: Vec<f64>,
     /// Simplex pivots taken (0 when the problem was solved as an assignment: uniform
     /// histograms of equal length).

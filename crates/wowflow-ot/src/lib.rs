@@ -16,6 +16,8 @@
 //! The one-dimensional exact OT that the sliced engine runs millions of times a step lives in
 //! `wowflow-core` (`ot1d`), beside the engine that needs it.
 
+#![warn(missing_docs)]
+
 pub mod assign;
 pub mod assignment;
 pub mod distance;
@@ -55,14 +57,21 @@ pub enum OtSolver {
 pub enum TransportPlan {
     /// `(i, j, π_ij)` for the non-zero entries.
     Sparse {
+        /// Number of source atoms `n` (length of `a`).
         rows: usize,
+        /// Number of target atoms `m` (length of `b`).
         cols: usize,
+        /// The non-zero entries `(i, j, π_ij)`; an exact solver returns them sorted by
+        /// `(i, j)`.
         entries: Vec<(usize, usize, f64)>,
     },
     /// Row-major `rows × cols`.
     Dense {
+        /// Number of source atoms `n` (length of `a`).
         rows: usize,
+        /// Number of target atoms `m` (length of `b`).
         cols: usize,
+        /// `π_ij` at `values[i * cols + j]`.
         values: Vec<f64>,
     },
 }

@@ -48,12 +48,18 @@ pub struct SinkhornOt {
     pub cost: f64,
     /// Dual potentials `f` (rows) and `g` (columns).
     pub f: Vec<f64>,
+    /// Column potentials `g_j` (length `m`), in the units of the costs; the plan is
+    /// `π_ij = a_i b_j exp((f_i + g_j − C_ij)/ε)`.
     pub g: Vec<f64>,
     /// Iterations run.
     pub iterations: usize,
     /// Whether the marginal error reached `tolerance` within `max_iterations`.
     pub converged: bool,
     /// Final `‖π1 − a‖₁`.
+    ///
+    /// When `converged`, this is the error of the returned plan. When the cap stopped the
+    /// iteration it was measured one iteration before the returned plan, and it is `+∞`
+    /// when the cap allowed a single iteration (`max_iterations ≤ 1`: nothing was measured).
     pub marginal_error: f64,
 }
 

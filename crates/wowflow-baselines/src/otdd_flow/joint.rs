@@ -72,6 +72,8 @@ pub enum LabelDynamics {
 /// Settings of the joint-driven dynamics.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct JointOtddConfig {
+    /// One Gaussian per class with fixed labels (jd-fl), or one per particle with labels
+    /// from clustering (jd-vl).
     pub labels: LabelDynamics,
     /// Outer solver (exact, or entropic as in the paper).
     pub solver: OtSolver,

@@ -33,16 +33,25 @@ const DIRECT_MAX_DIM: usize = 32;
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Bandwidth {
     /// A given `h > 0`.
-    Fixed { h: f64 },
+    Fixed {
+        /// The bandwidth, in the squared units of that part (it divides `‖·‖²` directly).
+        h: f64,
+    },
     /// `factor ×` the median of that part's squared source–target distances at the start.
-    Median { factor: f64 },
+    Median {
+        /// Multiplier of the median, finite and `> 0` (`1` for the plain heuristic).
+        factor: f64,
+    },
 }
 
 /// Bandwidth choice for the three parts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BandwidthSpec {
+    /// Rule for `h_x`, on the features (`‖x − x'‖²`).
     pub x: Bandwidth,
+    /// Rule for `h_m`, on the embedded means (`‖m − m'‖²`).
     pub m: Bandwidth,
+    /// Rule for `h_Σ`, on the embedded covariances (`‖Σ − Σ'‖_F²`).
     pub sigma: Bandwidth,
 }
 
@@ -61,8 +70,11 @@ impl Default for BandwidthSpec {
 /// Resolved bandwidths `h_x`, `h_m`, `h_Σ` (all `> 0`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Bandwidths {
+    /// `h_x`, dividing `‖x − x'‖²`.
     pub x: f64,
+    /// `h_m`, dividing `‖m − m'‖²`.
     pub m: f64,
+    /// `h_Σ`, dividing `‖Σ − Σ'‖_F²`.
     pub sigma: f64,
 }
 

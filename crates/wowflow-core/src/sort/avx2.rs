@@ -7,7 +7,7 @@
 //! runs in memory. Every compare-exchange keeps a key with its own payload, and ties go to
 //! the lower position, so the payload is always a permutation of the input's.
 //!
-//! All functions require AVX2; the only entry point, [`sort`], is `unsafe` for that reason
+//! All functions require AVX2; the only entry point, [`bitonic`], is `unsafe` for that reason
 //! and its caller checks the CPU once (`SegmentSorter::new`).
 
 use std::arch::x86_64::*;
