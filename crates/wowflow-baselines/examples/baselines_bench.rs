@@ -5,7 +5,7 @@
 //!   dynamics with label Gaussians in p = 16 PCA dimensions);
 //! - the WoW distance between two 10 × 500 × 784 datasets.
 //!
-//! `cargo run --release -p wowflow-core --example baselines_bench`
+//! `cargo run --release -p wowflow-baselines --example baselines_bench`
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

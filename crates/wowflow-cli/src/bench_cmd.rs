@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use wowflow_core::bench::{run as run_bench, BenchConfig, BenchResult};
+use wowflow_experiments::bench::{run as run_bench, BenchConfig, BenchResult};
 use wowflow_experiments::device::{make_engine, Device};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]

@@ -27,8 +27,6 @@
 
 #![warn(missing_docs)]
 
-#[doc(hidden)]
-pub mod bench;
 pub mod cloud;
 pub mod directions;
 pub mod engine;

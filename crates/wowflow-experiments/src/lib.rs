@@ -17,6 +17,7 @@
 //! ([`device`], [`resident`]), the OTDD flow's settings and the labels its joint dynamics end
 //! with ([`otdd`]), and the progress bar and Ctrl-C handling of long runs ([`progress`]).
 
+pub mod bench;
 pub mod device;
 pub mod distill;
 pub mod domain_adaptation;

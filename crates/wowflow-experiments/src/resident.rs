@@ -3,9 +3,9 @@
 //! (`wowflow_cuda::DeviceFlow`) instead of sending both clouds over PCIe every step (the
 //! `Engine` path, which other objectives and direction samplers still use).
 
+use crate::bench::{BenchConfig, BenchResult};
 use crate::device::DeviceArgs;
 use anyhow::Result;
-use wowflow_core::bench::{BenchConfig, BenchResult};
 use wowflow_core::{FlowState, LabeledCloud, Observer, Outcome, SwMmdFlowSettings};
 
 /// Per-stage milliseconds of one step (median over a few profiled steps).
@@ -150,7 +150,7 @@ mod imp {
     }
 
     pub fn bench(config: &BenchConfig, reps: usize, tf32: bool) -> Result<(BenchResult, Profile)> {
-        let (source, target) = wowflow_core::bench::workload(config)?;
+        let (source, target) = crate::bench::workload(config)?;
         let settings = SwMmdFlowSettings {
             kernel: Kernel::RIESZ,
             projections: config.projections,

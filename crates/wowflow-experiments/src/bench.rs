@@ -1,20 +1,21 @@
-//! The benchmark workloads of the paper's experiments, shared by `wowflow bench` and the
-//! criterion benches so both time exactly the same step.
+//! The benchmark workloads of the paper's experiments, shared by `wowflow bench`, the
+//! GPU-resident benchmark ([`crate::resident::bench`]) and the timing examples, so all time
+//! exactly the same step.
 //!
 //! A step is one full `value_and_wow_grad` of SW-MMD with the Riesz kernel: fresh
 //! directions, (optional) target mini-batch, projections, sorts, pairings and the
 //! back-projection — everything but the optimiser's axpy.
 
-use crate::cloud::LabeledCloud;
-use crate::engine::Engine;
-use crate::error::{invalid, Result};
-use crate::kernel::Kernel;
-use crate::objective::{Objective, SwMmd};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::sync::Arc;
 use std::time::Instant;
+use wowflow_core::cloud::LabeledCloud;
+use wowflow_core::engine::Engine;
+use wowflow_core::error::{invalid, Result};
+use wowflow_core::kernel::Kernel;
+use wowflow_core::objective::{Objective, SwMmd};
 
 /// One benchmark workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
-//! Prints step times of the benchmark workloads: `cargo run --release --example step_time [da] [reps]`.
+//! Prints step times of the benchmark workloads: `cargo run --release -p wowflow-experiments --example step_time [da] [reps]`.
 use std::sync::Arc;
-use wowflow_core::bench::{run, BenchConfig};
 use wowflow_core::CpuEngine;
+use wowflow_experiments::bench::{run, BenchConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
