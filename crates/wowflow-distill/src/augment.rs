@@ -647,6 +647,106 @@ mod tests {
     use wowflow_core::objective::Objective;
     use wowflow_core::{Flow, FlowConfig, FlowState, Method, Optimizer};
 
+    // The augmentations as feature maps under the objectives of `feature_map` (this module
+    // uses that one; the tests live here so no module imports one that imports it back).
+    use crate::feature_map::tests::{check_finite_differences, eval, FixedLinear};
+    use crate::feature_map::{Chain, FeatureMap, Frozen};
+    use rand::Rng;
+
+    /// Images `3 × 5 × 6` (several channels, so saturation is not the identity; not
+    /// square, so rows and columns cannot be confused) in two classes.
+    fn colour_images(per_class: usize, seed: u64) -> LabeledCloud {
+        let mut r = rng(seed);
+        let d = 3 * 5 * 6;
+        let points = (0..2 * per_class * d)
+            .map(|k| r.random::<f32>() + if k >= per_class * d { 0.3 } else { 0.0 })
+            .collect();
+        LabeledCloud::uniform(2, per_class, d, points).unwrap()
+    }
+
+    fn through_augmentation(mode: AugmentMode, ops: &[AugmentOp]) -> Box<dyn FeatureMap> {
+        let shape = ImageShape {
+            channels: 3,
+            height: 5,
+            width: 6,
+        };
+        Box::new(Chain(vec![
+            Box::new(Augment::new(shape, ops.to_vec(), mode).unwrap()),
+            Box::new(FixedLinear::random(90, 12, 4)),
+        ]))
+    }
+
+    #[test]
+    fn gradient_through_augmentation_and_linear_map_matches_finite_differences() {
+        let target = colour_images(9, 1);
+        let source = colour_images(4, 2)
+            .with_class_weights(vec![1.0, 3.0])
+            .unwrap();
+        let cases: Vec<(AugmentMode, Vec<AugmentOp>)> =
+            std::iter::once((AugmentMode::Multiple, AugmentOp::ALL.to_vec()))
+                .chain(AugmentOp::ALL.map(|op| (AugmentMode::Single, vec![op])))
+                .collect();
+        for (mode, ops) in cases {
+            let mut dm = Featurized::new(
+                target.clone(),
+                through_augmentation(mode, &ops),
+                Discrepancy::Dm,
+            )
+            .unwrap()
+            .with_target_batch(Some(5))
+            .unwrap();
+            // DM is quadratic and the map affine: central differences are exact but for
+            // rounding, at any step.
+            check_finite_differences(&mut dm, &source, 1e-2, 1e-4);
+            let mut sw = Featurized::new(
+                target.clone(),
+                through_augmentation(mode, &ops),
+                Discrepancy::sw_mmd(Kernel::RIESZ, 30),
+            )
+            .unwrap()
+            .with_target_batch(Some(5))
+            .unwrap();
+            // SW-MMD has kinks where sorted orders change: a small step keeps clear of them.
+            check_finite_differences(&mut sw, &source, 5e-4, 5e-3);
+        }
+    }
+
+    #[test]
+    fn same_seed_same_result_and_frozen_maps_ignore_the_callers_generator() {
+        let target = colour_images(9, 1);
+        let source = colour_images(4, 2);
+        let mut obj = Featurized::new(
+            target.clone(),
+            through_augmentation(AugmentMode::Single, &AugmentOp::ALL),
+            Discrepancy::sw_mmd(Kernel::RIESZ, 10),
+        )
+        .unwrap()
+        .with_target_batch(Some(5))
+        .unwrap();
+        assert_eq!(eval(&mut obj, &source, 3), eval(&mut obj, &source, 3));
+        assert_ne!(eval(&mut obj, &source, 3), eval(&mut obj, &source, 4));
+
+        let frozen = Frozen::new(
+            through_augmentation(AugmentMode::Multiple, &AugmentOp::ALL),
+            7,
+        );
+        let mut obj = Featurized::new(target, Box::new(frozen), Discrepancy::Dm).unwrap();
+        assert!(
+            obj.name().starts_with("dm(linear)[frozen("),
+            "{}",
+            obj.name()
+        );
+        assert_eq!(eval(&mut obj, &source, 3), eval(&mut obj, &source, 4));
+    }
+
+    #[test]
+    fn a_map_for_other_images_is_refused_by_shape() {
+        let target = colour_images(3, 1);
+        let wrong_shape = Box::new(Augment::digits(ImageShape::MNIST).unwrap());
+        let err = Featurized::new(target.clone(), wrong_shape, Discrepancy::Dm).unwrap_err();
+        assert!(err.to_string().contains("1×28×28"), "{err}");
+    }
+
     const RGB: ImageShape = ImageShape {
         channels: 3,
         height: 5,
