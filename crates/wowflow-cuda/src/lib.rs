@@ -25,6 +25,8 @@
 //! clouds over PCIe every call). See `GPU.md` in this crate for how to run the GPU tests and
 //! benchmarks, and `PERF.md` for the measured step times and what each optimisation bought.
 
+#![warn(missing_docs)]
+
 pub mod engine;
 pub mod error;
 pub mod flow;

@@ -20,15 +20,19 @@ use wowflow_core::objective::{Objective, SwMmd};
 /// One benchmark workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BenchConfig {
+    /// The workload's name (`rings`, `da`, `tl`, `dd`, `da5k`).
     pub name: &'static str,
-    /// Source classes and particles per class.
+    /// Source classes (the target has as many).
     pub classes: usize,
+    /// Source particles per class.
     pub per_class: usize,
     /// Target particles per class (before mini-batching).
     pub target_per_class: usize,
     /// Target mini-batch per class per step, if any.
     pub target_batch: Option<usize>,
+    /// Dimension d of the particles (784 for 28×28 images).
     pub dim: usize,
+    /// Slicing directions L drawn each step.
     pub projections: usize,
 }
 
@@ -121,15 +125,21 @@ impl BenchConfig {
 /// Timings of one workload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchResult {
+    /// The workload timed.
     pub config: BenchConfig,
+    /// Name of the engine that ran it (`Engine::name`, or `cuda-resident[-tf32]` for the
+    /// device-resident flow).
     pub engine: String,
+    /// Wall time of each timed step, in milliseconds (warm-up steps excluded).
     pub times_ms: Vec<f64>,
 }
 
 impl BenchResult {
+    /// The fastest step, in milliseconds (infinite when nothing was timed).
     pub fn min_ms(&self) -> f64 {
         self.times_ms.iter().copied().fold(f64::INFINITY, f64::min)
     }
+    /// The median step, in milliseconds (NaN when nothing was timed).
     pub fn median_ms(&self) -> f64 {
         let mut t = self.times_ms.clone();
         t.sort_by(f64::total_cmp);

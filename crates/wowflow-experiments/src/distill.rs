@@ -19,6 +19,8 @@ use wowflow_data::{
 use wowflow_distill::{Augment, Chain, Discrepancy, FeatureMap, Featurized, ImageShape};
 use wowflow_nn::{ConvNetConfig, Images, RandomEmbedding};
 
+/// The built-in copy of `experiments/distill.toml` (the profiles read when no `--config` is
+/// given).
 pub const BUILTIN: &str = include_str!("../../../experiments/distill.toml");
 
 /// What produces the k-per-class training set.
@@ -55,6 +57,7 @@ impl DistillMethod {
     }
 }
 
+/// Options of `wowflow experiment distill`: one cell of Table 1.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct DistillArgs {
@@ -64,6 +67,7 @@ pub struct DistillArgs {
     /// Synthetic images per class.
     #[cfg_attr(feature = "clap", arg(long))]
     pub k: usize,
+    /// What produces the k-per-class training set.
     #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "sw-mmd"))]
     pub method: DistillMethod,
     /// Compare through a random DSA augmentation each step (A in the paper).
@@ -78,61 +82,92 @@ pub struct DistillArgs {
     /// Networks trained per flow [default: the profile's].
     #[cfg_attr(feature = "clap", arg(long))]
     pub evals: Option<usize>,
+    /// `--config`, `--profile`, `--out`, `--data-dir`.
     #[cfg_attr(feature = "clap", command(flatten))]
     pub common: CommonArgs,
 }
 
+/// A profile of `experiments/distill.toml`: the distillation protocol (docs/math.md §9).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistillSettings {
+    /// One line saying what the profile is (kept in the results).
     pub description: String,
     /// Real images per class the synthetic set is flowed to.
     pub target_per_class: usize,
+    /// Synthetic sets per cell (the paper: 3), each drawn (and flowed) with its own seed;
+    /// `full-data` has one.
     pub trials: usize,
+    /// ConvNets trained on each synthetic set (the paper: 5), each from its own initial
+    /// weights and batch order.
     pub evals: usize,
     /// Seed of trial 0 (trial t draws its images and flows with seed + t).
     pub seed: u64,
+    /// The flow of the synthetic images (`dm` replaces its step size and momentum for DM).
     pub flow: DistillFlowSettings,
     /// DM's own step size (its gradient, 2 (m_c − m'_c) per image in the WoW convention,
     /// overshoots at τ = 1).
     pub dm: StepSettings,
+    /// The random ConvNet ψ of `--embed`.
     pub embed: EmbedSettings,
+    /// The diagnostic matching of flowed to real classes after the flow
+    /// ([`Trial::assigned`]); the labels stay those of the images' own classes.
     pub assign: AssignSettings,
+    /// Training of the scoring ConvNet on the k-per-class set.
     pub train: TrainSettings,
     /// Training of the "full data" baseline (the whole train split).
     pub full_data_train: TrainSettings,
+    /// Synthetic images per class drawn in `synthetic.png` (trial 0).
     pub grid_per_class: usize,
 }
 
+/// The `flow` table of a distillation profile: the flow of the synthetic images to the real
+/// ones.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistillFlowSettings {
+    /// SW kernel between class measures: `riesz`, `gaussian`, `imq` or `laplace`
+    /// (docs/math.md §4).
     pub kernel: String,
+    /// The kernel's parameter (Riesz exponent r, otherwise bandwidth h); absent: the default
+    /// of docs/math.md §4 (Riesz r = 1).
     pub kernel_param: Option<f64>,
+    /// Slicing directions L, drawn afresh every step.
     pub projections: usize,
+    /// Step size τ of the SW-MMD flow (DM steps by `dm.tau`).
     pub tau: f64,
+    /// Heavy-ball momentum of the SW-MMD flow (DM uses `dm.momentum`).
     pub momentum: f64,
+    /// Flow steps (SW-MMD and DM).
     pub steps: usize,
     /// Real images per class drawn each step.
     pub real_batch: usize,
 }
 
+/// A step size and a heavy-ball momentum (the `dm` table).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSettings {
+    /// Step size τ.
     pub tau: f64,
+    /// Heavy-ball momentum (0: plain gradient descent).
     pub momentum: f64,
 }
 
+/// The `embed` table: the random ConvNet ψ that `--embed` compares through (fresh weights
+/// every step; the paper's: depth 3, width 128).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedSettings {
-    /// The random ConvNet ψ (the paper's: depth 3, width 128).
+    /// Convolution blocks of ψ (1–3 for 28×28 images).
     pub depth: usize,
+    /// Channels of each of ψ's convolutions.
     pub width: usize,
 }
 
 impl DistillSettings {
+    /// Reads and checks profile `profile` of `config` (default: the built-in
+    /// `experiments/distill.toml`).
     pub fn load(config: Option<&Path>, profile: &str) -> Result<Self> {
         let s: Self = load_profile(BUILTIN, "experiments/distill.toml", config, profile)?;
         s.validate()?;
@@ -169,10 +204,15 @@ impl DistillSettings {
 /// What one table cell is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DistillCell {
+    /// Registry name of the distilled dataset (`mnist`, `fashion-mnist`).
     pub dataset: String,
+    /// Synthetic images per class (ignored by `full-data`).
     pub k: usize,
+    /// What produces the training set.
     pub method: DistillMethod,
+    /// Compare through a random DSA augmentation A each step (flowing methods only).
     pub augment: bool,
+    /// Compare through a fresh random ConvNet ψ each step (flowing methods only).
     pub embed: bool,
 }
 
@@ -204,6 +244,8 @@ impl DistillCell {
 /// One synthetic set and the networks trained on it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trial {
+    /// Seed of the trial's draws and flow (`seed + t`); network e starts from seed
+    /// `1000 · seed + e`.
     pub seed: u64,
     /// The flow (zero steps for the methods that do not flow).
     #[serde(flatten)]
@@ -214,19 +256,28 @@ pub struct Trial {
     /// Diagnostic: the real class each synthetic class is matched with by exact OT on SW₂²
     /// after the flow (the identity unless a class drifted towards another one).
     pub assigned: Vec<usize>,
+    /// One score per network trained on the set.
     pub scores: Vec<Score>,
 }
 
 /// The result of a cell.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellResult {
+    /// The cell computed.
     pub cell: DistillCell,
+    /// Name of the profile its settings come from.
     pub profile: String,
+    /// The settings it ran with (command-line overrides applied).
     pub settings: DistillSettings,
+    /// Pixel mean and standard deviation of the train split, which normalised every image.
     pub normalize: (f32, f32),
+    /// Test accuracy over every network of every trial: mean ± sample std, in percent.
     pub accuracy: Stats,
+    /// Each synthetic set and its networks.
     pub trials: Vec<Trial>,
+    /// Wall time of the cell, in seconds.
     pub seconds: f64,
+    /// The machine it ran on ([`machine`]).
     pub machine: String,
 }
 
@@ -483,6 +534,8 @@ pub fn run_cell(
     })
 }
 
+/// Runs `wowflow experiment distill`: one cell, written to `OUT/result.json`, with trial 0's
+/// synthetic set in `synthetic.npz` and `synthetic.png` (all methods but `full-data`).
 pub fn run(args: DistillArgs) -> Result<()> {
     let mut settings = DistillSettings::load(args.common.config.as_deref(), &args.common.profile)?;
     if let Some(t) = args.trials {

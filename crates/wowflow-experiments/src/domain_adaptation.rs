@@ -24,6 +24,7 @@ use wowflow_nn::{
 
 const BUILTIN: &str = include_str!("../../../experiments/domain-adaptation.toml");
 
+/// Options of `wowflow experiment domain-adaptation`.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct DaArgs {
@@ -33,6 +34,7 @@ pub struct DaArgs {
     /// Dataset the classifier is trained on and the flow goes to.
     #[cfg_attr(feature = "clap", arg(long, default_value = "mnist"))]
     pub target: String,
+    /// `--config`, `--profile`, `--out`, `--data-dir`.
     #[cfg_attr(feature = "clap", command(flatten))]
     pub common: CommonArgs,
     /// Where trained classifiers are kept and reused [default: ~/.cache/wowflow/models].
@@ -41,53 +43,80 @@ pub struct DaArgs {
     /// Train the classifier even if a saved one matches.
     #[cfg_attr(feature = "clap", arg(long))]
     pub retrain: bool,
+    /// `--device` and `--tf32`: where the flow runs.
     #[cfg_attr(feature = "clap", command(flatten))]
     pub gpu: crate::device::DeviceArgs,
 }
 
+/// A profile of `experiments/domain-adaptation.toml` (docs/math.md §9).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DaSettings {
+    /// One line saying what the profile is (kept in `summary.json`).
     pub description: String,
+    /// The frozen MNIST classifier (the DA CNN of docs/math.md §10) and its training.
     pub classifier: ClassifierSettings,
+    /// The flow of the source images to the classifier's MNIST images.
     pub flow: DaFlowSettings,
+    /// How flowed classes get MNIST labels at each checkpoint.
     pub assign: AssignSettings,
+    /// Image grids of the flowed classes.
     pub output: OutputSettings,
 }
 
+/// The `classifier` table: training of the frozen DA CNN (AdamW). A classifier trained with
+/// the same settings is saved and reused (`--models`, `--retrain`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifierSettings {
     /// Target images per class: the classifier's training set and the flow's target.
     pub per_class: usize,
+    /// Training steps (mini-batches).
     pub steps: usize,
+    /// Images per mini-batch.
     pub batch_size: usize,
+    /// AdamW learning rate.
     pub lr: f64,
+    /// AdamW decoupled weight decay.
     pub weight_decay: f32,
     /// Seed of the image draw, the initial weights and the batch order.
     pub seed: u64,
 }
 
+/// The `flow` table: the Riesz SW-MMD flow (K = −SW₂) of the source images to MNIST.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DaFlowSettings {
+    /// Source images per class that are flowed (a seeded draw of the source's train split,
+    /// see [`sample_train`]).
     pub source_per_class: usize,
     /// Target images per class: the first this many of each class of the classifier's
     /// training images (a seeded random subset of them); at most `classifier.per_class`.
     pub target_per_class: usize,
+    /// Slicing directions L, drawn afresh every step.
     pub projections: usize,
+    /// Step size τ.
     pub tau: f64,
+    /// Heavy-ball momentum.
     pub momentum: f64,
+    /// Flow steps.
     pub steps: usize,
+    /// Steps between checkpoints (label assignment and classifier accuracy; also at step 0
+    /// and at the last step).
     pub checkpoint_every: usize,
     /// Seed of the source draw and of the flow's directions.
     pub seed: u64,
 }
 
+/// The `output` table: image grids of the flowed classes (`grid_stepNNNNN.png`, one row per
+/// class, rows ordered by the MNIST label assigned).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSettings {
+    /// Flowed images per class in each grid.
     pub grid_per_class: usize,
+    /// Draw a grid at the checkpoints whose step is a multiple of this (and at the last):
+    /// grids are drawn at checkpoints only.
     pub grid_every: usize,
 }
 
@@ -304,6 +333,8 @@ fn classifier(
     Ok((model, card, false))
 }
 
+/// Runs `wowflow experiment domain-adaptation`: trains (or loads) the classifier, flows, and
+/// writes `accuracy.csv`, `accuracy.png`, `summary.json` and the image grids to OUT.
 pub fn run(args: DaArgs) -> Result<()> {
     let started = Instant::now();
     // Before minutes of classifier training, not after.

@@ -15,20 +15,27 @@ pub enum EvalNet {
     /// LeNet-5 (transfer learning).
     Lenet5,
     /// The distillation ConvNet; the paper's is depth 3, width 128.
-    Convnet { depth: usize, width: usize },
+    Convnet {
+        /// Convolution blocks (1–3 for 28×28 images).
+        depth: usize,
+        /// Channels of each convolution.
+        width: usize,
+    },
 }
 
 /// How the scoring network is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSettings {
+    /// The network: `{ name = "lenet5" }` or `{ name = "convnet", depth, width }`.
     pub net: EvalNet,
     /// Passes over the training set.
     pub epochs: usize,
+    /// Images per mini-batch.
     pub batch_size: usize,
     /// AdamW learning rate.
     pub lr: f64,
-    /// AdamW decoupled weight decay.
+    /// AdamW decoupled weight decay (default 0.01).
     #[serde(default = "default_weight_decay")]
     pub weight_decay: f32,
 }
@@ -38,6 +45,7 @@ fn default_weight_decay() -> f32 {
 }
 
 impl TrainSettings {
+    /// Checks the settings; errors name the key under `prefix` (e.g. `train.epochs`).
     pub fn validate(&self, prefix: &str) -> Result<()> {
         for (name, v) in [("epochs", self.epochs), ("batch_size", self.batch_size)] {
             if v == 0 {
@@ -61,8 +69,11 @@ impl TrainSettings {
 pub struct Score {
     /// Test accuracy in `[0, 1]`.
     pub accuracy: f64,
+    /// Images in the training set.
     pub train_images: usize,
+    /// Wall time of the training, in seconds.
     pub train_seconds: f64,
+    /// Mean training batch loss over the last (up to 50) steps.
     pub final_loss: f32,
 }
 
@@ -109,16 +120,18 @@ pub fn train_and_test(
     })
 }
 
-/// Mean and sample standard deviation of accuracies, in percent, as the papers report them.
 /// What a trial of an experiment records of its flow. Trials flatten it into their JSON, so
 /// the fields keep these names there (and cells written before it existed still load).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FlowRecord {
     /// Seconds the flow took (0 when the method does not flow).
     pub flow_seconds: f64,
+    /// Steps the flow took (0 when the method does not flow).
     pub flow_steps: usize,
-    /// `F` before the first and after the last step (where the method has one).
+    /// `F` before the first step (where the method has one).
     pub loss_first: Option<f64>,
+    /// `F` before the last step: a flow records `F` at the start of each step, so the value
+    /// after the last update is not measured.
     pub loss_last: Option<f64>,
 }
 
@@ -134,10 +147,14 @@ impl FlowRecord {
     }
 }
 
+/// Mean and sample standard deviation of accuracies, in percent, as the papers report them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
+    /// Mean accuracy, in percent.
     pub mean: f64,
+    /// Sample standard deviation (0 for a single value), in percent.
     pub std: f64,
+    /// Number of accuracies (networks trained).
     pub n: usize,
 }
 

@@ -16,30 +16,45 @@ use wowflow_ot::{assign_by_ot, ClassCost};
 
 const BUILTIN: &str = include_str!("../../../experiments/generate.toml");
 
+/// Options of `wowflow experiment generate`.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct GenerateArgs {
     /// Dataset whose classes are generated.
     #[cfg_attr(feature = "clap", arg(long, default_value = "mnist"))]
     pub target: String,
+    /// `--config`, `--profile`, `--out`, `--data-dir`.
     #[cfg_attr(feature = "clap", command(flatten))]
     pub common: CommonArgs,
 }
 
+/// A profile of `experiments/generate.toml`: Gaussian noise flowed to the target's classes
+/// by the Riesz SW-MMD flow (K = −SW₂).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateSettings {
+    /// One line saying what the profile is (kept in `summary.json`).
     pub description: String,
     /// Noise images per class.
     pub per_class: usize,
+    /// Target images per class the noise is flowed to (a seeded draw of the train split).
     pub target_per_class: usize,
+    /// Standard deviation of the Gaussian noise `N(0, σ² I)` the flow starts from (pixel
+    /// units: images lie in [0, 1]).
     pub noise_std: f32,
+    /// Slicing directions L, drawn afresh every step.
     pub projections: usize,
+    /// Step size τ.
     pub tau: f64,
+    /// Heavy-ball momentum.
     pub momentum: f64,
+    /// Flow steps.
     pub steps: usize,
+    /// Steps between image grids (also at step 0 and at the last step).
     pub checkpoint_every: usize,
+    /// Seed of the target draw, of the noise and of the flow's directions.
     pub seed: u64,
+    /// Flowed images per class in each grid.
     pub grid_per_class: usize,
 }
 
@@ -93,6 +108,8 @@ impl Observer for Grids<'_> {
     }
 }
 
+/// Runs `wowflow experiment generate`: writes the image grids (`grid_stepNNNNN.png`),
+/// `loss.csv`, `loss.png` and `summary.json` to OUT.
 pub fn run(args: GenerateArgs) -> Result<()> {
     let started = Instant::now();
     let s: GenerateSettings = load_profile(

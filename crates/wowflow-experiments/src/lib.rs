@@ -17,6 +17,8 @@
 //! ([`device`], [`resident`]), the OTDD flow's settings and the labels its joint dynamics end
 //! with ([`otdd`]), and the progress bar and Ctrl-C handling of long runs ([`progress`]).
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod device;
 pub mod distill;
@@ -37,6 +39,7 @@ use wowflow_core::{Flow, FlowConfig, FlowState, LabeledCloud, Objective, Optimiz
 use wowflow_data::{draw_disjoint, load_split, to_cloud, DataDirs, Split, Transform};
 use wowflow_ot::{assign_by_nearest_neighbor, assign_by_ot, ClassCost, LabelAssignment};
 
+/// The experiments, one per `wowflow experiment` subcommand; [`run`] runs one.
 #[cfg_attr(feature = "clap", derive(clap::Subcommand))]
 pub enum Experiment {
     /// Flow Fashion-MNIST, KMNIST or USPS to MNIST and watch a frozen MNIST classifier's
@@ -55,6 +58,7 @@ pub enum Experiment {
     Table(table::TableArgs),
 }
 
+/// Runs an experiment to the end: loads its profile, computes, and writes its result files.
 pub fn run(e: Experiment) -> Result<()> {
     match e {
         Experiment::DomainAdaptation(args) => domain_adaptation::run(args),
@@ -76,7 +80,7 @@ pub struct CommonArgs {
     /// Which profile of the config to run: `quick` (CPU-sized) or `paper`.
     #[cfg_attr(feature = "clap", arg(long, default_value = "quick"))]
     pub profile: String,
-    /// Output directory [default: runs/<experiment>-<...>-<profile>].
+    /// Output directory [default: runs/EXPERIMENT-...-PROFILE].
     #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
     pub out: Option<PathBuf>,
     /// Where datasets are looked for first (then $WOWFLOW_DATA, then the cache directory).
@@ -156,16 +160,26 @@ pub fn sample_train(
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AssignMethod {
+    /// `sliced`: exact OT between flowed and target classes with cost SW₂² between the class
+    /// clouds (the experiments' choice; `projections` directions).
     Sliced,
+    /// `wasserstein`: exact OT between classes with cost exact W₂² between the class clouds
+    /// (slow: one network simplex per class pair).
     Wasserstein,
+    /// `nearest-neighbor`: each flowed class takes the majority label of its images' nearest
+    /// target images (1-NN, squared Euclidean distance).
     NearestNeighbor,
 }
 
+/// The `assign` table of a profile: how flowed classes are given target labels
+/// (docs/math.md §8).
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssignSettings {
+    /// The rule: `sliced`, `wasserstein` or `nearest-neighbor`.
     pub method: AssignMethod,
-    /// Directions for `sliced` (drawn once, the same at every checkpoint).
+    /// Slicing directions L for `sliced` (drawn once, the same at every checkpoint; default
+    /// 500).
     #[serde(default = "default_assign_projections")]
     pub projections: usize,
 }
@@ -175,6 +189,7 @@ fn default_assign_projections() -> usize {
 }
 
 impl AssignSettings {
+    /// The target label of every class of `flowed` (classes of `target`, by `method`).
     pub fn assign(&self, flowed: &LabeledCloud, target: &LabeledCloud) -> Result<LabelAssignment> {
         Ok(match self.method {
             AssignMethod::Sliced => assign_by_ot(

@@ -10,6 +10,7 @@ use wowflow_data::NpyArray;
 use wowflow_ot::{LabelCost, OtddConfig};
 use wowflow_ot::{OtSolver, SinkhornConfig};
 
+/// The label-to-label cost of the feature-driven OTDD flow (`--label-cost`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum LabelCostName {
@@ -146,6 +147,8 @@ impl OtddArgs {
         }))
     }
 
+    /// The `--dynamics` value as the command line writes it (`feature`, `joint-fixed`,
+    /// `joint-variable`).
     pub fn dynamics_name(&self) -> &'static str {
         match self.dynamics {
             DynamicsName::Feature => "feature",
@@ -214,6 +217,7 @@ pub struct JointLabels {
     pub y: Vec<i64>,
     /// Raw cluster index (−1: noise); jd-vl only.
     pub cluster: Option<Vec<i64>>,
+    /// The clusters found (for jd-fl: the source classes).
     pub clusters: Clusters,
     /// `label_means` (G, p), `label_covs` (G, p, p).
     pub arrays: Vec<(&'static str, NpyArray)>,

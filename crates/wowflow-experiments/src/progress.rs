@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use wowflow_core::{Control, FlowState, Observer, StepInfo};
 
+/// A progress bar for a flow; it also stops the flow (after the current step) once Ctrl-C
+/// has raised its flag.
 pub struct Progress {
     bar: ProgressBar,
     interrupted: Arc<AtomicBool>,
@@ -26,6 +28,7 @@ impl Progress {
         Self { bar, interrupted }
     }
 
+    /// Clears the bar from the terminal.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }

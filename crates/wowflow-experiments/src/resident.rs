@@ -20,7 +20,9 @@ pub enum SwMmdRunner {
     Device(Box<Resident>),
     /// On the host.
     Host {
+        /// The SW-MMD objective towards the target.
         objective: Box<wowflow_core::SwMmd>,
+        /// The flow's settings (optimiser, seed, clipping).
         settings: SwMmdFlowSettings,
     },
 }

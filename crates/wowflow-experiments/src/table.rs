@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_data::DataDirs;
 
+/// Options of `wowflow experiment table`.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct TableArgs {
@@ -28,7 +29,7 @@ pub struct TableArgs {
     /// The experiment's config with the profiles [default: the built-in one].
     #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub experiment_config: Option<PathBuf>,
-    /// Output directory [default: runs/<table name>-<profile>].
+    /// Output directory [default: runs/TABLE-PROFILE, e.g. runs/table2-quick].
     #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
     pub out: Option<PathBuf>,
     /// Only cells whose key contains this text (e.g. `usps`, `k5`, `sw-mmd`); repeatable,
@@ -284,6 +285,8 @@ fn render(
     (md, csv)
 }
 
+/// Runs `wowflow experiment table`: computes the selected cells not yet done, writing each
+/// to `OUT/cells/<key>.json` and rewriting `OUT/table.md` and `OUT/table.csv` after each.
 pub fn run(args: TableArgs) -> Result<()> {
     args.gpu.check()?;
     let t = TableConfig::load(&args.config)?;

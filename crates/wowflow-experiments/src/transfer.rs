@@ -25,6 +25,8 @@ use wowflow_nn::Images;
 use wowflow_ot::{LabelCost, OtddConfig};
 use wowflow_ot::{OtSolver, SinkhornConfig};
 
+/// The built-in copy of `experiments/transfer.toml` (the profiles read when no `--config`
+/// is given).
 pub const BUILTIN: &str = include_str!("../../../experiments/transfer.toml");
 
 /// How the k-shot set is augmented.
@@ -58,6 +60,7 @@ impl TransferMethod {
     }
 }
 
+/// Options of `wowflow experiment transfer`: one cell of Table 2.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct TransferArgs {
@@ -70,6 +73,7 @@ pub struct TransferArgs {
     /// Target images per class.
     #[cfg_attr(feature = "clap", arg(long))]
     pub k: usize,
+    /// How the k-shot set is augmented.
     #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "sw-mmd"))]
     pub method: TransferMethod,
     /// Flows (each with its own k-shot draw and source draw) [default: the profile's].
@@ -78,6 +82,7 @@ pub struct TransferArgs {
     /// Networks trained per flow [default: the profile's].
     #[cfg_attr(feature = "clap", arg(long))]
     pub evals: Option<usize>,
+    /// `--config`, `--profile`, `--out`, `--data-dir`.
     #[cfg_attr(feature = "clap", command(flatten))]
     pub common: CommonArgs,
     /// `--device cuda` runs the SW-MMD flows on the GPU (the OTDD flow and the networks
@@ -86,42 +91,69 @@ pub struct TransferArgs {
     pub gpu: DeviceArgs,
 }
 
+/// A profile of `experiments/transfer.toml`: the k-shot transfer protocol (docs/math.md §9).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferSettings {
+    /// One line saying what the profile is (kept in the results).
     pub description: String,
+    /// Source images per class that are flowed (a seeded draw of the source's train split,
+    /// redrawn every trial).
     pub source_per_class: usize,
+    /// Flows per cell (the paper: 3), each with its own k-shot draw and source draw.
     pub trials: usize,
+    /// Networks trained per flow (the paper: 5), each from its own initial weights and batch
+    /// order.
     pub evals: usize,
     /// Seed of trial 0 (trial t uses seed + t for its draws and its flow).
     pub seed: u64,
     /// Seed of the documented fallback split where a train split is missing (KMNIST).
     pub split_seed: u64,
+    /// The SW-MMD flow (method `sw-mmd`).
     pub sw_mmd: SwMmdSettings,
+    /// The OTDD flow (method `otdd`).
     pub otdd: OtddSettings,
+    /// The product-space MMD flow (method `product-mmd`).
     pub product_mmd: ProductMmdSettings,
+    /// How flowed classes get target labels (docs/math.md §8; the flows that keep class
+    /// labels: SW-MMD and OTDD with feature or joint-fixed dynamics).
     pub assign: AssignSettings,
+    /// Training of the scoring network (the paper: LeNet-5, AdamW 3e-4, batch 64, 50
+    /// epochs) on the k-shot set plus the flowed images.
     pub train: TrainSettings,
 }
 
+/// The `sw_mmd` table: the SW-MMD flow of the source to the k-shot set (target mini-batch
+/// k per class).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwMmdSettings {
+    /// SW kernel between class measures: `riesz`, `gaussian`, `imq` or `laplace`
+    /// (docs/math.md §4).
     pub kernel: String,
+    /// The kernel's parameter (Riesz exponent r, otherwise bandwidth h); absent: the default
+    /// of docs/math.md §4 (Riesz r = 1).
     pub kernel_param: Option<f64>,
+    /// Slicing directions L, drawn afresh every step.
     pub projections: usize,
+    /// Step size τ.
     pub tau: f64,
+    /// Heavy-ball momentum.
     pub momentum: f64,
+    /// Flow steps for k < 100.
     pub steps: usize,
     /// Steps for k ≥ 100 (the paper flows longer towards bigger targets).
     pub steps_k100: usize,
 }
 
+/// The `otdd` table: the OTDD flow baseline (Alvarez-Melis & Fusi 2021; plain gradient
+/// descent, no momentum).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtddSettings {
     /// Gradient-descent step (τ = ½ jumps to the barycentric OT targets).
     pub tau: f64,
+    /// Flow steps.
     pub steps: usize,
     /// "exact" (class clouds) or "gaussian" (Bures–Wasserstein) label-to-label costs.
     pub label_cost: String,
@@ -151,27 +183,36 @@ fn default_label_dim() -> usize {
     OtddArgs::default().label_dim
 }
 
+/// The `product_mmd` table: the product-space MMD flow of Hua et al. (2023) on features,
+/// label means and label covariances `(x, m, Σ)`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductMmdSettings {
+    /// Step size τ of the features and the label means.
     pub tau: f64,
     /// Step of the label covariances (the Bures–Wasserstein step `(I + S) Σ (I + S)`,
     /// `S = −2 τ_Σ ∇_Σ`, overshoots at the features' τ; see `ProductMmdConfig`).
     pub tau_sigma: f64,
+    /// Heavy-ball momentum of all three parts, in [0, 1).
     pub momentum: f64,
+    /// Flow steps.
     pub steps: usize,
     /// Dimension of the PCA label embedding (2 in Hua et al.).
     pub p: usize,
     /// Bandwidths are these factors times the median squared source–target distance of
     /// each part (features, label means, label covariances).
     pub bandwidth_x: f64,
+    /// Bandwidth factor of the label means (see `bandwidth_x`).
     pub bandwidth_m: f64,
+    /// Bandwidth factor of the label covariances (see `bandwidth_x`).
     pub bandwidth_sigma: f64,
     /// Ridge added to the label covariances (k = 1 leaves them singular).
     pub ridge: f64,
 }
 
 impl TransferSettings {
+    /// Reads and checks profile `profile` of `config` (default: the built-in
+    /// `experiments/transfer.toml`).
     pub fn load(config: Option<&Path>, profile: &str) -> Result<Self> {
         let s: Self = load_profile(BUILTIN, "experiments/transfer.toml", config, profile)?;
         s.validate()?;
@@ -281,9 +322,13 @@ impl TransferSettings {
 /// What one table cell is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TransferCell {
+    /// Registry name of the flowed dataset (the paper's: `mnist`).
     pub source: String,
+    /// Registry name of the k-shot dataset (`fashion-mnist`, `kmnist`, `usps`).
     pub target: String,
+    /// Target images per class (the k-shot set).
     pub k: usize,
+    /// How the k-shot set is augmented.
     pub method: TransferMethod,
 }
 
@@ -303,6 +348,8 @@ impl TransferCell {
 /// One flow and the networks trained on its result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trial {
+    /// Seed of the trial's draws and flow (`seed + t`); network e starts from seed
+    /// `1000 · seed + e`.
     pub seed: u64,
     /// The flow (zero steps for target-only).
     #[serde(flatten)]
@@ -312,23 +359,33 @@ pub struct Trial {
     pub labels: Vec<usize>,
     /// Flowed images per target label (a diagnostic of the labelling).
     pub label_counts: Vec<usize>,
+    /// One score per network trained.
     pub scores: Vec<Score>,
 }
 
 /// The result of a cell: every trial and the mean ± std over trials × evals.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellResult {
+    /// The cell computed.
     pub cell: TransferCell,
+    /// Name of the profile its settings come from.
     pub profile: String,
+    /// The settings it ran with (command-line overrides applied).
     pub settings: TransferSettings,
+    /// Test accuracy over every network of every trial: mean ± sample std, in percent.
     pub accuracy: Stats,
+    /// Each flow and its networks.
     pub trials: Vec<Trial>,
+    /// How the target's pool and test set were made, where the documented fallback applied
+    /// (KMNIST: the halves of its test split).
     pub note: Option<String>,
+    /// Wall time of the cell, in seconds.
     pub seconds: f64,
+    /// The machine it ran on ([`machine`]).
     pub machine: String,
 }
 
-/// The k-shot draw, the source draw and the test set of one trial.
+/// The k-shot draw and the source draw of one trial.
 struct TrialData {
     target: LabeledCloud,
     source: LabeledCloud,
@@ -558,6 +615,8 @@ pub fn run_cell(
     })
 }
 
+/// Runs `wowflow experiment transfer`: one cell, written to `OUT/result.json`, with trial
+/// 0's flowed images in `OUT/flowed.png` (all methods but `target-only`).
 pub fn run(args: TransferArgs) -> Result<()> {
     args.gpu.check()?;
     let mut settings = TransferSettings::load(args.common.config.as_deref(), &args.common.profile)?;
