@@ -50,8 +50,11 @@ impl Observer for Progress {
     }
 }
 
-/// Installs a Ctrl-C handler that raises the returned flag (the flow then stops after the
-/// current step, writes a checkpoint and exits cleanly). A second Ctrl-C exits at once.
+/// Installs a Ctrl-C handler that raises the returned flag: a flow observed by [`Progress`]
+/// stops after the current step. What follows is the caller's: `wowflow flow` writes a
+/// checkpoint and exits cleanly; the experiments' flows (`run_flow`, `flow_to_end`) end
+/// with an error naming the step, because a table cell is computed whole or not at all.
+/// A second Ctrl-C exits at once.
 pub fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
