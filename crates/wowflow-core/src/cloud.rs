@@ -72,20 +72,238 @@ impl std::str::FromStr for ClassWeighting {
     }
 }
 
-/// A labeled point cloud: `C` classes, `N = Σ_c n_c` particles in `R^d`.
+/// The class structure of a labeled dataset without its points: which rows form each
+/// class (CSR offsets), the class ids, the class weights `a_c` and the optional particle
+/// weights `w_ci`.
 ///
-/// Invariants (checked by every constructor and by [`LabeledCloud::validate`]):
-/// `d ≥ 1`; every class non-empty; points finite; class weights finite, positive and
-/// summing to 1; particle weights (when given) finite, positive and summing to 1 inside
-/// each class.
+/// Why a type of its own: code that keeps the points elsewhere (the GPU-resident flow keeps
+/// them on the device) still needs the classes and weights; it holds a `ClassLayout`
+/// instead of a cloud with made-up points.
+///
+/// Invariants (checked by [`ClassLayout::validate`]): at least one class; offsets start at 0
+/// and every class is non-empty; class weights finite, positive and summing to 1; particle
+/// weights (when given) finite, positive and summing to 1 inside each class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LabeledCloud {
-    points: Vec<f32>,
-    dim: usize,
+pub struct ClassLayout {
     offsets: Vec<usize>,
     class_weights: Vec<f64>,
     particle_weights: Option<Vec<f64>>,
     class_ids: Vec<i64>,
+}
+
+impl ClassLayout {
+    /// Classes given by row offsets (`offsets[0] = 0`, `offsets[C] = N`, non-decreasing) and
+    /// ids; uniform class and particle weights.
+    pub fn new(offsets: Vec<usize>, class_ids: Vec<i64>) -> Result<Self> {
+        let classes = offsets.len().saturating_sub(1);
+        let layout = Self {
+            class_weights: vec![1.0 / classes.max(1) as f64; classes],
+            offsets,
+            particle_weights: None,
+            class_ids,
+        };
+        layout.validate()?;
+        Ok(layout)
+    }
+
+    /// Re-checks every invariant.
+    pub fn validate(&self) -> Result<()> {
+        let classes = self.offsets.len().saturating_sub(1);
+        if classes == 0 {
+            return Err(invalid(
+                "offsets",
+                "need at least one class (offsets of length ≥ 2)",
+            ));
+        }
+        if self.offsets[0] != 0 {
+            return Err(shape("offsets[0]", 0, self.offsets[0]));
+        }
+        if self.class_ids.len() != classes {
+            return Err(shape("class ids", classes, self.class_ids.len()));
+        }
+        for c in 0..classes {
+            if self.offsets[c + 1] < self.offsets[c] {
+                return Err(invalid(
+                    "offsets",
+                    format!("offsets must not decrease (class {c})"),
+                ));
+            }
+            if self.offsets[c + 1] == self.offsets[c] {
+                return Err(CoreError::EmptyClass {
+                    class: c,
+                    id: self.class_ids[c],
+                });
+            }
+        }
+        check_weights("class weights", &self.class_weights)?;
+        if let Some(w) = &self.particle_weights {
+            let n = self.n_points();
+            if w.len() != n {
+                return Err(shape("particle weights", n, w.len()));
+            }
+            check_weights("particle weights", w)?;
+        }
+        Ok(())
+    }
+
+    /// Sets class weights `a_c` (positive, finite; normalised here to sum to 1).
+    pub fn with_class_weights(mut self, weights: Vec<f64>) -> Result<Self> {
+        if weights.len() != self.n_classes() {
+            return Err(shape("class weights", self.n_classes(), weights.len()));
+        }
+        check_weights("class weights", &weights)?;
+        let total: f64 = weights.iter().sum();
+        self.class_weights = weights.into_iter().map(|w| w / total).collect();
+        Ok(self)
+    }
+
+    /// Sets the class weights `a_c` by a convention (see [`ClassWeighting`]); particle
+    /// weights are kept.
+    pub fn with_class_weighting(mut self, weighting: ClassWeighting) -> Self {
+        let sizes: Vec<usize> = (0..self.n_classes()).map(|c| self.class_len(c)).collect();
+        self.class_weights = weighting.weights(&sizes);
+        self
+    }
+
+    /// Sets particle weights `w_ci` (positive, finite; normalised here to sum to 1 inside
+    /// each class).
+    pub fn with_particle_weights(mut self, mut weights: Vec<f64>) -> Result<Self> {
+        if weights.len() != self.n_points() {
+            return Err(shape("particle weights", self.n_points(), weights.len()));
+        }
+        check_weights("particle weights", &weights)?;
+        for c in 0..self.n_classes() {
+            let range = self.class_range(c);
+            let total: f64 = weights[range.clone()].iter().sum();
+            weights[range].iter_mut().for_each(|w| *w /= total);
+        }
+        self.particle_weights = Some(weights);
+        Ok(self)
+    }
+
+    /// The layout of only the given rows of each class (`rows[c]` are indices local to
+    /// class `c`, each class keeping at least one); weights are restricted and renormalised.
+    pub fn select(&self, rows: &[Vec<usize>]) -> Result<Self> {
+        if rows.len() != self.n_classes() {
+            return Err(shape("row selection", self.n_classes(), rows.len()));
+        }
+        let mut offsets = vec![0];
+        let mut weights = self.particle_weights.as_ref().map(|_| Vec::new());
+        for (c, sel) in rows.iter().enumerate() {
+            let start = self.offsets[c];
+            for &i in sel {
+                if i >= self.class_len(c) {
+                    return Err(shape(
+                        format!("row selection of class {c}"),
+                        format!("index < {}", self.class_len(c)),
+                        i,
+                    ));
+                }
+                if let (Some(out), Some(w)) = (weights.as_mut(), self.particle_weights.as_ref()) {
+                    out.push(w[start + i]);
+                }
+            }
+            offsets.push(offsets[c] + sel.len());
+        }
+        let layout = Self::new(offsets, self.class_ids.clone())?
+            .with_class_weights(self.class_weights.clone())?;
+        match weights {
+            Some(w) => layout.with_particle_weights(w),
+            None => Ok(layout),
+        }
+    }
+
+    /// Number of classes `C`.
+    pub fn n_classes(&self) -> usize {
+        self.offsets.len() - 1
+    }
+    /// Total number of particles `N`.
+    pub fn n_points(&self) -> usize {
+        self.offsets[self.n_classes()]
+    }
+    /// Class row offsets (length `C + 1`).
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
+    /// Rows of class `c`.
+    pub fn class_range(&self, c: usize) -> std::ops::Range<usize> {
+        self.offsets[c]..self.offsets[c + 1]
+    }
+    /// Number of particles `n_c` in class `c`.
+    pub fn class_len(&self, c: usize) -> usize {
+        self.offsets[c + 1] - self.offsets[c]
+    }
+    /// Class weights `a_c` (sum to 1).
+    pub fn class_weights(&self) -> &[f64] {
+        &self.class_weights
+    }
+    /// Explicit particle weights, if any (`None` means uniform `1/n_c` in each class).
+    pub fn particle_weights(&self) -> Option<&[f64]> {
+        self.particle_weights.as_deref()
+    }
+    /// The mass of every row in the joint measure, `a_c w_ci` (row order; sums to 1).
+    pub fn masses(&self) -> Vec<f64> {
+        (0..self.n_classes())
+            .flat_map(|c| self.class_range(c).map(move |i| (c, i)))
+            .map(|(c, i)| self.class_weights[c] * self.particle_weight(c, i))
+            .collect()
+    }
+    /// The weights `w_c·` of class `c`'s particles inside the class (summing to 1), in row
+    /// order.
+    pub fn class_particle_weights(&self, c: usize) -> Vec<f64> {
+        self.class_range(c)
+            .map(|i| self.particle_weight(c, i))
+            .collect()
+    }
+    /// The class index (`0..C`, not the class id) of every row.
+    pub fn row_classes(&self) -> Vec<usize> {
+        (0..self.n_classes())
+            .flat_map(|c| std::iter::repeat_n(c, self.class_len(c)))
+            .collect()
+    }
+    /// Weight `w_ci` of particle row `i` inside its class `c`.
+    pub fn particle_weight(&self, c: usize, i: usize) -> f64 {
+        match &self.particle_weights {
+            Some(w) => w[i],
+            None => 1.0 / self.class_len(c) as f64,
+        }
+    }
+    /// Class ids (labels), one per class.
+    pub fn class_ids(&self) -> &[i64] {
+        &self.class_ids
+    }
+    /// One label per row, in the (class-grouped) row order.
+    pub fn row_labels(&self) -> Vec<i64> {
+        (0..self.n_classes())
+            .flat_map(|c| std::iter::repeat_n(self.class_ids[c], self.class_len(c)))
+            .collect()
+    }
+    /// True when every class has the same size and all weights are uniform: the `(C, n, d)`
+    /// case with the fast paths.
+    pub fn is_uniform(&self) -> bool {
+        let n0 = self.class_len(0);
+        let a = 1.0 / self.n_classes() as f64;
+        self.particle_weights.is_none()
+            && (0..self.n_classes()).all(|c| self.class_len(c) == n0)
+            && self
+                .class_weights
+                .iter()
+                .all(|&w| (w - a).abs() <= 1e-12 * a)
+    }
+}
+
+/// A labeled point cloud: `C` classes, `N = Σ_c n_c` particles in `R^d`: the points, row-major
+/// `N × d` in `f32` and grouped by class, and their [`ClassLayout`].
+///
+/// Invariants (checked by every constructor and by [`LabeledCloud::validate`]):
+/// `d ≥ 1`; points finite and as many as the layout has rows; the layout's own (every class
+/// non-empty, weights finite, positive and normalised).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabeledCloud {
+    points: Vec<f32>,
+    dim: usize,
+    #[serde(flatten)]
+    layout: ClassLayout,
 }
 
 impl LabeledCloud {
@@ -113,14 +331,18 @@ impl LabeledCloud {
         offsets: Vec<usize>,
         class_ids: Vec<i64>,
     ) -> Result<Self> {
-        let classes = offsets.len().saturating_sub(1);
+        if dim == 0 {
+            return Err(CoreError::ZeroDimension);
+        }
+        Self::from_layout(points, dim, ClassLayout::new(offsets, class_ids)?)
+    }
+
+    /// Points with a given layout (`N × dim` values for the layout's `N` rows).
+    pub fn from_layout(points: Vec<f32>, dim: usize, layout: ClassLayout) -> Result<Self> {
         let cloud = Self {
             points,
             dim,
-            class_weights: vec![1.0 / classes.max(1) as f64; classes],
-            offsets,
-            particle_weights: None,
-            class_ids,
+            layout,
         };
         cloud.validate()?;
         Ok(cloud)
@@ -173,36 +395,21 @@ impl LabeledCloud {
 
     /// Sets class weights `a_c` (positive, finite; normalised here to sum to 1).
     pub fn with_class_weights(mut self, weights: Vec<f64>) -> Result<Self> {
-        if weights.len() != self.n_classes() {
-            return Err(shape("class weights", self.n_classes(), weights.len()));
-        }
-        check_weights("class weights", &weights)?;
-        let total: f64 = weights.iter().sum();
-        self.class_weights = weights.into_iter().map(|w| w / total).collect();
+        self.layout = self.layout.with_class_weights(weights)?;
         Ok(self)
     }
 
     /// Sets the class weights `a_c` by a convention (see [`ClassWeighting`]); particle
     /// weights are kept.
     pub fn with_class_weighting(mut self, weighting: ClassWeighting) -> Self {
-        let sizes: Vec<usize> = (0..self.n_classes()).map(|c| self.class_len(c)).collect();
-        self.class_weights = weighting.weights(&sizes);
+        self.layout = self.layout.with_class_weighting(weighting);
         self
     }
 
     /// Sets particle weights `w_ci` (positive, finite; normalised here to sum to 1 inside
     /// each class).
-    pub fn with_particle_weights(mut self, mut weights: Vec<f64>) -> Result<Self> {
-        if weights.len() != self.n_points() {
-            return Err(shape("particle weights", self.n_points(), weights.len()));
-        }
-        check_weights("particle weights", &weights)?;
-        for c in 0..self.n_classes() {
-            let range = self.class_range(c);
-            let total: f64 = weights[range.clone()].iter().sum();
-            weights[range].iter_mut().for_each(|w| *w /= total);
-        }
-        self.particle_weights = Some(weights);
+    pub fn with_particle_weights(mut self, weights: Vec<f64>) -> Result<Self> {
+        self.layout = self.layout.with_particle_weights(weights)?;
         Ok(self)
     }
 
@@ -212,34 +419,8 @@ impl LabeledCloud {
         if self.dim == 0 {
             return Err(CoreError::ZeroDimension);
         }
-        let classes = self.offsets.len().saturating_sub(1);
-        if classes == 0 {
-            return Err(invalid(
-                "offsets",
-                "need at least one class (offsets of length ≥ 2)",
-            ));
-        }
-        if self.offsets[0] != 0 {
-            return Err(shape("offsets[0]", 0, self.offsets[0]));
-        }
-        if self.class_ids.len() != classes {
-            return Err(shape("class ids", classes, self.class_ids.len()));
-        }
-        for c in 0..classes {
-            if self.offsets[c + 1] < self.offsets[c] {
-                return Err(invalid(
-                    "offsets",
-                    format!("offsets must not decrease (class {c})"),
-                ));
-            }
-            if self.offsets[c + 1] == self.offsets[c] {
-                return Err(CoreError::EmptyClass {
-                    class: c,
-                    id: self.class_ids[c],
-                });
-            }
-        }
-        let n = self.offsets[classes];
+        self.layout.validate()?;
+        let n = self.layout.n_points();
         if self.points.len() != n * self.dim {
             return Err(shape(
                 "points",
@@ -258,23 +439,20 @@ impl LabeledCloud {
                 value: self.points[i] as f64,
             });
         }
-        check_weights("class weights", &self.class_weights)?;
-        if let Some(w) = &self.particle_weights {
-            if w.len() != n {
-                return Err(shape("particle weights", n, w.len()));
-            }
-            check_weights("particle weights", w)?;
-        }
         Ok(())
     }
 
+    /// The classes and weights without the points.
+    pub fn layout(&self) -> &ClassLayout {
+        &self.layout
+    }
     /// Number of classes `C`.
     pub fn n_classes(&self) -> usize {
-        self.offsets.len() - 1
+        self.layout.n_classes()
     }
     /// Total number of particles `N`.
     pub fn n_points(&self) -> usize {
-        self.offsets[self.n_classes()]
+        self.layout.n_points()
     }
     /// Feature dimension `d`.
     pub fn dim(&self) -> usize {
@@ -291,92 +469,65 @@ impl LabeledCloud {
     }
     /// Class row offsets (length `C + 1`).
     pub fn offsets(&self) -> &[usize] {
-        &self.offsets
+        self.layout.offsets()
     }
     /// Rows of class `c`.
     pub fn class_range(&self, c: usize) -> std::ops::Range<usize> {
-        self.offsets[c]..self.offsets[c + 1]
+        self.layout.class_range(c)
     }
     /// Number of particles `n_c` in class `c`.
     pub fn class_len(&self, c: usize) -> usize {
-        self.offsets[c + 1] - self.offsets[c]
+        self.layout.class_len(c)
     }
     /// Particles of class `c`, row-major `n_c × d`.
     pub fn class_points(&self, c: usize) -> &[f32] {
-        &self.points[self.offsets[c] * self.dim..self.offsets[c + 1] * self.dim]
+        let r = self.class_range(c);
+        &self.points[r.start * self.dim..r.end * self.dim]
     }
     /// Class weights `a_c` (sum to 1).
     pub fn class_weights(&self) -> &[f64] {
-        &self.class_weights
+        self.layout.class_weights()
     }
     /// Explicit particle weights, if any (`None` means uniform `1/n_c` in each class).
     pub fn particle_weights(&self) -> Option<&[f64]> {
-        self.particle_weights.as_deref()
+        self.layout.particle_weights()
     }
     /// The mass of every row in the joint measure, `a_c w_ci` (row order; sums to 1).
     pub fn masses(&self) -> Vec<f64> {
-        (0..self.n_classes())
-            .flat_map(|c| self.class_range(c).map(move |i| (c, i)))
-            .map(|(c, i)| self.class_weights[c] * self.particle_weight(c, i))
-            .collect()
+        self.layout.masses()
     }
     /// The weights `w_c·` of class `c`'s particles inside the class (summing to 1), in row
     /// order.
     pub fn class_particle_weights(&self, c: usize) -> Vec<f64> {
-        self.class_range(c)
-            .map(|i| self.particle_weight(c, i))
-            .collect()
+        self.layout.class_particle_weights(c)
     }
     /// The class index (`0..C`, not the class id) of every row.
     pub fn row_classes(&self) -> Vec<usize> {
-        (0..self.n_classes())
-            .flat_map(|c| std::iter::repeat_n(c, self.class_len(c)))
-            .collect()
+        self.layout.row_classes()
     }
     /// Weight `w_ci` of particle row `i` inside its class `c`.
     pub fn particle_weight(&self, c: usize, i: usize) -> f64 {
-        match &self.particle_weights {
-            Some(w) => w[i],
-            None => 1.0 / self.class_len(c) as f64,
-        }
+        self.layout.particle_weight(c, i)
     }
     /// Class ids (labels), one per class.
     pub fn class_ids(&self) -> &[i64] {
-        &self.class_ids
+        self.layout.class_ids()
     }
     /// One label per row, in the cloud's (class-grouped) row order.
     pub fn row_labels(&self) -> Vec<i64> {
-        (0..self.n_classes())
-            .flat_map(|c| std::iter::repeat_n(self.class_ids[c], self.class_len(c)))
-            .collect()
+        self.layout.row_labels()
     }
     /// True when every class has the same size and all weights are uniform: the `(C, n, d)`
     /// case with the fast paths.
     pub fn is_uniform(&self) -> bool {
-        let n0 = self.class_len(0);
-        let a = 1.0 / self.n_classes() as f64;
-        self.particle_weights.is_none()
-            && (0..self.n_classes()).all(|c| self.class_len(c) == n0)
-            && self
-                .class_weights
-                .iter()
-                .all(|&w| (w - a).abs() <= 1e-12 * a)
+        self.layout.is_uniform()
     }
 
     /// The same classes, ids and weights with new rows of length `dim` — e.g. every row
     /// sent through a feature map. Validated like any constructor, so a map that produced a
     /// non-finite value or the wrong number of values gets a named error here.
     pub fn with_points(&self, points: Vec<f32>, dim: usize) -> Result<Self> {
-        let cloud = Self {
-            points,
-            dim,
-            offsets: self.offsets.clone(),
-            class_weights: self.class_weights.clone(),
-            particle_weights: self.particle_weights.clone(),
-            class_ids: self.class_ids.clone(),
-        };
-        cloud.validate()?;
-        Ok(cloud)
+        Self::from_layout(points, dim, self.layout.clone())
     }
 
     /// Rows put back in the order of the input given to [`LabeledCloud::from_labeled_rows`]
@@ -388,36 +539,16 @@ impl LabeledCloud {
     /// A copy holding only the given rows of each class (`rows[c]` are indices local to
     /// class `c`); weights are restricted and renormalised. Used for target mini-batches.
     pub fn select(&self, rows: &[Vec<usize>]) -> Result<Self> {
-        if rows.len() != self.n_classes() {
-            return Err(shape("row selection", self.n_classes(), rows.len()));
-        }
+        let layout = self.layout.select(rows)?;
         let d = self.dim;
-        let mut points = Vec::new();
-        let mut offsets = vec![0];
-        let mut weights = self.particle_weights.as_ref().map(|_| Vec::new());
+        let mut points = Vec::with_capacity(layout.n_points() * d);
         for (c, sel) in rows.iter().enumerate() {
-            let start = self.offsets[c];
+            let start = self.layout.offsets()[c];
             for &i in sel {
-                if i >= self.class_len(c) {
-                    return Err(shape(
-                        format!("row selection of class {c}"),
-                        format!("index < {}", self.class_len(c)),
-                        i,
-                    ));
-                }
                 points.extend_from_slice(&self.points[(start + i) * d..(start + i + 1) * d]);
-                if let (Some(out), Some(w)) = (weights.as_mut(), self.particle_weights.as_ref()) {
-                    out.push(w[start + i]);
-                }
             }
-            offsets.push(points.len() / d);
         }
-        let cloud = Self::from_parts(points, d, offsets, self.class_ids.clone())?
-            .with_class_weights(self.class_weights.clone())?;
-        match weights {
-            Some(w) => cloud.with_particle_weights(w),
-            None => Ok(cloud),
-        }
+        Self::from_layout(points, d, layout)
     }
 }
 
@@ -537,5 +668,40 @@ mod tests {
             .unwrap();
         assert_eq!(cloud.class_weights(), &[0.25, 0.75]);
         assert_eq!(cloud.particle_weight(1, 3), 0.75);
+    }
+
+    #[test]
+    fn a_layout_is_the_clouds_structure_and_selects_alike() {
+        let cloud = LabeledCloud::from_parts(
+            (0..12).map(|v| v as f32).collect(),
+            2,
+            vec![0, 1, 4, 6],
+            vec![7, 3, 9],
+        )
+        .unwrap()
+        .with_class_weights(vec![1.0, 2.0, 5.0])
+        .unwrap()
+        .with_particle_weights(vec![1.0, 1.0, 2.0, 3.0, 4.0, 4.0])
+        .unwrap();
+        let layout = cloud.layout();
+        assert_eq!(layout.n_points(), 6);
+        assert_eq!(layout.masses(), cloud.masses());
+        assert_eq!(layout.row_labels(), vec![7, 3, 3, 3, 9, 9]);
+        // Selecting rows of the cloud selects the same rows of its layout.
+        let rows = vec![vec![0], vec![2, 0], vec![1]];
+        let picked = cloud.select(&rows).unwrap();
+        assert_eq!(picked.layout(), &layout.select(&rows).unwrap());
+        assert_eq!(picked.points(), &[0.0, 1.0, 6.0, 7.0, 2.0, 3.0, 10.0, 11.0]);
+        assert_eq!(picked.particle_weights().unwrap(), &[1.0, 0.75, 0.25, 1.0]);
+        // The layout checks itself, and a cloud checks its points against it.
+        assert!(matches!(
+            ClassLayout::new(vec![0, 2, 2], vec![0, 1]).unwrap_err(),
+            CoreError::EmptyClass { class: 1, id: 1 }
+        ));
+        assert!(matches!(
+            LabeledCloud::from_layout(vec![0.0; 5], 2, layout.clone()).unwrap_err(),
+            CoreError::Shape { .. }
+        ));
+        assert!(layout.select(&[vec![0], vec![], vec![1]]).is_err());
     }
 }

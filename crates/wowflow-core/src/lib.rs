@@ -41,7 +41,7 @@ pub mod sliced;
 mod sort;
 pub mod toy;
 
-pub use cloud::{ClassWeighting, LabeledCloud};
+pub use cloud::{ClassLayout, ClassWeighting, LabeledCloud};
 pub use directions::{DirectionSampler, Directions};
 pub use engine::{CpuEngine, Engine, SwMmdOutput};
 pub use error::{CoreError, Result};

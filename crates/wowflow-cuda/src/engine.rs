@@ -25,7 +25,9 @@ use cudarc::driver::{
     LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
-use wowflow_core::{CoreError, CostPower, Directions, Engine, Kernel, LabeledCloud, SwMmdOutput};
+use wowflow_core::{
+    ClassLayout, CoreError, CostPower, Directions, Engine, Kernel, LabeledCloud, SwMmdOutput,
+};
 
 /// Warps (one class pair each) per block of `pair_costs`.
 const PAIR_WARPS: u32 = 8;
@@ -548,7 +550,7 @@ impl Inner {
     fn slice_cloud(
         &mut self,
         side: Side,
-        cloud: &LabeledCloud,
+        cloud: &ClassLayout,
         l: usize,
         d: usize,
         second: bool,
@@ -884,8 +886,8 @@ impl Inner {
         self.upload_dirs(dirs)?;
         self.upload_points(Side::A, a.points())?;
         self.upload_points(Side::B, b.points())?;
-        self.slice_cloud(Side::A, a, l, a.dim(), false, &mut |_| Ok(()))?;
-        self.slice_cloud(Side::B, b, l, b.dim(), false, &mut |_| Ok(()))?;
+        self.slice_cloud(Side::A, a.layout(), l, a.dim(), false, &mut |_| Ok(()))?;
+        self.slice_cloud(Side::B, b.layout(), l, b.dim(), false, &mut |_| Ok(()))?;
         let mut pairs = Vec::with_capacity(4 * a.n_classes() * b.n_classes());
         for c in 0..a.n_classes() {
             for k in 0..b.n_classes() {
@@ -909,14 +911,26 @@ impl Inner {
         self.upload_dirs(dirs)?;
         self.upload_points(Side::A, source.points())?;
         self.upload_points(Side::B, target.points())?;
-        let (pairs, p) =
-            self.gradient_marked(source, target, dirs.count(), source.dim(), kernel, None)?;
+        let (pairs, p) = self.gradient_marked(
+            source.layout(),
+            target.layout(),
+            dirs.count(),
+            source.dim(),
+            kernel,
+            None,
+        )?;
         let n_d = source.points().len();
         let costs = self.download_costs(p)?;
         self.stream
             .memcpy_dtoh(&self.grad.get().slice(0..n_d), grad)?;
         self.stream.synchronize()?;
-        Ok(assemble(source, target, kernel, &pairs, &costs))
+        Ok(assemble(
+            source.layout(),
+            target.layout(),
+            kernel,
+            &pairs,
+            &costs,
+        ))
     }
 
     /// Stages 1–4 on device-resident data: the directions in `self.dirs` (L × d), the
@@ -927,8 +941,8 @@ impl Inner {
     /// when given, is called after each stage with its name (and drains the stream).
     pub(crate) fn gradient_marked(
         &mut self,
-        source: &LabeledCloud,
-        target: &LabeledCloud,
+        source: &ClassLayout,
+        target: &ClassLayout,
         l: usize,
         d: usize,
         kernel: &Kernel,
@@ -1172,8 +1186,8 @@ fn back_projection_gemm(n: usize, l: usize, d: usize) -> GemmConfig<f32> {
 
 /// The value and cost matrices from the pair costs, exactly as the CPU engine forms them.
 pub(crate) fn assemble(
-    source: &LabeledCloud,
-    target: &LabeledCloud,
+    source: &ClassLayout,
+    target: &ClassLayout,
     kernel: &Kernel,
     pairs: &[i32],
     costs: &[f64],

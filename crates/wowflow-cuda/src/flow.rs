@@ -33,7 +33,8 @@ use rand::seq::index::sample;
 use std::time::Instant;
 use wowflow_core::flow::{step_rng, StepOutput, Stepper};
 use wowflow_core::{
-    CoreError, Directions, FlowState, LabeledCloud, Method, OptimizerState, SwMmdFlowSettings,
+    ClassLayout, CoreError, Directions, FlowState, LabeledCloud, Method, OptimizerState,
+    SwMmdFlowSettings,
 };
 
 /// Blocks of the deterministic sum of squares (any fixed count; the partial sums are then
@@ -58,9 +59,9 @@ pub struct DeviceFlow {
     settings: SwMmdFlowSettings,
     d: usize,
     /// Class structure and weights of the source (points not used: dim 1 stand-in).
-    source_shape: LabeledCloud,
+    source_shape: ClassLayout,
     /// Class structure and weights of the full target (dim 1 stand-in).
-    target_shape: LabeledCloud,
+    target_shape: ClassLayout,
     /// Whether a step draws a mini-batch (some class is longer than the batch).
     batching: bool,
     /// The full target when batching (`inner.b.points` then holds the batch).
@@ -83,22 +84,6 @@ impl std::fmt::Debug for DeviceFlow {
             .field("step", &self.step)
             .finish()
     }
-}
-
-/// A cloud with the classes and weights of `c` and one zero feature per particle: the
-/// device kernels read only the structure of the host cloud.
-fn structure_of(c: &LabeledCloud) -> Result<LabeledCloud> {
-    let shape = LabeledCloud::from_parts(
-        vec![0.0; c.n_points()],
-        1,
-        c.offsets().to_vec(),
-        c.class_ids().to_vec(),
-    )?
-    .with_class_weights(c.class_weights().to_vec())?;
-    Ok(match c.particle_weights() {
-        Some(w) => shape.with_particle_weights(w.to_vec())?,
-        None => shape,
-    })
 }
 
 fn launch_1d(n: usize) -> LaunchConfig {
@@ -184,8 +169,8 @@ impl DeviceFlow {
             inner,
             device,
             d,
-            source_shape: structure_of(source)?,
-            target_shape: structure_of(target)?,
+            source_shape: source.layout().clone(),
+            target_shape: target.layout().clone(),
             batching,
             target_full,
             rows: Buf::new(),
