@@ -1,53 +1,14 @@
 //! The `wowflow` binary end to end, on files the tests write.
 
+mod common;
+
+use common::{dataset, fails, ok};
 use std::path::Path;
 use std::process::Command;
 use wowflow_data::{read_npz, write_npz, NpyArray};
 
-fn wowflow(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_wowflow"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = wowflow(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "wowflow {args:?} failed:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &stderr
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = wowflow(args);
-    assert!(!out.status.success(), "wowflow {args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A labeled dataset with interleaved labels and unequal class sizes, as (x, y).
-fn dataset(n: usize, d: usize, shift: f32, seed: u32) -> (Vec<f32>, Vec<i64>) {
-    let mut s = seed;
-    let mut next = || {
-        s = s.wrapping_mul(1664525).wrapping_add(1013904223);
-        (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-    };
-    let y: Vec<i64> = (0..n).map(|i| [2, 0, 1, 0, 2][i % 5]).collect();
-    let x = (0..n * d)
-        .map(|k| next() + shift * y[k / d] as f32)
-        .collect();
-    (x, y)
-}
-
 fn write_dataset(path: &Path, x: Vec<f32>, y: Vec<i64>, d: usize) {
-    let n = y.len();
-    write_npz(
-        path,
-        &[
-            ("x", &NpyArray::f32(vec![n, d], x)),
-            ("y", &NpyArray::i64(vec![n], y)),
-        ],
-    )
-    .unwrap();
+    common::write_dataset(path, x, y, d, &[]);
 }
 
 #[test]

@@ -10,24 +10,12 @@
 //!
 //! The tiny table cells are kept the same way by `tests/tables.rs`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use wowflow_data::{read_npz, write_npz, ArrayData, NpyArray};
+mod common;
+
+use common::{golden_dir, stdout_of as ok};
+use std::path::Path;
+use wowflow_data::{read_npz, ArrayData, NpyArray};
 use wowflow_testkit::Fnv;
-
-fn ok(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_wowflow"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "wowflow {args:?} failed:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
 
 /// Compares `lines` with `tests/golden/<name>.txt` (or records them under `WOWFLOW_BLESS=1`).
 fn check(name: &str, lines: &[String]) {
@@ -49,23 +37,8 @@ fn fnv_array(a: &NpyArray) -> String {
 
 /// Interleaved labels, unequal classes (2 : 2 : 1), the layout the CLI tests use.
 fn dataset(path: &Path, n: usize, d: usize, shift: f32, seed: u32) {
-    let mut s = seed;
-    let mut next = || {
-        s = s.wrapping_mul(1664525).wrapping_add(1013904223);
-        (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-    };
-    let y: Vec<i64> = (0..n).map(|i| [2, 0, 1, 0, 2][i % 5]).collect();
-    let x: Vec<f32> = (0..n * d)
-        .map(|k| next() + shift * y[k / d] as f32)
-        .collect();
-    write_npz(
-        path,
-        &[
-            ("x", &NpyArray::f32(vec![n, d], x)),
-            ("y", &NpyArray::i64(vec![n], y)),
-        ],
-    )
-    .unwrap();
+    let (x, y) = common::dataset(n, d, shift, seed);
+    common::write_dataset(path, x, y, d, &[]);
 }
 
 fn fingerprint(path: &Path) -> String {

@@ -5,30 +5,13 @@
 //! `wowflow-core/tests/unbalanced.rs`; here the command line must route the choice to the
 //! library and say what it did.
 
+mod common;
+
+use common::{fails, stdout_of as ok};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
-use wowflow_data::{write_npz, NpyArray};
-
-fn wowflow(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_wowflow"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = wowflow(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "wowflow {args:?} failed:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = wowflow(args);
-    assert!(!out.status.success(), "wowflow {args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use wowflow_data::NpyArray;
 
 /// Classes of the given sizes in R², class `c` shifted by `c` along both axes, labels
 /// interleaved in the file so that row order and class order differ.
@@ -52,11 +35,7 @@ fn write_classes(path: &Path, sizes: &[usize], seed: u32, extra: &[(&str, NpyArr
         .iter()
         .flat_map(|&c| [next() + c as f32, next() - 0.5 * c as f32])
         .collect();
-    let n = y.len();
-    let (x, y) = (NpyArray::f32(vec![n, 2], x), NpyArray::i64(vec![n], y));
-    let mut arrays: Vec<(&str, &NpyArray)> = vec![("x", &x), ("y", &y)];
-    arrays.extend(extra.iter().map(|(k, a)| (*k, a)));
-    write_npz(path, &arrays).unwrap();
+    common::write_dataset(path, x, y, 2, extra);
 }
 
 fn json_field(json: &str, key: &str) -> f64 {
@@ -215,6 +194,10 @@ fn class_and_particle_weights_stored_in_the_file_are_honoured() {
     );
 }
 
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 #[test]
 fn flow_refuses_an_output_it_cannot_write_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,50 +207,25 @@ fn flow_refuses_an_output_it_cannot_write_before_any_work() {
     // A regular file where the output directory should be: no user can create under it.
     let blocker = dir.path().join("not_a_dir");
     std::fs::write(&blocker, b"x").unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let flow = |out: &str, steps: &str| {
+        [
+            "flow", "--source", a, "--target", b, "--out", out, "--steps", steps, "-L", "16",
+        ]
+        .map(String::from)
+    };
     let out = blocker.join("o.npz");
     let started = Instant::now();
-    let e = fails(&[
-        "flow",
-        "--source",
-        a.to_str().unwrap(),
-        "--target",
-        b.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--steps",
-        "10000000",
-    ]);
+    let e = fails(&strs(&flow(out.to_str().unwrap(), "10000000")));
     // Ten million steps would take hours: the refusal came first.
     assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
     assert!(e.contains("cannot write") && e.contains("not_a_dir"), "{e}");
     // An output that is a directory.
-    let e = fails(&[
-        "flow",
-        "--source",
-        a.to_str().unwrap(),
-        "--target",
-        b.to_str().unwrap(),
-        "--out",
-        dir.path().to_str().unwrap(),
-        "--steps",
-        "10000000",
-    ]);
+    let e = fails(&strs(&flow(dir.path().to_str().unwrap(), "10000000")));
     assert!(e.contains("is a directory"), "{e}");
     // A missing directory is created.
     let nested = dir.path().join("runs/new/o.npz");
-    ok(&[
-        "flow",
-        "--source",
-        a.to_str().unwrap(),
-        "--target",
-        b.to_str().unwrap(),
-        "--out",
-        nested.to_str().unwrap(),
-        "--steps",
-        "3",
-        "-L",
-        "16",
-    ]);
+    ok(&strs(&flow(nested.to_str().unwrap(), "3")));
     assert!(nested.exists() && dir.path().join("runs/new/o_loss.csv").exists());
     // Experiments and the demo check their output directories the same way.
     let e = fails(&[

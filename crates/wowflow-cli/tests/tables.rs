@@ -6,22 +6,14 @@
 //! help a 5-shot USPS LeNet-5, and 10 flowed images per class train a better ConvNet than
 //! 10 random real ones. Budget: about 2 min in the test profile on two cores.
 
+mod common;
+
+use common::ok as wowflow;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn data_dir() -> Option<PathBuf> {
     wowflow_testkit::shared_data("the table tests", &["mnist", "usps"])
-}
-
-fn wowflow(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_wowflow"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "wowflow {args:?} failed:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &stderr
 }
 
 fn accuracy(result: &Path) -> f64 {
@@ -40,8 +32,7 @@ fn accuracy_line(name: &str, result: &Path) -> String {
 /// These tiny cells' accuracies must not change (same seeds, same bits), see
 /// `tests/golden.rs`.
 fn check_golden(name: &str, lines: &[String]) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    wowflow_testkit::golden(&dir, name, lines);
+    wowflow_testkit::golden(&common::golden_dir(), name, lines);
 }
 
 /// Runs `wowflow experiment <cell…> --profile tiny --data-dir DATA --out OUT`.
