@@ -313,3 +313,97 @@ fn langevin_noise_leaves_the_objectives_randomness_unchanged() {
     assert_eq!(still, start);
     assert_ne!(moved, start);
 }
+
+/// A stepper that keeps its particles to itself, as the GPU flow does: `state.cloud` is
+/// current only after `sync`.
+struct Remote {
+    points: Vec<f32>,
+    syncs: Vec<usize>,
+    fail_at: Option<usize>,
+}
+
+impl wowflow_core::Stepper for Remote {
+    fn step(&mut self, state: &mut FlowState) -> wowflow_core::Result<wowflow_core::StepOutput> {
+        if self.fail_at == Some(state.step) {
+            return Err(CoreError::Diverged {
+                step: state.step,
+                last_good_step: state.step,
+                reason: "test".into(),
+            });
+        }
+        self.points.iter_mut().for_each(|x| *x += 1.0);
+        Ok(wowflow_core::StepOutput {
+            loss: state.step as f64,
+            grad_norm: 1.0,
+        })
+    }
+    fn sync(&mut self, state: &mut FlowState) -> wowflow_core::Result<()> {
+        state.cloud.points_mut().copy_from_slice(&self.points);
+        self.syncs.push(state.step);
+        Ok(())
+    }
+}
+
+/// Reads the particles every `every` steps and checks they are current (one more per step).
+struct Reader {
+    every: usize,
+    start: f32,
+    stop_at: Option<usize>,
+}
+
+impl Observer for Reader {
+    fn on_step(&mut self, _: &StepInfo, state: &FlowState) -> wowflow_core::Result<Control> {
+        if self.needs_state(state.step, 0) {
+            let want = self.start + state.step as f32;
+            assert!(
+                state.cloud.points().iter().all(|&x| x == want),
+                "stale at {}",
+                state.step
+            );
+        }
+        Ok(match self.stop_at {
+            Some(s) if state.step >= s => Control::Stop,
+            _ => Control::Continue,
+        })
+    }
+    fn needs_state(&self, steps_done: usize, _total: usize) -> bool {
+        steps_done.is_multiple_of(self.every)
+    }
+}
+
+#[test]
+fn the_one_loop_syncs_a_remote_stepper_only_when_someone_reads() {
+    let start = LabeledCloud::uniform(2, 3, 2, vec![0.5; 12]).unwrap();
+    let run = |fail_at, stop_at, total| {
+        let mut state = FlowState::new(start.clone());
+        let mut remote = Remote {
+            points: start.points().to_vec(),
+            syncs: Vec::new(),
+            fail_at,
+        };
+        let mut reader = Reader {
+            every: 3,
+            start: 0.5,
+            stop_at,
+        };
+        let outcome = wowflow_core::drive(&mut remote, &mut state, total, &mut [&mut reader]);
+        (outcome, state, remote.syncs)
+    };
+    // Synced where the reader reads (3, 6, 9) and at the end (10); losses and steps always.
+    let (outcome, state, syncs) = run(None, None, 10);
+    assert_eq!(outcome.unwrap(), Outcome::Finished);
+    assert_eq!(syncs, vec![3, 6, 9, 10]);
+    assert_eq!((state.step, state.losses.len()), (10, 10));
+    assert!(state.cloud.points().iter().all(|&x| x == 10.5));
+    // A stop syncs the stopped state, so it can be checkpointed.
+    let (outcome, state, syncs) = run(None, Some(4), 10);
+    assert_eq!(outcome.unwrap(), Outcome::Stopped);
+    assert_eq!(syncs, vec![3, 4]);
+    assert!(state.cloud.points().iter().all(|&x| x == 4.5));
+    // A failing step syncs the last good state before the error returns.
+    let (outcome, state, syncs) = run(Some(5), None, 10);
+    assert!(matches!(outcome, Err(CoreError::Diverged { step: 5, .. })));
+    assert_eq!(syncs, vec![3, 5]);
+    assert!(state.cloud.points().iter().all(|&x| x == 5.5));
+    assert_eq!(state.step, 5);
+}

@@ -273,3 +273,35 @@ fn a_diverging_step_never_lands() {
     );
     assert!(state.optimizer.first.iter().all(|&v| v == 0.0));
 }
+
+/// The device flow in the one flow loop (`wowflow_core::drive`) takes exactly its own
+/// steps: the same losses and final particles as stepping it by hand, with snapshots taken
+/// where the recorder reads the particles and a stop that leaves a consistent state.
+#[test]
+fn the_one_loop_runs_the_device_flow_step_for_step() {
+    if !gpu_available("the_one_loop_runs_the_device_flow_step_for_step") {
+        return;
+    }
+    let (source, target) = (cloud(7, &[30; 3], 16, 0.0), cloud(8, &[64; 3], 16, 1.0));
+    let s = settings(
+        Kernel::RIESZ,
+        Optimizer::new(Method::Momentum { m: 0.9 }, 0.05).unwrap(),
+    );
+    let mut by_hand = FlowState::new(source.clone());
+    let mut flow = DeviceFlow::new(&by_hand, &target, s.clone(), 0).unwrap();
+    let losses: Vec<f64> = (0..8).map(|_| flow.step().unwrap().loss).collect();
+    flow.download(&mut by_hand).unwrap();
+
+    let mut driven = FlowState::new(source);
+    let mut flow = DeviceFlow::new(&driven, &target, s, 0).unwrap();
+    let mut snaps = wowflow_core::SnapshotRecorder::new(3);
+    snaps.record(&driven);
+    let outcome = wowflow_core::drive(&mut flow, &mut driven, 8, &mut [&mut snaps]).unwrap();
+    assert_eq!(outcome, wowflow_core::Outcome::Finished);
+    assert_eq!(driven.losses, losses);
+    assert_eq!(driven.cloud, by_hand.cloud);
+    assert_eq!(driven.optimizer, by_hand.optimizer);
+    let steps: Vec<usize> = snaps.snapshots.iter().map(|s| s.0).collect();
+    assert_eq!(steps, vec![0, 3, 6, 8]);
+    assert_eq!(snaps.snapshots[3].1, by_hand.cloud.points());
+}
