@@ -161,22 +161,11 @@ fn distances_of_every_kind_are_unchanged() {
     let mut lines = Vec::new();
     for kind in ["wow", "sliced-wow", "otdd", "otdd-gaussian", "sw-mmd"] {
         for weights in ["", "uniform", "proportional"] {
-            let mut args = vec![
-                "distance",
-                "--kind",
-                kind,
-                a.to_str().unwrap(),
-                b.to_str().unwrap(),
-                "--json",
-                "-L",
-                "64",
-                "--seed",
-                "3",
-            ];
+            let mut extra = vec!["--seed", "3"];
             if !weights.is_empty() {
-                args.extend(["--class-weights", weights]);
+                extra.extend(["--class-weights", weights]);
             }
-            let v: serde_json::Value = serde_json::from_str(ok(&args).trim()).unwrap();
+            let v = common::distance_json(kind, &a, &b, &extra);
             let squared = v["squared"].as_f64().unwrap();
             let costs: Vec<f64> =
                 serde_json::from_value(v["class_costs"].clone()).unwrap_or_default();
@@ -188,20 +177,7 @@ fn distances_of_every_kind_are_unchanged() {
         }
     }
     // An entropic outer OT as well.
-    let v: serde_json::Value = serde_json::from_str(
-        ok(&[
-            "distance",
-            "--kind",
-            "otdd",
-            a.to_str().unwrap(),
-            b.to_str().unwrap(),
-            "--json",
-            "--epsilon",
-            "0.05",
-        ])
-        .trim(),
-    )
-    .unwrap();
+    let v = common::distance_json("otdd", &a, &b, &["--epsilon", "0.05"]);
     let s = v["squared"].as_f64().unwrap();
     lines.push(format!(
         "otdd-sinkhorn squared {:016x} ({s:e})",

@@ -38,26 +38,12 @@ fn write_classes(path: &Path, sizes: &[usize], seed: u32, extra: &[(&str, NpyArr
     common::write_dataset(path, x, y, 2, extra);
 }
 
-fn json_field(json: &str, key: &str) -> f64 {
-    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON object");
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
+fn json_field(v: &serde_json::Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
-fn distance(kind: &str, a: &Path, b: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "distance",
-        "--kind",
-        kind,
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        "--json",
-        "-L",
-        "64",
-    ];
-    args.extend_from_slice(extra);
-    ok(&args)
+fn distance(kind: &str, a: &Path, b: &Path, extra: &[&str]) -> serde_json::Value {
+    common::distance_json(kind, a, b, extra)
 }
 
 #[test]
@@ -92,8 +78,7 @@ fn each_distance_uses_its_papers_class_weights_unless_told_otherwise() {
         );
         assert!((x - y).abs() > 1e-6 * x.abs(), "{kind}: {x} vs {y}");
         // The weights used are reported.
-        let v: serde_json::Value = serde_json::from_str(plain.trim()).unwrap();
-        let wa: Vec<f64> = serde_json::from_value(v["class_weights"][0].clone()).unwrap();
+        let wa: Vec<f64> = serde_json::from_value(plain["class_weights"][0].clone()).unwrap();
         let expected = match default {
             "uniform" => vec![1.0 / 3.0; 3],
             _ => vec![17.0 / 51.0, 23.0 / 51.0, 11.0 / 51.0],

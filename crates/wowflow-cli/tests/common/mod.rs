@@ -66,6 +66,22 @@ pub fn write_dataset(path: &Path, x: Vec<f32>, y: Vec<i64>, d: usize, extra: &[(
     write_npz(path, &arrays).unwrap();
 }
 
+/// `wowflow distance --kind KIND A B --json -L 64 EXTRA…`, its one JSON object.
+pub fn distance_json(kind: &str, a: &Path, b: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "distance",
+        "--kind",
+        kind,
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--json",
+        "-L",
+        "64",
+    ];
+    args.extend_from_slice(extra);
+    serde_json::from_str(stdout_of(&args).trim()).expect("one JSON object")
+}
+
 /// The directory of this crate's golden files.
 pub fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
