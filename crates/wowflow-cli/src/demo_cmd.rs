@@ -3,7 +3,7 @@
 //! Three classes of Gaussian noise in R² flow to three rings (80 particles each) under the
 //! Riesz SW-MMD flow; frames, an animated GIF and the loss curve show what happens.
 
-use crate::flow_cmd::{FlowMethod, FlowSettings, KernelName, SamplerName};
+use crate::flow_cmd::{FlowMethod, FlowSettings, KernelName};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -102,20 +102,11 @@ fn rings_flow(
         h: args
             .h
             .or(matches!(args.kernel, KernelName::Gaussian).then_some(RINGS_GAUSSIAN_H)),
-        r: 1.0,
         projections: args.projections,
-        sampler: SamplerName::Gaussian,
-        directions: None,
         steps: args.steps,
         lr: args.lr,
-        optimizer: None,
-        momentum: None,
-        target_batch: None,
-        clip: None,
         seed: args.seed,
-        class_weights: None,
-        threads: None,
-        device: Default::default(),
+        ..FlowSettings::default()
     };
     let mut joint = settings.joint_otdd(&source, target)?;
     let mut boxed;

@@ -6,38 +6,8 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
-use wowflow_core::{ClassWeighting, Kernel};
 use wowflow_data::load_cloud;
-use wowflow_ot::{otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, LabelCost, OtddConfig};
-use wowflow_ot::{OtSolver, SinkhornConfig};
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum DistanceKind {
-    /// Wasserstein over Wasserstein: exact W₂ between classes, exact OT between datasets.
-    Wow,
-    /// WoW with sliced W₂ between classes.
-    SlicedWow,
-    /// OTDD with exact label-to-label W₂.
-    Otdd,
-    /// OTDD with the Gaussian (Bures–Wasserstein) label distances.
-    OtddGaussian,
-    /// MMD with the sliced-Wasserstein Riesz kernel (−SW₂).
-    SwMmd,
-}
-
-impl DistanceKind {
-    /// The class weights of the distance's paper when the user sets none: OTDD is defined
-    /// on the empirical measure (every labeled point `1/N`, Alvarez-Melis & Fusi 2020); WoW,
-    /// sliced WoW and SW-MMD on `Σ_c a_c δ(μ_c)` with `a_c = 1/C` (Bonet et al. 2025).
-    pub fn class_weighting(self) -> ClassWeighting {
-        match self {
-            DistanceKind::Otdd | DistanceKind::OtddGaussian => ClassWeighting::Proportional,
-            DistanceKind::Wow | DistanceKind::SlicedWow | DistanceKind::SwMmd => {
-                ClassWeighting::Uniform
-            }
-        }
-    }
-}
+use wowflow_experiments::distance::{dataset_distance, DistanceKind, DistanceOptions};
 
 #[derive(Args, Debug)]
 pub struct DistanceArgs {
@@ -84,42 +54,14 @@ pub fn run(args: DistanceArgs) -> Result<()> {
             b.dim()
         );
     }
-    let solver = match args.epsilon {
-        Some(epsilon) => OtSolver::Sinkhorn(SinkhornConfig {
-            epsilon,
-            ..SinkhornConfig::default()
-        }),
-        None => OtSolver::Exact,
+    let options = DistanceOptions {
+        projections: args.projections,
+        seed: args.seed,
+        epsilon: args.epsilon,
     };
     let started = Instant::now();
-    // (squared distance, distance, class-to-class costs)
-    let (squared, inner) = match args.kind {
-        DistanceKind::Wow => {
-            let d = wow_distance(&a, &b)?;
-            (d.value, Some(d.inner_costs))
-        }
-        DistanceKind::SlicedWow => {
-            let d = sliced_wow_distance(&a, &b, args.projections, args.seed)?;
-            (d.value, Some(d.inner_costs))
-        }
-        DistanceKind::Otdd | DistanceKind::OtddGaussian => {
-            let cfg = OtddConfig {
-                label_cost: if args.kind == DistanceKind::Otdd {
-                    LabelCost::Exact
-                } else {
-                    LabelCost::Gaussian
-                },
-                solver,
-                label_weight: 1.0,
-            };
-            let d = otdd(&a, &b, &cfg)?;
-            (d.value, Some(d.inner_costs))
-        }
-        DistanceKind::SwMmd => {
-            let mmd = sw_mmd_distance(&a, &b, &Kernel::RIESZ, args.projections, args.seed)?;
-            (mmd * mmd, None)
-        }
-    };
+    let report = dataset_distance(args.kind, &a, &b, &options)?;
+    let (squared, inner) = (report.squared, report.class_costs);
     let secs = started.elapsed().as_secs_f64();
     let name = format!("{:?}", args.kind).to_lowercase();
     let distance = squared.max(0.0).sqrt();

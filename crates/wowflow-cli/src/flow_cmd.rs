@@ -1,387 +1,18 @@
 //! `wowflow flow`: flow the user's labeled dataset towards a target.
 
-use crate::checkpoint::{self, RunSettings};
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use wowflow_baselines::{
-    DistributionMatching, EuclidMmd, JointOtdd, ProductMmdConfig, ProductMmdObjective,
-};
 use wowflow_core::cloud::rows_to_input_order;
-use wowflow_core::{
-    ClassWeighting, DirectionSampler, Directions, Flow, FlowConfig, FlowState, Kernel,
-    LabeledCloud, Method, Objective, Optimizer, Outcome, SnapshotRecorder, SwMmd,
-    SwMmdFlowSettings,
+use wowflow_core::{FlowState, Outcome, SnapshotRecorder};
+use wowflow_data::{load_cloud, prepare_output_file, rescue_path, write_csv, write_npz, NpyArray};
+use wowflow_experiments::checkpoint::{self, Checkpointer, RunSettings};
+pub use wowflow_experiments::method::{
+    settle_class_weights, ClassWeightsArg, FinalLabels, FlowMethod, FlowSettings, KernelName,
+    MethodFlow,
 };
-use wowflow_data::{
-    load_cloud, prepare_output_file, read_npy, rescue_path, write_csv, write_npz, LoadedCloud,
-    NpyArray,
-};
-use wowflow_experiments::otdd::{joint_labels, DynamicsName, OtddArgs};
 use wowflow_experiments::progress::{interrupt_flag, Progress};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum KernelName {
-    Riesz,
-    Gaussian,
-    Imq,
-    Laplace,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum OptimizerName {
-    Gd,
-    Momentum,
-    Adam,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
-pub enum SamplerName {
-    /// i.i.d. uniform directions on the sphere.
-    Gaussian,
-    /// Blocks of d orthonormal directions (lower variance).
-    Orthogonal,
-}
-
-/// Class weights `a_c` asked for on the command line (`--class-weights`).
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum ClassWeightsArg {
-    /// a_c = 1/C: every class counts the same (Bonet et al.'s convention).
-    Uniform,
-    /// a_c = n_c/N: the empirical measure, every labeled point of mass 1/N (Alvarez-Melis & Fusi).
-    Proportional,
-}
-
-impl From<ClassWeightsArg> for ClassWeighting {
-    fn from(a: ClassWeightsArg) -> Self {
-        match a {
-            ClassWeightsArg::Uniform => ClassWeighting::Uniform,
-            ClassWeightsArg::Proportional => ClassWeighting::Proportional,
-        }
-    }
-}
-
-/// The measure a user file stands for, the same way for `flow` and `distance`: the file's
-/// own class weights, else `--class-weights`, else the method's convention `default`.
-pub fn settle_class_weights(
-    loaded: &mut LoadedCloud,
-    choice: Option<ClassWeightsArg>,
-    default: ClassWeighting,
-) -> Result<()> {
-    loaded.cloud = loaded.weighted(choice.map(Into::into), default)?;
-    Ok(())
-}
-
-/// Which functional the flow minimises.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum FlowMethod {
-    /// ½ MMD² with a sliced-Wasserstein kernel between classes (the WoW flow).
-    SwMmd,
-    /// OTDD² (Alvarez-Melis & Fusi 2021): feature-driven or joint-driven dynamics (--dynamics).
-    Otdd,
-    /// Product-space MMD (Hua et al. 2023) on (x, m, Σ) particles (`wowflow flow` only).
-    ProductMmd,
-    /// Euclidean MMD with the Riesz kernel −‖x − y‖ on features, labels ignored.
-    EuclidMmd,
-    /// Distribution matching: class means matched by class id (linear kernel).
-    Dm,
-}
-
-impl FlowMethod {
-    /// The name recorded in checkpoints and shown in titles.
-    pub fn name(self) -> &'static str {
-        match self {
-            FlowMethod::SwMmd => "sw-mmd",
-            FlowMethod::Otdd => "otdd",
-            FlowMethod::ProductMmd => "product-mmd",
-            FlowMethod::EuclidMmd => "euclid-mmd",
-            FlowMethod::Dm => "dm",
-        }
-    }
-
-    /// The class weights the method's paper uses when the user sets none: the empirical
-    /// measure (every labeled point `1/N`) for the methods defined on labeled points (OTDD,
-    /// product-space MMD, Euclidean MMD), one weight per class for those defined on classes
-    /// (SW-MMD, DM).
-    pub fn class_weighting(self) -> ClassWeighting {
-        match self {
-            FlowMethod::SwMmd | FlowMethod::Dm => ClassWeighting::Uniform,
-            FlowMethod::Otdd | FlowMethod::ProductMmd | FlowMethod::EuclidMmd => {
-                ClassWeighting::Proportional
-            }
-        }
-    }
-}
-
-/// Settings of the objective and its optimiser, shared by `flow` and the demos.
-#[derive(Args, Clone, Debug)]
-pub struct FlowSettings {
-    /// Functional to minimise.
-    #[arg(long, value_enum, default_value = "sw-mmd")]
-    pub method: FlowMethod,
-    #[command(flatten)]
-    pub otdd: OtddArgs,
-    /// Kernel between class measures.
-    #[arg(long, value_enum, default_value = "riesz")]
-    pub kernel: KernelName,
-    /// Bandwidth h of the Gaussian, IMQ and Laplace kernels [default: 0.1, 1, 0.5; the rings
-    /// demo's Gaussian 0.05].
-    #[arg(long)]
-    pub h: Option<f64>,
-    /// Exponent r of the Riesz kernel −SW₂^r, in (0, 2).
-    #[arg(long, default_value_t = 1.0)]
-    pub r: f64,
-    /// Number of slicing directions L, redrawn every step.
-    #[arg(long, short = 'L', default_value_t = 500)]
-    pub projections: usize,
-    /// How directions are drawn.
-    #[arg(long, value_enum, default_value = "gaussian")]
-    pub sampler: SamplerName,
-    /// Fixed L × d unit directions (.npy) used at every step instead of random ones.
-    #[arg(long, value_name = "D.npy")]
-    pub directions: Option<PathBuf>,
-    /// Number of steps K.
-    #[arg(long, default_value_t = 1000)]
-    pub steps: usize,
-    /// Step size τ.
-    #[arg(long, default_value_t = 0.1)]
-    pub lr: f64,
-    /// Optimiser [default: momentum if --momentum is given, else gd].
-    #[arg(long, value_enum)]
-    pub optimizer: Option<OptimizerName>,
-    /// Heavy-ball coefficient m (v ← g + m v; x ← x − τ v).
-    #[arg(long)]
-    pub momentum: Option<f64>,
-    /// Compare with b random particles per target class each step.
-    #[arg(long, value_name = "b")]
-    pub target_batch: Option<usize>,
-    /// Keep features inside [LO, HI] after every step, e.g. `--clip 0,1` for images.
-    #[arg(long, value_name = "LO,HI", value_parser = parse_clip)]
-    pub clip: Option<(f32, f32)>,
-    /// Seed of every random choice.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Class weights a_c of both datasets when their files store none (an .npz may hold
-    /// `class_weights`) [default: proportional for otdd, product-mmd and euclid-mmd (every
-    /// labeled point 1/N, as their papers define them); uniform for sw-mmd and dm]. Equal
-    /// class sizes make both the same.
-    #[arg(long, value_enum, value_name = "uniform|proportional")]
-    pub class_weights: Option<ClassWeightsArg>,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Run on the CPU or on the GPU (`cuda` needs a binary built with `--features cuda`).
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: wowflow_experiments::device::Device,
-    /// product-mmd and the joint OTDD dynamics: step size of the label covariances Σ (a
-    /// Bures–Wasserstein step, which can overshoot at the features' τ).
-    #[arg(long, default_value_t = 0.1)]
-    pub lr_sigma: f64,
-}
-
-fn parse_clip(s: &str) -> Result<(f32, f32), String> {
-    let (lo, hi) = s.split_once(',').ok_or("expected LO,HI (e.g. 0,1)")?;
-    let lo: f32 = lo.trim().parse().map_err(|e| format!("LO: {e}"))?;
-    let hi: f32 = hi.trim().parse().map_err(|e| format!("HI: {e}"))?;
-    if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
-        return Err(format!("need LO < HI, got {lo} and {hi}"));
-    }
-    Ok((lo, hi))
-}
-
-impl KernelName {
-    /// The kernel with parameter `param` (`r` for Riesz, `h` otherwise), or its default
-    /// from [`Kernel::by_name`], the one place defaults are written.
-    pub fn kernel(self, param: Option<f64>) -> Result<Kernel> {
-        let name = match self {
-            KernelName::Riesz => "riesz",
-            KernelName::Gaussian => "gaussian",
-            KernelName::Imq => "imq",
-            KernelName::Laplace => "laplace",
-        };
-        Ok(Kernel::by_name(name, param)?)
-    }
-}
-
-impl FlowSettings {
-    /// The kernel `--kernel` names with `--r` or `--h` (defaults: `Kernel::by_name`).
-    pub fn kernel(&self) -> Result<Kernel> {
-        let param = match self.kernel {
-            KernelName::Riesz => Some(self.r),
-            _ => self.h,
-        };
-        self.kernel.kernel(param)
-    }
-
-    pub fn optimizer(&self) -> Result<Optimizer> {
-        let name = self.optimizer.unwrap_or(if self.momentum.is_some() {
-            OptimizerName::Momentum
-        } else {
-            OptimizerName::Gd
-        });
-        let method = match name {
-            OptimizerName::Gd => Method::Gd,
-            OptimizerName::Momentum => Method::by_name("momentum", self.momentum.unwrap_or(0.9))?,
-            OptimizerName::Adam => Method::by_name("adam", 0.0)?,
-        };
-        Ok(Optimizer::new(method, self.lr)?)
-    }
-
-    fn sampler(&self, dim: usize) -> Result<DirectionSampler> {
-        if let Some(path) = &self.directions {
-            let a = read_npy(path)?;
-            if a.shape.len() != 2 || a.shape[1] != dim {
-                bail!(
-                    "{}: directions have shape {}, expected (L, {dim})",
-                    path.display(),
-                    a.shape_string()
-                );
-            }
-            let dirs = Directions::from_rows(a.shape[0], dim, a.to_f32())
-                .with_context(|| format!("{}", path.display()))?;
-            return Ok(DirectionSampler::Fixed(dirs));
-        }
-        Ok(match self.sampler {
-            SamplerName::Gaussian => DirectionSampler::Gaussian,
-            SamplerName::Orthogonal => DirectionSampler::OrthogonalBlocks,
-        })
-    }
-
-    /// The settings of a plain SW-MMD flow (Gaussian directions, the default engine), which
-    /// [`SwMmdRunner`](wowflow_experiments::resident::SwMmdRunner) runs on the device `--device` names
-    /// (GPU-resident on `cuda`); `None` for other methods and for fixed or orthogonal
-    /// directions or `--threads`, which run as host objectives (on `--device cuda` through
-    /// the CUDA engine, with both clouds crossing PCIe each step).
-    pub fn plain_sw_mmd(&self) -> Result<Option<SwMmdFlowSettings>> {
-        let plain = self.method == FlowMethod::SwMmd
-            && self.directions.is_none()
-            && self.sampler == SamplerName::Gaussian
-            && self.threads.is_none();
-        if !plain {
-            return Ok(None);
-        }
-        Ok(Some(SwMmdFlowSettings {
-            kernel: self.kernel()?,
-            projections: self.projections,
-            target_batch: self.target_batch,
-            optimizer: self.optimizer()?,
-            seed: self.seed,
-            clip: self.clip,
-        }))
-    }
-
-    /// The SW-MMD objective towards `target`.
-    pub fn sw_mmd(&self, target: LabeledCloud) -> Result<SwMmd> {
-        let dim = target.dim();
-        let engine = wowflow_experiments::device::make_engine(self.device, self.threads)?;
-        Ok(SwMmd::new(target, self.kernel()?, self.projections)?
-            .with_directions(self.sampler(dim)?)?
-            .with_target_batch(self.target_batch)?
-            .with_engine(engine))
-    }
-
-    /// The joint-driven OTDD dynamics from `source` towards `target`, when `--method otdd
-    /// --dynamics joint-*` asks for them (label means step by `--lr`, covariances by
-    /// `--lr-sigma`).
-    pub fn joint_otdd(
-        &self,
-        source: &LabeledCloud,
-        target: &LabeledCloud,
-    ) -> Result<Option<JointOtdd>> {
-        if self.method != FlowMethod::Otdd {
-            return Ok(None);
-        }
-        match self.otdd.joint_config(self.lr, self.lr_sigma)? {
-            Some(config) => Ok(Some(JointOtdd::new(source, target.clone(), config)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The objective chosen by `--method` from `source` towards `target`.
-    pub fn objective(
-        &self,
-        source: &LabeledCloud,
-        target: LabeledCloud,
-    ) -> Result<Box<dyn Objective>> {
-        Ok(match self.method {
-            FlowMethod::SwMmd => Box::new(self.sw_mmd(target)?),
-            FlowMethod::Otdd => self
-                .otdd
-                .objective(source, target, self.lr, self.lr_sigma)?,
-            FlowMethod::EuclidMmd => Box::new(EuclidMmd::new(target)?),
-            FlowMethod::Dm => {
-                Box::new(DistributionMatching::new(target)?.with_target_batch(self.target_batch)?)
-            }
-            FlowMethod::ProductMmd => bail!(
-                "--method product-mmd moves (x, m, Σ) particles, not a labeled cloud: it runs \
-                 through `wowflow flow` only (not the demos)"
-            ),
-        })
-    }
-
-    /// The product-space MMD settings: `--lr` moves the features and the label means, and
-    /// `--lr-sigma` the label covariances; the label parts take the features' heavy ball
-    /// (`--momentum`, 0 without it).
-    pub fn product_mmd_config(&self) -> ProductMmdConfig {
-        ProductMmdConfig {
-            tau: self.lr,
-            tau_m: None,
-            tau_sigma: Some(self.lr_sigma),
-            momentum: self.momentum.unwrap_or(0.0),
-            steps: self.steps,
-            ..ProductMmdConfig::default()
-        }
-    }
-
-    /// What `RunSettings.objective` records: the method and the settings that change it.
-    pub fn objective_name(&self) -> String {
-        match self.method {
-            FlowMethod::Otdd if self.otdd.dynamics != DynamicsName::Feature => {
-                format!("{}:lr_sigma({})", self.otdd.name(), self.lr_sigma)
-            }
-            FlowMethod::Otdd => self.otdd.name(),
-            FlowMethod::ProductMmd => format!("product-mmd:lr_sigma({})", self.lr_sigma),
-            m => m.name().to_string(),
-        }
-    }
-
-    pub fn config(&self) -> FlowConfig {
-        FlowConfig {
-            steps: self.steps,
-            seed: self.seed,
-            clip: self.clip,
-            temperature: None,
-        }
-    }
-
-    pub fn run_settings(
-        &self,
-        source: &LabeledCloud,
-        target: &LabeledCloud,
-    ) -> Result<RunSettings> {
-        Ok(RunSettings {
-            objective: self.objective_name(),
-            kernel: serde_json::to_value(self.kernel()?)?,
-            projections: self.projections,
-            directions: match &self.directions {
-                Some(p) => format!("fixed:{}", p.display()),
-                None => format!("{:?}", self.sampler).to_lowercase(),
-            },
-            target_batch: self.target_batch,
-            optimizer: serde_json::to_value(self.optimizer()?)?,
-            seed: self.seed,
-            clip: self.clip,
-            source_shape: (source.n_points(), source.dim()),
-            target_shape: (target.n_points(), target.dim()),
-            class_weights: Some(format!(
-                "source {:?}, target {:?}",
-                source.class_weights(),
-                target.class_weights()
-            )),
-        })
-    }
-}
 
 #[derive(Args, Debug)]
 pub struct FlowArgs {
@@ -421,35 +52,6 @@ pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
     out.with_file_name(format!("{stem}{suffix}"))
 }
 
-/// Writes checkpoints every k steps from inside the flow.
-struct Checkpointer<'a> {
-    path: &'a Path,
-    every: usize,
-    settings: &'a RunSettings,
-}
-
-impl wowflow_core::Observer for Checkpointer<'_> {
-    fn on_step(
-        &mut self,
-        _info: &wowflow_core::StepInfo,
-        state: &FlowState,
-    ) -> wowflow_core::Result<wowflow_core::Control> {
-        if self.needs_state(state.step, 0) {
-            checkpoint::save(self.path, state, self.settings).map_err(|e| {
-                wowflow_core::CoreError::observer(
-                    format!("writing checkpoint {}", self.path.display()),
-                    e,
-                )
-            })?;
-        }
-        Ok(wowflow_core::Control::Continue)
-    }
-
-    fn needs_state(&self, steps_done: usize, _total: usize) -> bool {
-        self.every > 0 && steps_done.is_multiple_of(self.every)
-    }
-}
-
 /// Checks, before any work, that every file this run writes can be written (the result,
 /// its loss CSV, the checkpoint).
 fn prepare_outputs(args: &FlowArgs, ckpt_path: &Path) -> Result<()> {
@@ -485,46 +87,6 @@ pub fn write_or_rescue(path: &Path, write: impl Fn(&Path) -> Result<()>) -> Resu
     }
 }
 
-/// The objective of a `flow` run, kept by type where labels are read off after the flow.
-enum RunObjective {
-    /// Objectives whose particles keep their class labels.
-    Plain(Box<dyn Objective>),
-    /// The joint-driven OTDD dynamics: labels from the particles' Gaussians.
-    Joint(Box<JointOtdd>),
-    /// Product-space MMD: each particle's Gaussian is matched with a target class.
-    Product(Box<ProductMmdObjective>),
-}
-
-impl RunObjective {
-    fn new(settings: &FlowSettings, source: &LabeledCloud, target: &LabeledCloud) -> Result<Self> {
-        if settings.method == FlowMethod::ProductMmd {
-            if matches!(settings.optimizer, Some(OptimizerName::Adam)) {
-                bail!(
-                    "--method product-mmd moves features and label Gaussians with one heavy \
-                     ball: use --optimizer gd or momentum"
-                );
-            }
-            return Ok(RunObjective::Product(Box::new(ProductMmdObjective::new(
-                source,
-                target,
-                settings.product_mmd_config(),
-            )?)));
-        }
-        Ok(match settings.joint_otdd(source, target)? {
-            Some(j) => RunObjective::Joint(Box::new(j)),
-            None => RunObjective::Plain(settings.objective(source, target.clone())?),
-        })
-    }
-
-    fn as_objective(&mut self) -> &mut dyn Objective {
-        match self {
-            RunObjective::Plain(o) => o.as_mut(),
-            RunObjective::Joint(j) => j.as_mut(),
-            RunObjective::Product(p) => p.as_mut(),
-        }
-    }
-}
-
 pub fn run(args: FlowArgs) -> Result<()> {
     let ckpt_path = args
         .checkpoint
@@ -545,7 +107,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
             target.cloud.dim()
         );
     }
-    let settings = args.run_settings_for(&source.cloud, &target.cloud)?;
+    let settings = RunSettings::of(&args.settings, &source.cloud, &target.cloud)?;
     let save_checkpoint =
         |state: &FlowState| write_or_rescue(&ckpt_path, |p| checkpoint::save(p, state, &settings));
     let mut state = match &args.resume {
@@ -563,42 +125,10 @@ pub fn run(args: FlowArgs) -> Result<()> {
     };
     let started = Instant::now();
     let first_step = state.step;
-    // Created before the loop so that a missing GPU is an error of its own, not a
-    // "diverged, checkpoint saved" one.
-    let gpu = wowflow_experiments::device::DeviceArgs {
-        device: args.settings.device,
-        tf32: false,
-    };
-    let mut sw_mmd = match args.settings.plain_sw_mmd()? {
-        Some(s) => Some(wowflow_experiments::resident::SwMmdRunner::start(
-            &s,
-            gpu,
-            &state,
-            &target.cloud,
-        )?),
-        None => None,
-    };
-    let mut objective = match sw_mmd {
-        Some(_) => None,
-        None => Some(RunObjective::new(
-            &args.settings,
-            &source.cloud,
-            &target.cloud,
-        )?),
-    };
-    let observers: &mut [&mut dyn wowflow_core::Observer] =
-        &mut [&mut progress, &mut snaps, &mut ckpt];
-    let outcome = match (sw_mmd.as_mut(), objective.as_mut()) {
-        (Some(flow), _) => flow.run(&mut state, args.settings.steps, observers),
-        (None, Some(objective)) => Flow {
-            objective: objective.as_objective(),
-            optimizer: args.settings.optimizer()?,
-            config: args.settings.config(),
-        }
-        .run(&mut state, observers)
-        .map_err(anyhow::Error::from),
-        (None, None) => unreachable!("an objective is built whenever no device flow is"),
-    };
+    // Built before the loop so that bad settings or a missing GPU are errors of their own,
+    // not a "diverged, checkpoint saved" one.
+    let mut flow = MethodFlow::new(&args.settings, &state, &source.cloud, &target.cloud)?;
+    let outcome = flow.run(&mut state, &mut [&mut progress, &mut snaps, &mut ckpt]);
     progress.finish();
     let outcome = match outcome {
         Ok(o) => o,
@@ -623,24 +153,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
         return Ok(());
     }
     snaps.record(&state);
-    let relabelled = match &objective {
-        Some(RunObjective::Joint(j)) => Some(joint_labels(
-            j,
-            &args.settings.otdd,
-            &state.cloud,
-            &target.cloud,
-            args.settings.seed,
-        )?),
-        _ => None,
-    };
-    let labels: Option<Vec<i64>> = match &objective {
-        Some(RunObjective::Product(p)) => {
-            let ids = target.cloud.class_ids();
-            let classes = p.assign_labels(state.cloud.points())?;
-            Some(classes.iter().map(|&k| ids[k]).collect())
-        }
-        _ => relabelled.as_ref().map(|r| r.y.clone()),
-    };
+    let FinalLabels { labels, joint } = flow.final_labels(&state, &target.cloud)?;
     write_or_rescue(&args.out, |out| {
         write_outputs(
             out,
@@ -648,10 +161,10 @@ pub fn run(args: FlowArgs) -> Result<()> {
             &source.order,
             &snaps,
             labels.as_deref(),
-            relabelled.as_ref(),
+            joint.as_ref(),
         )
     })?;
-    if let Some(r) = relabelled.as_ref().filter(|r| r.cluster.is_some()) {
+    if let Some(r) = joint.as_ref().filter(|r| r.cluster.is_some()) {
         eprintln!(
             "labels: {} clusters ({} noise particles) from the particles' Gaussians ({:?}); \
              y holds the matched target labels, cluster the raw clusters",
@@ -677,16 +190,6 @@ pub fn run(args: FlowArgs) -> Result<()> {
         sibling(&args.out, "_loss.csv").display()
     );
     Ok(())
-}
-
-impl FlowArgs {
-    fn run_settings_for(
-        &self,
-        source: &LabeledCloud,
-        target: &LabeledCloud,
-    ) -> Result<RunSettings> {
-        self.settings.run_settings(source, target)
-    }
 }
 
 /// `step,loss` rows, one per step.

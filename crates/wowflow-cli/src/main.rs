@@ -4,7 +4,6 @@
 //! shows progress and reports errors; the mathematics lives in `wowflow-core`.
 
 mod bench_cmd;
-mod checkpoint;
 mod data_cmd;
 mod demo_cmd;
 mod distance_cmd;
@@ -32,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Flow a labeled dataset towards a target (.npy (C,n,d), .npz with x/y, or CSV).
-    Flow(flow_cmd::FlowArgs),
+    Flow(Box<flow_cmd::FlowArgs>),
     /// A distance between two labeled datasets (WoW, sliced WoW, OTDD, SW-MMD).
     Distance(distance_cmd::DistanceArgs),
     /// Built-in demonstrations that need no data.
@@ -59,7 +58,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Flow(args) => flow_cmd::run(args),
+        Command::Flow(args) => flow_cmd::run(*args),
         Command::Distance(args) => distance_cmd::run(args),
         Command::Demo { demo } => demo_cmd::run(demo),
         Command::Bench(args) => bench_cmd::run(args),

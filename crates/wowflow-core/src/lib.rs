@@ -56,4 +56,4 @@ pub use ot1d::{wasserstein_1d, wasserstein_1d_grad, CostPower};
 /// The random source an [`Objective`] draws from (re-exported so implementors need no
 /// `rand` dependency of their own).
 pub use rand::RngCore;
-pub use sliced::SlicedCloud;
+pub use sliced::{sliced_wasserstein, SlicedCloud};

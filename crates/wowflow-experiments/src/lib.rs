@@ -13,18 +13,23 @@
 //! with the `clap` feature (the `wowflow` binary turns it on) they are also its command-line
 //! arguments, so each option is written once.
 //!
-//! Around the experiments: where SW-MMD flows run, on the CPU or resident on a GPU
+//! Every flow method by name ([`method`]) and every dataset distance by name
+//! ([`distance`]) are here too, so the CLI, the demos and the Python package share one
+//! dispatch and give the same bits for the same settings. Around the experiments: where SW-MMD flows run, on the CPU or resident on a GPU
 //! ([`device`], [`resident`]), the OTDD flow's settings and the labels its joint dynamics end
 //! with ([`otdd`]), and the progress bar and Ctrl-C handling of long runs ([`progress`]).
 
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod checkpoint;
 pub mod device;
+pub mod distance;
 pub mod distill;
 pub mod domain_adaptation;
 pub mod evaluate;
 pub mod generate;
+pub mod method;
 pub mod otdd;
 pub mod progress;
 pub mod resident;

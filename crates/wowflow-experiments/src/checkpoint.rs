@@ -7,6 +7,7 @@
 //! JSON string in the `meta` array; resuming under other settings is refused with the list
 //! of what differs, because it would silently produce a run nobody asked for.
 
+use crate::method::FlowSettings;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -17,20 +18,95 @@ use wowflow_data::{read_npz, write_npz, ArrayData, NpyArray};
 /// What must be equal between the run that wrote a checkpoint and the run resuming it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
+    /// The method and the settings that change its objective
+    /// ([`FlowSettings::objective_name`]).
     pub objective: String,
+    /// The kernel, as JSON.
     pub kernel: serde_json::Value,
+    /// Slicing directions per step.
     pub projections: usize,
+    /// How directions are drawn (`gaussian`, `orthogonal`, `fixed:FILE`).
     pub directions: String,
+    /// Target particles per class per step.
     pub target_batch: Option<usize>,
+    /// The optimiser, as JSON.
     pub optimizer: serde_json::Value,
+    /// Seed of every random choice.
     pub seed: u64,
+    /// The clipping box.
     pub clip: Option<(f32, f32)>,
+    /// `(N, d)` of the source.
     pub source_shape: (usize, usize),
+    /// `(M, d)` of the target.
     pub target_shape: (usize, usize),
     /// The class weights of both datasets; absent in checkpoints written before they were
     /// recorded (those are then not compared).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weights: Option<String>,
+}
+
+impl RunSettings {
+    /// What a checkpoint of a flow with `settings` from `source` towards `target` records.
+    pub fn of(
+        settings: &FlowSettings,
+        source: &LabeledCloud,
+        target: &LabeledCloud,
+    ) -> Result<Self> {
+        Ok(Self {
+            objective: settings.objective_name(),
+            kernel: serde_json::to_value(settings.kernel()?)?,
+            projections: settings.projections,
+            directions: match (&settings.fixed_directions, &settings.directions) {
+                (Some(d), _) => format!("fixed:in-memory({} x {})", d.count(), d.dim()),
+                (None, Some(p)) => format!("fixed:{}", p.display()),
+                (None, None) => format!("{:?}", settings.sampler).to_lowercase(),
+            },
+            target_batch: settings.target_batch,
+            optimizer: serde_json::to_value(settings.optimizer()?)?,
+            seed: settings.seed,
+            clip: settings.clip,
+            source_shape: (source.n_points(), source.dim()),
+            target_shape: (target.n_points(), target.dim()),
+            class_weights: Some(format!(
+                "source {:?}, target {:?}",
+                source.class_weights(),
+                target.class_weights()
+            )),
+        })
+    }
+}
+
+/// An observer that writes a checkpoint every `every` steps from inside the flow (`0`:
+/// never).
+pub struct Checkpointer<'a> {
+    /// Where the checkpoint goes (overwritten atomically each time).
+    pub path: &'a Path,
+    /// Steps between checkpoints.
+    pub every: usize,
+    /// The run's settings, stored with the state.
+    pub settings: &'a RunSettings,
+}
+
+impl wowflow_core::Observer for Checkpointer<'_> {
+    fn on_step(
+        &mut self,
+        _info: &wowflow_core::StepInfo,
+        state: &FlowState,
+    ) -> wowflow_core::Result<wowflow_core::Control> {
+        if self.needs_state(state.step, 0) {
+            save(self.path, state, self.settings).map_err(|e| {
+                wowflow_core::CoreError::observer(
+                    format!("writing checkpoint {}", self.path.display()),
+                    e,
+                )
+            })?;
+        }
+        Ok(wowflow_core::Control::Continue)
+    }
+
+    fn needs_state(&self, steps_done: usize, _total: usize) -> bool {
+        self.every > 0 && steps_done.is_multiple_of(self.every)
+    }
 }
 
 fn f64_array(data: &[f64]) -> NpyArray {

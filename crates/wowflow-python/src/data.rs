@@ -1,0 +1,93 @@
+//! The dataset registry and cache of `wowflow data`, and the papers' experiments, from
+//! Python.
+
+use crate::arrays::array;
+use crate::errors::{value_error, IntoPy};
+use clap::Parser;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::path::PathBuf;
+use wowflow_data::{draw_disjoint, load_split, to_cloud, DataDirs, Split, Transform};
+
+/// One split of a registered dataset as `x (N, c·h·w)` float32 in `[0, 1]` and `y (N,)`;
+/// `per_class` seeded images of each class (grouped by class), or the whole split in file
+/// order.
+#[pyfunction]
+#[pyo3(signature = (name, split="test", per_class=None, seed=0, data_dir=None))]
+pub fn load<'py>(
+    py: Python<'py>,
+    name: &str,
+    split: &str,
+    per_class: Option<usize>,
+    seed: u64,
+    data_dir: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let split: Split = split
+        .parse()
+        .map_err(|e: wowflow_data::DataError| value_error(format!("split: {e}")))?;
+    if per_class == Some(0) {
+        return Err(value_error(
+            "per_class: must be ≥ 1 (or None for the whole split)",
+        ));
+    }
+    let name = name.to_string();
+    let (x, y, n, d, shape) = py
+        .detach(move || -> anyhow::Result<_> {
+            let dirs = DataDirs::new(data_dir.as_deref());
+            let set = load_split(&dirs, &name, split)?;
+            let shape = (set.channels, set.height, set.width);
+            let indices: Vec<Vec<usize>> = match per_class {
+                Some(k) => draw_disjoint(&set, &[k], seed)?.swap_remove(0),
+                None => vec![(0..set.len()).collect()],
+            };
+            let cloud = to_cloud(&set, &indices, &Transform::default())?;
+            let y: Vec<i64> = match per_class {
+                Some(_) => cloud.row_labels(),
+                None => set.labels.iter().map(|&l| l as i64).collect(),
+            };
+            Ok((
+                cloud.points().to_vec(),
+                y,
+                cloud.n_points(),
+                cloud.dim(),
+                shape,
+            ))
+        })
+        .py()?;
+    let out = PyDict::new(py);
+    out.set_item("x", array(py, &[n, d], x)?)?;
+    out.set_item("y", array(py, &[n], y)?)?;
+    out.set_item("image_shape", shape)?;
+    Ok(out)
+}
+
+/// The names of the registered datasets.
+#[pyfunction]
+pub fn names() -> Vec<&'static str> {
+    wowflow_data::registry::DATASETS
+        .iter()
+        .map(|d| d.name)
+        .collect()
+}
+
+#[derive(Parser)]
+#[command(name = "wowflow experiment")]
+struct ExperimentCli {
+    #[command(subcommand)]
+    experiment: wowflow_experiments::Experiment,
+}
+
+/// Runs one of the papers' experiments with the command line's options (`args`, e.g.
+/// `["transfer", "--profile", "quick", "--out", "runs/t"]`), with the GIL released.
+#[pyfunction]
+pub fn run_experiment(py: Python<'_>, args: Vec<String>) -> PyResult<()> {
+    let argv = std::iter::once("wowflow experiment".to_string()).chain(args);
+    let cli =
+        ExperimentCli::try_parse_from(argv).map_err(|e| value_error(e.render().to_string()))?;
+    let work = crate::flow::Detached(cli.experiment);
+    py.detach(move || {
+        let crate::flow::Detached(e) = work;
+        wowflow_experiments::run(e)
+    })
+    .py()
+}

@@ -1,0 +1,386 @@
+//! What is computed between two measures in one call: sliced Wasserstein between point
+//! clouds, SW-MMD and its WoW gradient between labeled datasets, dataset distances and the
+//! labels a flowed dataset is given. The work runs with the GIL released.
+
+use crate::arrays::{array, class_weighting, floats, weights, Dataset};
+use crate::errors::{value_error, IntoPy};
+use clap::ValueEnum;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use wowflow_core::{ClassWeighting, DirectionSampler, Directions, Objective};
+use wowflow_experiments::distance::{dataset_distance, DistanceKind, DistanceOptions};
+use wowflow_experiments::method::{KernelName, SamplerName};
+
+/// Parses a name of a clap `ValueEnum` (the CLI's spelling), or a `ValueError` listing the
+/// names there are.
+pub fn by_name<T: ValueEnum>(value: &str, arg: &str) -> PyResult<T> {
+    T::from_str(value, false).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| format!("{:?}", p.get_name())))
+            .collect();
+        value_error(format!(
+            "{arg}: unknown value {value:?}; expected one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// User directions `(L, d)` (rows normalised), or `count` seeded draws of `sampler`.
+pub fn directions(
+    projections: Option<&Bound<'_, PyAny>>,
+    count: usize,
+    dim: usize,
+    sampler: &str,
+    seed: u64,
+) -> PyResult<Directions> {
+    if let Some(p) = projections.filter(|p| !p.is_none()) {
+        let f = floats(p, "projections", &[2], &format!("(L, {dim})"))?;
+        if f.shape[1] != dim {
+            return Err(value_error(format!(
+                "projections: expected shape (L, {dim}), one direction per row in the data's \
+                 d = {dim} dimensions, got ({}, {}) (POT's projections are (d, L): pass \
+                 their transpose)",
+                f.shape[0], f.shape[1]
+            )));
+        }
+        return Directions::from_rows(f.shape[0], dim, f.values).py();
+    }
+    if count == 0 {
+        return Err(value_error(
+            "n_projections: need at least one direction, got 0",
+        ));
+    }
+    let sampler = match by_name::<SamplerName>(sampler, "sampler")? {
+        SamplerName::Gaussian => DirectionSampler::Gaussian,
+        SamplerName::Orthogonal => DirectionSampler::OrthogonalBlocks,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    sampler.sample(count, dim, &mut rng).py()
+}
+
+/// Sliced Wasserstein SW_p between two weighted point clouds (see the Python docstring).
+#[pyfunction]
+#[pyo3(signature = (x, y, a=None, b=None, n_projections=500, p=2.0, projections=None, seed=0, sampler="gaussian"))]
+#[allow(clippy::too_many_arguments)]
+pub fn sliced_wasserstein(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    a: Option<&Bound<'_, PyAny>>,
+    b: Option<&Bound<'_, PyAny>>,
+    n_projections: usize,
+    p: f64,
+    projections: Option<&Bound<'_, PyAny>>,
+    seed: u64,
+    sampler: &str,
+) -> PyResult<f64> {
+    let fx = floats(x, "x", &[2], "(n, d)")?;
+    let fy = floats(y, "y", &[2], "(m, d)")?;
+    let d = fx.shape[1];
+    if fy.shape[1] != d {
+        return Err(value_error(format!(
+            "y: expected shape (m, {d}) (the same d as x), got ({}, {})",
+            fy.shape[0], fy.shape[1]
+        )));
+    }
+    if fx.shape[0] == 0 || fy.shape[0] == 0 || d == 0 {
+        return Err(value_error(format!(
+            "x and y need at least one point each and d ≥ 1; got x ({}, {d}), y ({}, {d})",
+            fx.shape[0], fy.shape[0]
+        )));
+    }
+    if !(p.is_finite() && p >= 1.0) {
+        return Err(value_error(format!(
+            "p: must be a finite number ≥ 1, got {p}"
+        )));
+    }
+    let wa = weights(a, "a", fx.shape[0], "one weight per row of x")?;
+    let wb = weights(b, "b", fy.shape[0], "one weight per row of y")?;
+    let dirs = directions(projections, n_projections, d, sampler, seed)?;
+    py.detach(|| {
+        wowflow_core::sliced_wasserstein(
+            &fx.values,
+            wa.as_deref(),
+            &fy.values,
+            wb.as_deref(),
+            &dirs,
+            p,
+        )
+    })
+    .py()
+}
+
+/// The kernel `name` with `h` / `r`.
+pub fn kernel(name: &str, h: Option<f64>, r: f64) -> PyResult<wowflow_core::Kernel> {
+    let k = by_name::<KernelName>(name, "kernel")?;
+    let param = match k {
+        KernelName::Riesz => Some(r),
+        _ => h,
+    };
+    k.kernel(param).map_err(|e| value_error(format!("{e:#}")))
+}
+
+/// ½MMD² with a sliced-Wasserstein kernel and its WoW gradient (see the Python docstring).
+#[pyfunction]
+#[pyo3(signature = (source, target, kernel="riesz", h=None, r=1.0, n_projections=500, projections=None, seed=0, sampler="gaussian", source_weights=None, target_weights=None, class_weights=None, target_class_weights=None, return_grad=true))]
+#[allow(clippy::too_many_arguments)]
+pub fn sw_mmd<'py>(
+    py: Python<'py>,
+    source: &Bound<'py, PyAny>,
+    target: &Bound<'py, PyAny>,
+    kernel: &str,
+    h: Option<f64>,
+    r: f64,
+    n_projections: usize,
+    projections: Option<&Bound<'py, PyAny>>,
+    seed: u64,
+    sampler: &str,
+    source_weights: Option<&Bound<'py, PyAny>>,
+    target_weights: Option<&Bound<'py, PyAny>>,
+    class_weights: Option<&Bound<'py, PyAny>>,
+    target_class_weights: Option<&Bound<'py, PyAny>>,
+    return_grad: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (src, tgt) = pair(
+        source,
+        target,
+        source_weights,
+        target_weights,
+        class_weights,
+        target_class_weights,
+        ClassWeighting::Uniform,
+    )?;
+    let k = self::kernel(kernel, h, r)?;
+    let d = src.cloud.dim();
+    let sampler_choice = match projections.filter(|p| !p.is_none()) {
+        Some(_) => DirectionSampler::Fixed(directions(projections, 0, d, sampler, seed)?),
+        None => match by_name::<SamplerName>(sampler, "sampler")? {
+            SamplerName::Gaussian => DirectionSampler::Gaussian,
+            SamplerName::Orthogonal => DirectionSampler::OrthogonalBlocks,
+        },
+    };
+    if n_projections == 0
+        && matches!(
+            sampler_choice,
+            DirectionSampler::Gaussian | DirectionSampler::OrthogonalBlocks
+        )
+    {
+        return Err(value_error(
+            "n_projections: need at least one direction, got 0",
+        ));
+    }
+    let cloud = src.cloud.clone();
+    let target_cloud = tgt.cloud.clone();
+    let (value, grad) = py
+        .detach(move || -> anyhow::Result<(f64, Vec<f32>)> {
+            let mut objective = wowflow_core::SwMmd::new(target_cloud, k, n_projections)?
+                .with_directions(sampler_choice)?;
+            let mut grad = vec![0.0f32; cloud.points().len()];
+            // The draw of the flow's first step with this seed, so a one-step flow of the
+            // CLI and this call see the same directions.
+            let mut rng = wowflow_core::flow::step_rng(seed, 0);
+            let value = objective.value_and_wow_grad(&cloud, &mut rng, &mut grad)?;
+            Ok((value, grad))
+        })
+        .py()?;
+    if !return_grad {
+        return Ok(value.into_pyobject(py)?.into_any());
+    }
+    let g = src.to_input(py, &grad)?;
+    Ok((value, g).into_pyobject(py)?.into_any())
+}
+
+/// Reads both datasets and settles their class weights (each side's own, else `default`).
+#[allow(clippy::too_many_arguments)]
+pub fn pair(
+    source: &Bound<'_, PyAny>,
+    target: &Bound<'_, PyAny>,
+    source_weights: Option<&Bound<'_, PyAny>>,
+    target_weights: Option<&Bound<'_, PyAny>>,
+    class_weights: Option<&Bound<'_, PyAny>>,
+    target_class_weights: Option<&Bound<'_, PyAny>>,
+    default: ClassWeighting,
+) -> PyResult<(Dataset, Dataset)> {
+    let mut src = Dataset::read(source, "source", source_weights)?;
+    let mut tgt = Dataset::read(target, "target", target_weights)?;
+    if src.cloud.dim() != tgt.cloud.dim() {
+        return Err(value_error(format!(
+            "target: has d = {} features but source has d = {}: both datasets must live in \
+             the same space",
+            tgt.cloud.dim(),
+            src.cloud.dim()
+        )));
+    }
+    // A string for `class_weights` applies to both sides unless the target has its own.
+    let target_choice = match target_class_weights.filter(|o| !o.is_none()) {
+        Some(t) => Some(t.clone()),
+        None => class_weights
+            .filter(|o| o.extract::<String>().is_ok())
+            .cloned(),
+    };
+    src.weigh("source", class_weights, default)?;
+    tgt.weigh("target", target_choice.as_ref(), default)?;
+    Ok((src, tgt))
+}
+
+/// A dataset distance (see the Python docstring); returns a dict.
+#[pyfunction]
+#[pyo3(signature = (a, b, kind="wow", n_projections=500, seed=0, epsilon=None, a_weights=None, b_weights=None, class_weights=None, b_class_weights=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn distance<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+    kind: &str,
+    n_projections: usize,
+    seed: u64,
+    epsilon: Option<f64>,
+    a_weights: Option<&Bound<'py, PyAny>>,
+    b_weights: Option<&Bound<'py, PyAny>>,
+    class_weights: Option<&Bound<'py, PyAny>>,
+    b_class_weights: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let kind: DistanceKind = by_name(kind, "kind")?;
+    if let Some(e) = epsilon {
+        if !(e.is_finite() && e > 0.0) {
+            return Err(value_error(format!(
+                "epsilon: must be finite and > 0, got {e}"
+            )));
+        }
+    }
+    if n_projections == 0 {
+        return Err(value_error(
+            "n_projections: need at least one direction, got 0",
+        ));
+    }
+    let (da, db) = pair(
+        a,
+        b,
+        a_weights,
+        b_weights,
+        class_weights,
+        b_class_weights,
+        kind.class_weighting(),
+    )?;
+    let options = DistanceOptions {
+        projections: n_projections,
+        seed,
+        epsilon,
+    };
+    let (ca, cb) = (da.cloud.clone(), db.cloud.clone());
+    let report = py
+        .detach(move || dataset_distance(kind, &ca, &cb, &options))
+        .py()?;
+    let out = PyDict::new(py);
+    out.set_item("distance", report.distance())?;
+    out.set_item("squared", report.squared)?;
+    let (c, k) = (da.cloud.n_classes(), db.cloud.n_classes());
+    out.set_item(
+        "class_costs",
+        match report.class_costs {
+            Some(costs) => Some(array(py, &[c, k], costs)?),
+            None => None,
+        },
+    )?;
+    out.set_item(
+        "plan",
+        match report.plan {
+            Some(plan) => {
+                let (rows, cols) = plan.shape();
+                Some(array(py, &[rows, cols], plan.to_dense())?)
+            }
+            None => None,
+        },
+    )?;
+    out.set_item(
+        "class_ids",
+        (da.cloud.class_ids().to_vec(), db.cloud.class_ids().to_vec()),
+    )?;
+    out.set_item(
+        "class_weights",
+        (
+            array(py, &[c], da.cloud.class_weights().to_vec())?,
+            array(py, &[k], db.cloud.class_weights().to_vec())?,
+        ),
+    )?;
+    Ok(out)
+}
+
+/// Labels for the classes of a flowed dataset (see the Python docstring).
+#[pyfunction]
+#[pyo3(signature = (flowed, target, method="ot", cost="sliced", n_projections=500, seed=0, class_weights=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn assign_labels<'py>(
+    py: Python<'py>,
+    flowed: &Bound<'py, PyAny>,
+    target: &Bound<'py, PyAny>,
+    method: &str,
+    cost: &str,
+    n_projections: usize,
+    seed: u64,
+    class_weights: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let weighting = match class_weights.filter(|o| !o.is_none()) {
+        Some(o) => class_weighting(&o.extract::<String>()?, "flowed")?,
+        None => ClassWeighting::Uniform,
+    };
+    let (src, tgt) = pair(flowed, target, None, None, None, None, weighting)?;
+    let class_cost = match cost {
+        "sliced" => {
+            if n_projections == 0 {
+                return Err(value_error(
+                    "n_projections: need at least one direction, got 0",
+                ));
+            }
+            wowflow_ot::ClassCost::Sliced {
+                projections: n_projections,
+                seed,
+            }
+        }
+        "exact" | "wasserstein" => wowflow_ot::ClassCost::Wasserstein,
+        other => {
+            return Err(value_error(format!(
+                "cost: unknown value {other:?}; expected \"sliced\" or \"exact\""
+            )))
+        }
+    };
+    let nearest = match method {
+        "ot" => false,
+        "nn" | "nearest" => true,
+        other => {
+            return Err(value_error(format!(
+                "method: unknown value {other:?}; expected \"ot\" or \"nn\""
+            )))
+        }
+    };
+    let (fc, tc) = (src.cloud.clone(), tgt.cloud.clone());
+    let assignment = py
+        .detach(move || {
+            if nearest {
+                wowflow_ot::assign_by_nearest_neighbor(&fc, &tc)
+            } else {
+                wowflow_ot::assign_by_ot(&fc, &tc, class_cost)
+            }
+        })
+        .py()?;
+    let ids = assignment.target_ids(&tgt.cloud);
+    let rows: Vec<i64> = (0..src.cloud.n_classes())
+        .flat_map(|c| std::iter::repeat_n(ids[c], src.cloud.class_len(c)))
+        .collect();
+    let out = PyDict::new(py);
+    out.set_item("labels", src.labels_to_input(py, &rows)?)?;
+    out.set_item("class_labels", (src.cloud.class_ids().to_vec(), ids))?;
+    out.set_item("is_permutation", assignment.is_permutation())?;
+    out.set_item(
+        "costs",
+        array(
+            py,
+            &[assignment.sources, assignment.targets],
+            assignment.costs.clone(),
+        )?,
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,53 @@
+"""The datasets of ``wowflow data``: the same registry, search path and checksums.
+
+Files are looked for in ``data_dir`` (if given), then ``$WOWFLOW_DATA``, then the cache
+directory (``wowflow data fetch NAME`` downloads there). A missing file raises
+``FileNotFoundError`` listing every place searched.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from . import _native
+
+
+def names() -> List[str]:
+    """The registered datasets: ``mnist``, ``fashion-mnist``, ``kmnist``, ``usps``, ...."""
+    return list(_native.names())
+
+
+def load(
+    name: str,
+    split: str = "test",
+    per_class: Optional[int] = None,
+    seed: int = 0,
+    data_dir: Optional[str] = None,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """One split of a registered dataset as features and labels.
+
+    Parameters
+    ----------
+    name : str
+        A registered dataset (``names()``); ``fmnist`` and ``fashion`` are aliases of
+        ``fashion-mnist``.
+    split : {"test", "train"}
+    per_class : int, optional
+        Draw this many images of every class (disjoint, seeded; rows grouped by class).
+        The whole split, in file order, when None.
+    seed : int
+        Seed of the draw.
+    data_dir : str, optional
+        A directory searched first.
+
+    Returns
+    -------
+    x : array (N, c*h*w), float32 in [0, 1]
+        Images flattened in C order (channels, rows, columns).
+    y : array (N,), int64
+        Class labels.
+    """
+    out = _native.load(name, split, per_class, seed, data_dir)
+    return out["x"], out["y"]
