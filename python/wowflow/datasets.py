@@ -51,3 +51,19 @@ def load(
     """
     out = _native.load(name, split, per_class, seed, data_dir)
     return out["x"], out["y"]
+
+
+def rings(per_ring: int = 200, seed: int = 0) -> np.ndarray:
+    """The three noisy rings of the papers' toy flow (``wowflow demo rings``).
+
+    Returns
+    -------
+    array (3, per_ring, 2), float32
+        Ring c is centred at 1.2·(cos φ_c, sin φ_c), φ_c = π/2 + 2πc/3, radius 0.5 + N(0, 0.02²).
+    """
+    return _native.rings(per_ring, seed)
+
+
+def gaussian_noise(classes: int, per_class: int, dim: int, std: float = 1.0, seed: int = 0) -> np.ndarray:
+    """i.i.d. N(0, std² I) points, (classes, per_class, dim) float32: the generative source."""
+    return _native.gaussian_noise(classes, per_class, dim, std, seed)

@@ -30,9 +30,11 @@ fn accuracy_line(name: &str, result: &Path) -> String {
 }
 
 /// These tiny cells' accuracies must not change (same seeds, same bits), see
-/// `tests/golden.rs`.
+/// `tests/golden.rs`; recorded per instruction set (`NAME.avx2.txt`, `NAME.avx512.txt`),
+/// because the networks' float sums follow the SIMD width ([`wowflow_testkit::isa_tag`]).
 fn check_golden(name: &str, lines: &[String]) {
-    wowflow_testkit::golden(&common::golden_dir(), name, lines);
+    let tagged = format!("{name}.{}", wowflow_testkit::isa_tag());
+    wowflow_testkit::golden(&common::golden_dir(), &tagged, lines);
 }
 
 /// Runs `wowflow experiment <cell…> --profile tiny --data-dir DATA --out OUT`.

@@ -61,6 +61,29 @@ pub fn load<'py>(
     Ok(out)
 }
 
+/// The three rings of the papers' toy flow (`wowflow demo rings`): `(3, per_ring, 2)`.
+#[pyfunction]
+#[pyo3(signature = (per_ring=200, seed=0))]
+pub fn rings(py: Python<'_>, per_ring: usize, seed: u64) -> PyResult<Bound<'_, PyAny>> {
+    let cloud = wowflow_core::toy::rings(per_ring, seed).py()?;
+    array(py, &[3, per_ring, 2], cloud.points().to_vec())
+}
+
+/// `classes × per_class` i.i.d. `N(0, std² I_d)` points: `(classes, per_class, dim)`.
+#[pyfunction]
+#[pyo3(signature = (classes, per_class, dim, std=1.0, seed=0))]
+pub fn gaussian_noise(
+    py: Python<'_>,
+    classes: usize,
+    per_class: usize,
+    dim: usize,
+    std: f32,
+    seed: u64,
+) -> PyResult<Bound<'_, PyAny>> {
+    let cloud = wowflow_core::toy::gaussian_noise(classes, per_class, dim, std, seed).py()?;
+    array(py, &[classes, per_class, dim], cloud.points().to_vec())
+}
+
 /// The names of the registered datasets.
 #[pyfunction]
 pub fn names() -> Vec<&'static str> {

@@ -189,9 +189,19 @@ pub fn flow<'py>(
         wowflow_data::prepare_output_file(path).py()?;
     }
     let mut state = match &resume {
+        // A checkpoint of other settings is a bad value, not a failed computation.
         Some(p) => checkpoint::load(p, &run_settings)
             .with_context(|| format!("resume: {}", p.display()))
-            .py()?,
+            .map_err(|e| {
+                let err = to_py(e);
+                Python::attach(|py| {
+                    if err.is_instance_of::<crate::errors::WowflowError>(py) {
+                        value_error(err.value(py).to_string())
+                    } else {
+                        err
+                    }
+                })
+            })?,
         None => FlowState::new(src.cloud.clone()),
     };
     let mut snaps = SnapshotRecorder::new(save_every.unwrap_or(usize::MAX));

@@ -26,6 +26,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flow::flow, m)?)?;
     m.add_function(wrap_pyfunction!(data::load, m)?)?;
     m.add_function(wrap_pyfunction!(data::names, m)?)?;
+    m.add_function(wrap_pyfunction!(data::rings, m)?)?;
+    m.add_function(wrap_pyfunction!(data::gaussian_noise, m)?)?;
     m.add_function(wrap_pyfunction!(data::run_experiment, m)?)?;
     Ok(())
 }

@@ -87,6 +87,26 @@ impl Fnv {
     }
 }
 
+/// The widest SIMD instruction set this CPU offers the kernels that dispatch at run time
+/// (`gemm`, burn's CPU backend): `avx512`, `avx2` (x86-64 without AVX-512) or `portable`.
+///
+/// Why: trained networks see the float sums of those kernels, whose order depends on the
+/// vector width, so a golden *accuracy* is bit-exact per instruction set, not across them
+/// (measured: the tiny Table 1/2 cells differ by 0.04–0.1 points between an AVX2 and an
+/// AVX-512 machine, with the flows themselves identical).
+pub fn isa_tag() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "portable"
+}
+
 /// Compares `lines` with the recorded `dir/<name>.txt`, line by line, or records them when
 /// `WOWFLOW_BLESS` is set. The panic message shows each line that changed.
 pub fn golden(dir: &Path, name: &str, lines: &[String]) {

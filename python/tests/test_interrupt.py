@@ -1,0 +1,89 @@
+"""Ctrl-C stops a long flow after the current step and returns what it has (and
+checkpoints it when asked); the checkpoint resumes to the same bits as an uninterrupted
+run; a callback can stop a flow; an exception in a callback propagates."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import wowflow
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, warnings, numpy as np, wowflow
+    rng = np.random.default_rng(0)
+    src, tgt = rng.normal(size=(4, 200, 8)), rng.normal(size=(4, 200, 8)) + 1
+    print("ready", flush=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = wowflow.flow(src, tgt, steps=10**7, lr=0.1, seed=3, checkpoint=sys.argv[1])
+    print(r.steps, r.interrupted, r.checkpoint, len(r.losses), bool(np.isfinite(r.x).all()))
+    print("warned" if any("interrupted" in str(w.message) for w in caught) else "silent")
+    """
+)
+
+
+def test_ctrl_c_stops_a_long_flow_and_returns_the_partial_result(tmp_path):
+    ckpt = tmp_path / "run.ckpt.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(ckpt)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(2.0)  # the flow is running, with the GIL released
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    steps, interrupted, where, losses, finite = out.split("\n")[0].split()
+    assert int(steps) > 0 and int(steps) < 10**7
+    assert interrupted == "True" and int(losses) == int(steps) and finite == "True"
+    assert where == str(ckpt) and ckpt.exists()
+    assert out.split("\n")[1] == "warned"
+    # The checkpoint continues the run where it stopped.
+    rng = np.random.default_rng(0)
+    src, tgt = rng.normal(size=(4, 200, 8)), rng.normal(size=(4, 200, 8)) + 1
+    more = wowflow.flow(src, tgt, steps=int(steps) + 3, lr=0.1, seed=3, resume=str(ckpt))
+    assert more.steps == int(steps) + 3 and len(more.losses) == int(steps) + 3
+
+
+def test_a_resumed_flow_has_the_bits_of_an_uninterrupted_one(tmp_path):
+    rng = np.random.default_rng(1)
+    src, tgt = rng.normal(size=(3, 30, 2)), rng.normal(size=(3, 30, 2)) + 2
+    whole = wowflow.flow(src, tgt, steps=20, lr=0.5, momentum=0.9, seed=4)
+    ckpt = str(tmp_path / "c.npz")
+    part = wowflow.flow(src, tgt, steps=20, lr=0.5, momentum=0.9, seed=4, checkpoint=ckpt,
+                        callback=lambda s: s.step < 8)
+    assert part.stopped and not part.interrupted and part.steps == 9 and part.checkpoint == ckpt
+    rest = wowflow.flow(src, tgt, steps=20, lr=0.5, momentum=0.9, seed=4, resume=ckpt)
+    np.testing.assert_array_equal(rest.x, whole.x)
+    np.testing.assert_array_equal(rest.losses, whole.losses)
+    # Other settings are refused, naming what differs.
+    with pytest.raises(ValueError, match="seed"):
+        wowflow.flow(src, tgt, steps=20, lr=0.5, momentum=0.9, seed=5, resume=ckpt)
+
+
+def test_an_exception_in_the_callback_propagates():
+    src = np.random.default_rng(2).normal(size=(2, 10, 2))
+
+    def boom(step):
+        if step.step == 3:
+            raise KeyError("from the callback")
+
+    with pytest.raises(KeyError, match="from the callback"):
+        wowflow.flow(src, src + 1, steps=10, callback=boom)
+
+
+def test_the_progress_bar_counts_every_step(capsys):
+    src = np.random.default_rng(3).normal(size=(2, 10, 2))
+    seen = []
+    r = wowflow.flow(src, src + 1, steps=7, progress=True, callback=seen.append)
+    assert [s.step for s in seen] == list(range(7)) and seen[-1].total == 7
+    np.testing.assert_array_equal([s.loss for s in seen], r.losses)
