@@ -25,6 +25,17 @@ def cli() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def data_dir() -> str:
+    """The shared datasets (`$WOWFLOW_DATA`, then `<repo>/../shared/data`): skipped when
+    absent, an error under CI, where they are always laid out (as in the Rust tests)."""
+    for candidate in (os.environ.get("WOWFLOW_DATA"), SHARED_DATA):
+        if candidate and (Path(candidate) / "mnist").is_dir():
+            return str(candidate)
+    assert "CI" not in os.environ, "CI run without shared/data"
+    pytest.skip("shared/data not found (set WOWFLOW_DATA)")
+
+
 def blobs(sizes, d, seed, shift=0.0):
     """(x (N, d) float32, y (N,) int64): one Gaussian blob per class, classes of `sizes`,
     rows shuffled so that classes are interleaved."""

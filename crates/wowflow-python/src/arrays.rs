@@ -69,7 +69,13 @@ pub fn floats(
         )));
     }
     let values: Vec<f32> = if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
-        a.as_array().iter().copied().collect()
+        // A C-ordered float32 array is one memcpy; any other layout one strided pass.
+        // (ndarray's `as_slice` is `Some` for C order only; numpy's would also take Fortran.)
+        let view = a.as_array();
+        match view.as_slice() {
+            Some(s) => s.to_vec(),
+            None => view.iter().copied().collect(),
+        }
     } else if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, f64>>() {
         a.as_array().iter().map(|&v| v as f32).collect()
     } else {
@@ -79,7 +85,14 @@ pub fn floats(
             dtype_name(arr)
         )));
     };
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+    // Branch-free per block (it vectorises); the position is looked for only on failure.
+    let all_finite = values
+        .chunks(4096)
+        .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()));
+    if let Some(i) = (!all_finite)
+        .then(|| values.iter().position(|v| !v.is_finite()))
+        .flatten()
+    {
         let mut index = Vec::with_capacity(shape.len());
         let mut rest = i;
         for &s in shape.iter().rev() {
@@ -285,6 +298,15 @@ impl Dataset {
             None => rows.to_vec(),
         };
         array(py, &self.shape, values)
+    }
+
+    /// [`Dataset::to_input`] taking the rows by value: no copy when the layout is the
+    /// input's own (`(C, n, d)`).
+    pub fn into_input<'py>(&self, py: Python<'py>, rows: Vec<f32>) -> PyResult<Bound<'py, PyAny>> {
+        match &self.order {
+            Some(_) => self.to_input(py, &rows),
+            None => array(py, &self.shape, rows),
+        }
     }
 
     /// Per-row integers (class order) back in the input's row order, `(N,)`.

@@ -13,7 +13,7 @@ use wowflow_data::{draw_disjoint, load_split, to_cloud, DataDirs, Split, Transfo
 /// `per_class` seeded images of each class (grouped by class), or the whole split in file
 /// order.
 #[pyfunction]
-#[pyo3(signature = (name, split="test", per_class=None, seed=0, data_dir=None))]
+#[pyo3(signature = (name, split="test", per_class=None, seed=0, data_dir=None, size=None))]
 pub fn load<'py>(
     py: Python<'py>,
     name: &str,
@@ -21,7 +21,15 @@ pub fn load<'py>(
     per_class: Option<usize>,
     seed: u64,
     data_dir: Option<PathBuf>,
+    size: Option<(usize, usize)>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    if let Some((h, w)) = size {
+        if h == 0 || w == 0 {
+            return Err(value_error(format!(
+                "size: expected (height, width) ≥ 1, got ({h}, {w})"
+            )));
+        }
+    }
     let split: Split = split
         .parse()
         .map_err(|e: wowflow_data::DataError| value_error(format!("split: {e}")))?;
@@ -35,12 +43,17 @@ pub fn load<'py>(
         .detach(move || -> anyhow::Result<_> {
             let dirs = DataDirs::new(data_dir.as_deref());
             let set = load_split(&dirs, &name, split)?;
-            let shape = (set.channels, set.height, set.width);
+            let (h, w) = size.unwrap_or((set.height, set.width));
+            let shape = (set.channels, h, w);
             let indices: Vec<Vec<usize>> = match per_class {
                 Some(k) => draw_disjoint(&set, &[k], seed)?.swap_remove(0),
                 None => vec![(0..set.len()).collect()],
             };
-            let cloud = to_cloud(&set, &indices, &Transform::default())?;
+            let transform = Transform {
+                resize: size.filter(|&s| s != (set.height, set.width)),
+                normalize: None,
+            };
+            let cloud = to_cloud(&set, &indices, &transform)?;
             let y: Vec<i64> = match per_class {
                 Some(_) => cloud.row_labels(),
                 None => set.labels.iter().map(|&l| l as i64).collect(),

@@ -172,8 +172,12 @@ pub fn sw_mmd<'py>(
             "n_projections: need at least one direction, got 0",
         ));
     }
-    let cloud = src.cloud.clone();
-    let target_cloud = tgt.cloud.clone();
+    // The target moves into the objective (no copy); the source is only read.
+    let Dataset {
+        cloud: target_cloud,
+        ..
+    } = tgt;
+    let cloud = &src.cloud;
     let (value, grad) = py
         .detach(move || -> anyhow::Result<(f64, Vec<f32>)> {
             let mut objective = wowflow_core::SwMmd::new(target_cloud, k, n_projections)?
@@ -182,14 +186,14 @@ pub fn sw_mmd<'py>(
             // The draw of the flow's first step with this seed, so a one-step flow of the
             // CLI and this call see the same directions.
             let mut rng = wowflow_core::flow::step_rng(seed, 0);
-            let value = objective.value_and_wow_grad(&cloud, &mut rng, &mut grad)?;
+            let value = objective.value_and_wow_grad(cloud, &mut rng, &mut grad)?;
             Ok((value, grad))
         })
         .py()?;
     if !return_grad {
         return Ok(value.into_pyobject(py)?.into_any());
     }
-    let g = src.to_input(py, &grad)?;
+    let g = src.into_input(py, grad)?;
     Ok((value, g).into_pyobject(py)?.into_any())
 }
 
@@ -270,9 +274,9 @@ pub fn distance<'py>(
         seed,
         epsilon,
     };
-    let (ca, cb) = (da.cloud.clone(), db.cloud.clone());
+    let (ca, cb) = (&da.cloud, &db.cloud);
     let report = py
-        .detach(move || dataset_distance(kind, &ca, &cb, &options))
+        .detach(move || dataset_distance(kind, ca, cb, &options))
         .py()?;
     let out = PyDict::new(py);
     out.set_item("distance", report.distance())?;
@@ -356,13 +360,13 @@ pub fn assign_labels<'py>(
             )))
         }
     };
-    let (fc, tc) = (src.cloud.clone(), tgt.cloud.clone());
+    let (fc, tc) = (&src.cloud, &tgt.cloud);
     let assignment = py
         .detach(move || {
             if nearest {
-                wowflow_ot::assign_by_nearest_neighbor(&fc, &tc)
+                wowflow_ot::assign_by_nearest_neighbor(fc, tc)
             } else {
-                wowflow_ot::assign_by_ot(&fc, &tc, class_cost)
+                wowflow_ot::assign_by_ot(fc, tc, class_cost)
             }
         })
         .py()?;
