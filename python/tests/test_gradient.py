@@ -128,3 +128,20 @@ def test_a_gradient_step_lowers_the_objective():
     f0, g = wowflow.sw_mmd(src, tgt, projections=theta)
     f1 = wowflow.sw_mmd(src - 0.1 * g, tgt, projections=theta, return_grad=False)
     assert f1 < f0
+
+
+def test_a_kept_objective_gives_the_one_off_calls_bits_call_after_call():
+    x, y = blobs([8, 11, 6], 5, seed=3)
+    xt, yt = blobs([9, 7, 10], 5, seed=4, shift=1.0)
+    objective = wowflow.SwMmd((xt, yt), kernel="gaussian", h=1.5, n_projections=64)
+    for seed in (0, 1, 0):  # the workspace is reused; results depend only on the inputs
+        v1, g1 = objective((x, y), seed=seed)
+        v2, g2 = wowflow.sw_mmd((x, y), (xt, yt), kernel="gaussian", h=1.5, n_projections=64, seed=seed)
+        assert v1 == v2
+        np.testing.assert_array_equal(g1, g2)
+    # A target mini-batch is drawn from the call's seed.
+    batched = wowflow.SwMmd((xt, yt), n_projections=64, target_batch=4)
+    assert batched((x, y), seed=5)[0] == batched((x, y), seed=5)[0]
+    assert batched((x, y), seed=5)[0] != batched((x, y), seed=6)[0]
+    with pytest.raises(ValueError, match="source: has d = 5 features but the target has d = 3"):
+        wowflow.SwMmd(np.zeros((2, 4, 3), np.float32))(x[None])

@@ -16,7 +16,7 @@ of the ``wowflow`` command behind flat, numpy-in numpy-out functions:
 ...
 
 Functions: :func:`sliced_wasserstein`, :func:`sw_mmd`, :func:`flow`, :func:`distance`,
-:func:`assign_labels`; modules :mod:`wowflow.datasets` (the registry and cache of
+:func:`assign_labels`, and :class:`SwMmd` (the objective a loop calls every step); modules :mod:`wowflow.datasets` (the registry and cache of
 ``wowflow data``) and :mod:`wowflow.experiments` (the papers' experiments).
 
 Errors: bad shapes and values raise ``ValueError``, bad types ``TypeError``, missing files
@@ -29,6 +29,7 @@ from ._api import (
     DistanceResult,
     FlowResult,
     FlowStep,
+    SwMmd,
     assign_labels,
     distance,
     flow,
@@ -41,6 +42,7 @@ __all__ = [
     "DistanceResult",
     "FlowResult",
     "FlowStep",
+    "SwMmd",
     "WowflowError",
     "__version__",
     "assign_labels",

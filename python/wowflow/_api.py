@@ -233,6 +233,68 @@ def sw_mmd(
     )
 
 
+class SwMmd:
+    r"""½ MMD² towards a fixed target, for loops that evaluate it every step.
+
+    ``SwMmd(target, ...)(source, seed)`` returns what :func:`sw_mmd` returns, but the target
+    is read once and the engine's workspace is kept between calls, so a step called from
+    Python costs what the engine costs (``python/benchmarks/bench_step.py``). The options
+    are those of :func:`sw_mmd`; ``target_batch`` compares with that many random target
+    points per class each call (drawn from the call's ``seed``).
+
+    Examples
+    --------
+    >>> objective = wowflow.SwMmd(target, n_projections=500)
+    >>> for t in range(steps):
+    ...     value, grad = objective(x, seed=t)
+    ...     x = x - lr * grad
+    """
+
+    def __init__(
+        self,
+        target: Dataset,
+        kernel: str = "riesz",
+        h: Optional[float] = None,
+        r: float = 1.0,
+        n_projections: int = 500,
+        projections: Optional[ArrayLike] = None,
+        sampler: str = "gaussian",
+        target_weights: Optional[ArrayLike] = None,
+        target_class_weights: ClassWeights = None,
+        target_batch: Optional[int] = None,
+    ) -> None:
+        self._native = _native.SwMmd(
+            _dataset(target, "target"),
+            kernel,
+            h,
+            float(r),
+            n_projections,
+            _optional(projections, "projections"),
+            sampler,
+            _optional(target_weights, "target_weights"),
+            _weights(target_class_weights, "target_class_weights"),
+            target_batch,
+        )
+
+    def __call__(
+        self,
+        source: Dataset,
+        seed: int = 0,
+        source_weights: Optional[ArrayLike] = None,
+        class_weights: ClassWeights = None,
+        return_grad: bool = True,
+    ) -> Union[float, Tuple[float, np.ndarray]]:
+        """``(value, grad)`` at ``source`` (the value alone if not ``return_grad``); see
+        :func:`sw_mmd` for the shapes."""
+        return self._native(
+            _dataset(source, "source"),
+            seed,
+            _optional(source_weights, "source_weights"),
+            _weights(class_weights, "class_weights"),
+            return_grad,
+        )
+
+
 class DistanceResult(NamedTuple):
     """A dataset distance and what produced it."""
 

@@ -38,6 +38,29 @@ def sw_mmd(
     target_class_weights: _Weights = ...,
     return_grad: bool = ...,
 ) -> Union[float, Tuple[float, np.ndarray]]: ...
+class SwMmd:
+    def __init__(
+        self,
+        target: _Dataset,
+        kernel: str = ...,
+        h: Optional[float] = ...,
+        r: float = ...,
+        n_projections: int = ...,
+        projections: Optional[np.ndarray] = ...,
+        sampler: str = ...,
+        target_weights: Optional[np.ndarray] = ...,
+        target_class_weights: _Weights = ...,
+        target_batch: Optional[int] = ...,
+    ) -> None: ...
+    def __call__(
+        self,
+        source: _Dataset,
+        seed: int = ...,
+        source_weights: Optional[np.ndarray] = ...,
+        class_weights: _Weights = ...,
+        return_grad: bool = ...,
+    ) -> Union[float, Tuple[float, np.ndarray]]: ...
+
 def distance(
     a: _Dataset,
     b: _Dataset,

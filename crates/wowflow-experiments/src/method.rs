@@ -495,6 +495,24 @@ impl MethodFlow {
                 target.dim()
             );
         }
+        if settings.method == FlowMethod::Dm {
+            // DM pairs classes by id: a missing one is a bad input, found before any step.
+            if let Some(id) = source
+                .class_ids()
+                .iter()
+                .find(|id| !target.class_ids().contains(id))
+            {
+                return Err(wowflow_core::error::invalid(
+                    "target",
+                    format!(
+                        "--method dm matches classes by id, and the target has no class {id} \
+                         (its classes: {:?})",
+                        target.class_ids()
+                    ),
+                )
+                .into());
+            }
+        }
         let gpu = crate::device::DeviceArgs {
             device: settings.device,
             tf32: false,

@@ -302,7 +302,11 @@ impl Dataset {
 
     /// [`Dataset::to_input`] taking the rows by value: no copy when the layout is the
     /// input's own (`(C, n, d)`).
-    pub fn into_input<'py>(&self, py: Python<'py>, rows: Vec<f32>) -> PyResult<Bound<'py, PyAny>> {
+    pub fn rows_to_input<'py>(
+        &self,
+        py: Python<'py>,
+        rows: Vec<f32>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         match &self.order {
             Some(_) => self.to_input(py, &rows),
             None => array(py, &self.shape, rows),

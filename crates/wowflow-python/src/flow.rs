@@ -37,7 +37,7 @@ impl Observer for PyStep {
             let outcome = py.check_signals().and_then(|()| match &self.on_step {
                 Some(cb) => cb
                     .call1(py, (info.step, info.total, info.loss, info.grad_norm))
-                    .map(|r| r.bind(py).is(&pyo3::types::PyBool::new(py, false))),
+                    .map(|r| r.bind(py).is(pyo3::types::PyBool::new(py, false))),
                 None => Ok(false),
             });
             match outcome {

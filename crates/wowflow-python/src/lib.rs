@@ -21,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(measures::sliced_wasserstein, m)?)?;
     m.add_function(wrap_pyfunction!(measures::sw_mmd, m)?)?;
+    m.add_class::<measures::SwMmdObjective>()?;
     m.add_function(wrap_pyfunction!(measures::distance, m)?)?;
     m.add_function(wrap_pyfunction!(measures::assign_labels, m)?)?;
     m.add_function(wrap_pyfunction!(flow::flow, m)?)?;

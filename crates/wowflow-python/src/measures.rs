@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::sync::{Arc, Mutex, OnceLock};
 use wowflow_core::{ClassWeighting, DirectionSampler, Directions, Objective};
 use wowflow_experiments::distance::{dataset_distance, DistanceKind, DistanceOptions};
 use wowflow_experiments::method::{KernelName, SamplerName};
@@ -123,6 +124,144 @@ pub fn kernel(name: &str, h: Option<f64>, r: f64) -> PyResult<wowflow_core::Kern
     k.kernel(param).map_err(|e| value_error(format!("{e:#}")))
 }
 
+/// The CPU engine every call shares: its workspace (projections, sorted segments, ~100 MB at
+/// domain-adaptation size) is allocated once per process, not once per call.
+fn shared_engine() -> Arc<dyn wowflow_core::Engine> {
+    static ENGINE: OnceLock<Arc<wowflow_core::CpuEngine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| Arc::new(wowflow_core::CpuEngine::new()))
+        .clone()
+}
+
+/// The direction sampler `projections` / `sampler` choose.
+fn sampler_choice(
+    projections: Option<&Bound<'_, PyAny>>,
+    n_projections: usize,
+    dim: usize,
+    sampler: &str,
+) -> PyResult<DirectionSampler> {
+    Ok(match projections.filter(|p| !p.is_none()) {
+        Some(_) => DirectionSampler::Fixed(directions(projections, 0, dim, sampler, 0)?),
+        None => {
+            if n_projections == 0 {
+                return Err(value_error(
+                    "n_projections: need at least one direction, got 0",
+                ));
+            }
+            match by_name::<SamplerName>(sampler, "sampler")? {
+                SamplerName::Gaussian => DirectionSampler::Gaussian,
+                SamplerName::Orthogonal => DirectionSampler::OrthogonalBlocks,
+            }
+        }
+    })
+}
+
+/// ½MMD² towards a fixed target with its own workspace: the object a loop calls every step
+/// (see the Python docstring of `wowflow.SwMmd`).
+#[pyclass(name = "SwMmd", module = "wowflow._native")]
+pub struct SwMmdObjective {
+    objective: Mutex<wowflow_core::SwMmd>,
+    dim: usize,
+}
+
+impl SwMmdObjective {
+    /// Value (and WoW gradient) at `source`, directions drawn from `seed` as the first
+    /// step of a flow with that seed.
+    fn evaluate<'py>(
+        &self,
+        py: Python<'py>,
+        source: &Bound<'py, PyAny>,
+        seed: u64,
+        source_weights: Option<&Bound<'py, PyAny>>,
+        class_weights: Option<&Bound<'py, PyAny>>,
+        return_grad: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut src = Dataset::read(source, "source", source_weights)?;
+        if src.cloud.dim() != self.dim {
+            return Err(value_error(format!(
+                "source: has d = {} features but the target has d = {}: both datasets must \
+                 live in the same space",
+                src.cloud.dim(),
+                self.dim
+            )));
+        }
+        src.weigh("source", class_weights, ClassWeighting::Uniform)?;
+        let cloud = &src.cloud;
+        let objective = &self.objective;
+        let (value, grad) = py
+            .detach(move || -> anyhow::Result<(f64, Vec<f32>)> {
+                let mut objective = objective
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("a previous call panicked inside the engine"))?;
+                let mut grad = vec![0.0f32; cloud.points().len()];
+                // The draw of the first step of a flow with this seed, so a one-step flow
+                // of the CLI and this call see the same directions.
+                let mut rng = wowflow_core::flow::step_rng(seed, 0);
+                let value = objective.value_and_wow_grad(cloud, &mut rng, &mut grad)?;
+                Ok((value, grad))
+            })
+            .py()?;
+        if !return_grad {
+            return Ok(value.into_pyobject(py)?.into_any());
+        }
+        let g = src.rows_to_input(py, grad)?;
+        Ok((value, g).into_pyobject(py)?.into_any())
+    }
+}
+
+#[pymethods]
+impl SwMmdObjective {
+    #[new]
+    #[pyo3(signature = (target, kernel="riesz", h=None, r=1.0, n_projections=500, projections=None, sampler="gaussian", target_weights=None, target_class_weights=None, target_batch=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        target: &Bound<'_, PyAny>,
+        kernel: &str,
+        h: Option<f64>,
+        r: f64,
+        n_projections: usize,
+        projections: Option<&Bound<'_, PyAny>>,
+        sampler: &str,
+        target_weights: Option<&Bound<'_, PyAny>>,
+        target_class_weights: Option<&Bound<'_, PyAny>>,
+        target_batch: Option<usize>,
+    ) -> PyResult<Self> {
+        let mut tgt = Dataset::read(target, "target", target_weights)?;
+        tgt.weigh("target", target_class_weights, ClassWeighting::Uniform)?;
+        let dim = tgt.cloud.dim();
+        let k = self::kernel(kernel, h, r)?;
+        let sampler = sampler_choice(projections, n_projections, dim, sampler)?;
+        if target_batch == Some(0) {
+            return Err(value_error(
+                "target_batch: must be ≥ 1 (or None for every point)",
+            ));
+        }
+        let objective = wowflow_core::SwMmd::new(tgt.cloud, k, n_projections.max(1))
+            .and_then(|o| o.with_directions(sampler))
+            .and_then(|o| o.with_target_batch(target_batch))
+            .py()?
+            .with_engine(shared_engine());
+        Ok(Self {
+            objective: Mutex::new(objective),
+            dim,
+        })
+    }
+
+    /// `(value, grad)` at `source` (or the value alone).
+    #[pyo3(signature = (source, seed=0, source_weights=None, class_weights=None, return_grad=true))]
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        source: &Bound<'py, PyAny>,
+        seed: u64,
+        source_weights: Option<&Bound<'py, PyAny>>,
+        class_weights: Option<&Bound<'py, PyAny>>,
+        return_grad: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.evaluate(py, source, seed, source_weights, class_weights, return_grad)
+    }
+}
+
 /// ½MMD² with a sliced-Wasserstein kernel and its WoW gradient (see the Python docstring).
 #[pyfunction]
 #[pyo3(signature = (source, target, kernel="riesz", h=None, r=1.0, n_projections=500, projections=None, seed=0, sampler="gaussian", source_weights=None, target_weights=None, class_weights=None, target_class_weights=None, return_grad=true))]
@@ -144,57 +283,26 @@ pub fn sw_mmd<'py>(
     target_class_weights: Option<&Bound<'py, PyAny>>,
     return_grad: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (src, tgt) = pair(
-        source,
-        target,
-        source_weights,
-        target_weights,
-        class_weights,
-        target_class_weights,
-        ClassWeighting::Uniform,
-    )?;
-    let k = self::kernel(kernel, h, r)?;
-    let d = src.cloud.dim();
-    let sampler_choice = match projections.filter(|p| !p.is_none()) {
-        Some(_) => DirectionSampler::Fixed(directions(projections, 0, d, sampler, seed)?),
-        None => match by_name::<SamplerName>(sampler, "sampler")? {
-            SamplerName::Gaussian => DirectionSampler::Gaussian,
-            SamplerName::Orthogonal => DirectionSampler::OrthogonalBlocks,
-        },
+    // A string `class_weights` applies to the target too unless it has its own.
+    let target_choice = match target_class_weights.filter(|o| !o.is_none()) {
+        Some(t) => Some(t.clone()),
+        None => class_weights
+            .filter(|o| o.extract::<String>().is_ok())
+            .cloned(),
     };
-    if n_projections == 0
-        && matches!(
-            sampler_choice,
-            DirectionSampler::Gaussian | DirectionSampler::OrthogonalBlocks
-        )
-    {
-        return Err(value_error(
-            "n_projections: need at least one direction, got 0",
-        ));
-    }
-    // The target moves into the objective (no copy); the source is only read.
-    let Dataset {
-        cloud: target_cloud,
-        ..
-    } = tgt;
-    let cloud = &src.cloud;
-    let (value, grad) = py
-        .detach(move || -> anyhow::Result<(f64, Vec<f32>)> {
-            let mut objective = wowflow_core::SwMmd::new(target_cloud, k, n_projections)?
-                .with_directions(sampler_choice)?;
-            let mut grad = vec![0.0f32; cloud.points().len()];
-            // The draw of the flow's first step with this seed, so a one-step flow of the
-            // CLI and this call see the same directions.
-            let mut rng = wowflow_core::flow::step_rng(seed, 0);
-            let value = objective.value_and_wow_grad(cloud, &mut rng, &mut grad)?;
-            Ok((value, grad))
-        })
-        .py()?;
-    if !return_grad {
-        return Ok(value.into_pyobject(py)?.into_any());
-    }
-    let g = src.into_input(py, grad)?;
-    Ok((value, g).into_pyobject(py)?.into_any())
+    let objective = SwMmdObjective::py_new(
+        target,
+        kernel,
+        h,
+        r,
+        n_projections,
+        projections,
+        sampler,
+        target_weights,
+        target_choice.as_ref(),
+        None,
+    )?;
+    objective.evaluate(py, source, seed, source_weights, class_weights, return_grad)
 }
 
 /// Reads both datasets and settles their class weights (each side's own, else `default`).
