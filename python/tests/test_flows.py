@@ -65,3 +65,35 @@ def test_threads_and_clip():
     assert r.x.min() >= 0.0 and r.x.max() <= 1.0
     r2 = wowflow.flow(src, src + 5, steps=20, lr=2.0, clip=(0, 1), threads=2)
     np.testing.assert_array_equal(r.x, r2.x)
+
+
+def test_a_python_loop_retraces_the_flow_bit_for_bit_and_stops_keep_the_last_snapshot():
+    rng = np.random.default_rng(8)
+    src = rng.normal(size=(3, 20, 2)).astype(np.float32)
+    tgt = rng.normal(size=(3, 25, 2)).astype(np.float32) + 2
+    objective = wowflow.SwMmd(tgt, n_projections=50)
+    x = src.copy()
+    for k in range(6):
+        _, grad = objective(x, seed=4, step=k)
+        x = x - np.float32(0.5) * grad
+    r = wowflow.flow(src, tgt, steps=6, lr=0.5, n_projections=50, seed=4)
+    np.testing.assert_allclose(x, r.x, rtol=0, atol=1e-6)
+    stopped = wowflow.flow(src, tgt, steps=50, save_every=100, callback=lambda s: s.step < 4)
+    assert list(stopped.snapshot_steps) == [0, 5] and stopped.stopped
+
+
+def test_integer_options_are_checked_by_name():
+    src = np.zeros((2, 3, 2))
+    for kwargs, err, msg in [
+        (dict(steps=-1), ValueError, "steps: must be ≥ 0"),
+        (dict(steps=2.5), TypeError, "steps: expected an int"),
+        (dict(seed=None), TypeError, "explicit seed"),
+        (dict(n_projections=0), ValueError, "n_projections: must be ≥ 1"),
+        (dict(threads=0), ValueError, "threads: must be ≥ 1"),
+        (dict(clip=0.5), TypeError, "clip: expected a pair"),
+        (dict(callback=3), TypeError, "callback: expected a callable"),
+    ]:
+        with pytest.raises(err, match=msg):
+            wowflow.flow(src, src + 1, **kwargs)
+    with pytest.raises(TypeError, match="tuple"):
+        wowflow.sw_mmd([np.zeros((4, 2)), np.arange(4)], src)

@@ -20,8 +20,12 @@ Functions: :func:`sliced_wasserstein`, :func:`sw_mmd`, :func:`flow`, :func:`dist
 ``wowflow data``) and :mod:`wowflow.experiments` (the papers' experiments).
 
 Errors: bad shapes and values raise ``ValueError``, bad types ``TypeError``, missing files
-``FileNotFoundError``, failed computations :class:`WowflowError` (a ``RuntimeError``); every
-message names the argument and what was expected.
+``FileNotFoundError``, failed computations :class:`WowflowError` (a ``RuntimeError``: a flow
+whose objective or gradient became NaN or infinite, a GPU call); every message names the
+argument and what was expected.
+
+Precision: the engine computes in float32 and accumulates in float64 (float64 inputs are
+rounded on the way in); see the notes of ``wowflow._api`` (``help(wowflow.sw_mmd)``).
 """
 
 from . import datasets, experiments

@@ -11,8 +11,14 @@ Conventions used throughout (docs/math.md in the repository has the derivations)
   array ``(C,)`` in ascending label order. Each function's default is its paper's.
 * Features may be float32 or float64, C- or Fortran-ordered; they are read once into the
   engine's float32. Results come back in the caller's layout and row order.
+* Precision: the engine computes in float32 (as the CLI and the GPU engine do) and
+  accumulates costs and values in float64; float64 inputs are rounded to float32 on the way
+  in. Relative agreement with float64 references (POT) is about 1e-7 for data near the
+  origin; for data far from it (|x| ≫ spread), centre it first.
 * Every random choice (slicing directions, mini-batches) is drawn from ``seed``; the same
-  seed gives the same bits as the ``wowflow`` command.
+  seed gives the same bits as the ``wowflow`` command. Step ``k`` of a flow draws from
+  ``(seed, k)``: ``sw_mmd(x, target, seed=s, step=k)`` is exactly what step ``k`` of
+  ``flow(..., seed=s)`` evaluates.
 """
 
 from __future__ import annotations
@@ -41,7 +47,12 @@ def _array(a: ArrayLike, name: str) -> np.ndarray:
     try:
         out = np.asarray(a)
     except Exception as e:  # noqa: BLE001 - any conversion failure is a type problem
-        raise TypeError(f"{name}: expected an array, got {type(a).__name__} ({e})") from None
+        hint = (
+            "; a labeled dataset given as features and labels is a tuple (x, y), not a list"
+            if isinstance(a, list) and len(a) == 2
+            else ""
+        )
+        raise TypeError(f"{name}: expected an array, got {type(a).__name__} ({e}){hint}") from None
     if out.dtype == object:
         raise TypeError(f"{name}: expected a numeric array, got {type(a).__name__} of objects")
     if isinstance(a, (list, tuple)) and out.dtype.kind in "iub" and name != "y":
@@ -61,6 +72,22 @@ def _dataset(data: Dataset, name: str) -> Union[np.ndarray, Tuple[np.ndarray, np
         x, y = data
         return (_array(x, f"{name}[0] (features x)"), _array(y, "y"))
     return _array(data, name)
+
+
+def _int(value: Any, name: str, minimum: int = 0, optional: bool = False) -> Optional[int]:
+    """``value`` as an int ≥ ``minimum``, or a ``TypeError``/``ValueError`` naming ``name``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        hint = (
+            " (wowflow draws every random choice from an explicit seed; pass an int)"
+            if name == "seed" and value is None
+            else ""
+        )
+        raise TypeError(f"{name}: expected an int, got {value!r}{hint}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be ≥ {minimum}, got {value}")
+    return int(value)
 
 
 def _optional(a: Optional[ArrayLike], name: str) -> Optional[np.ndarray]:
@@ -98,7 +125,7 @@ def sliced_wasserstein(
     Parameters
     ----------
     x : array (n, d)
-        Source points (float32 or float64).
+        Source points (float32 or float64; computed in float32, see the module notes).
     y : array (m, d)
         Target points.
     a : array (n,), optional
@@ -133,10 +160,10 @@ def sliced_wasserstein(
         _array(y, "y"),
         _optional(a, "a"),
         _optional(b, "b"),
-        n_projections,
+        _int(n_projections, "n_projections", 1),
         float(p),
         _optional(projections, "projections"),
-        seed,
+        _int(seed, "seed"),
         sampler,
     )
 
@@ -156,6 +183,7 @@ def sw_mmd(
     class_weights: ClassWeights = None,
     target_class_weights: ClassWeights = None,
     return_grad: bool = True,
+    step: int = 0,
 ) -> Union[float, Tuple[float, np.ndarray]]:
     r"""½ MMD² between two labeled datasets with a sliced-Wasserstein kernel, and its WoW
     gradient.
@@ -191,8 +219,11 @@ def sw_mmd(
     projections : array (L, d), optional
         Fixed directions instead (rows normalised here).
     seed : int
-        Seed of the directions: the draw of the first step of ``flow(..., seed=seed)`` and
-        of ``wowflow flow --seed``.
+        Seed of the directions.
+    step : int
+        Which step's draw: with ``(seed, step)`` the directions are those step ``step`` of
+        ``flow(..., seed=seed)`` (and of ``wowflow flow --seed``) uses, so a Python loop can
+        retrace a flow bit for bit.
     sampler : {"gaussian", "orthogonal"}
     source_weights, target_weights : array (N,) / (M,), optional
         Per-point masses, normalised inside each class.
@@ -221,33 +252,36 @@ def sw_mmd(
         kernel,
         h,
         float(r),
-        n_projections,
+        _int(n_projections, "n_projections", 1),
         _optional(projections, "projections"),
-        seed,
+        _int(seed, "seed"),
         sampler,
         _optional(source_weights, "source_weights"),
         _optional(target_weights, "target_weights"),
         _weights(class_weights, "class_weights"),
         _weights(target_class_weights, "target_class_weights"),
         return_grad,
+        _int(step, "step"),
     )
 
 
 class SwMmd:
     r"""½ MMD² towards a fixed target, for loops that evaluate it every step.
 
-    ``SwMmd(target, ...)(source, seed)`` returns what :func:`sw_mmd` returns, but the target
-    is read once and the engine's workspace is kept between calls, so a step called from
-    Python costs what the engine costs (``python/benchmarks/bench_step.py``). The options
-    are those of :func:`sw_mmd`; ``target_batch`` compares with that many random target
-    points per class each call (drawn from the call's ``seed``).
+    ``SwMmd(target, ...)(source, seed, step)`` returns what :func:`sw_mmd` returns, but the
+    target is read once and the engine's workspace is kept between calls, so a step called
+    from Python costs what the engine costs (within 1 % of ``wowflow bench`` at the median;
+    the repository's ``python/benchmarks/bench_step.py``). The options are those of
+    :func:`sw_mmd`; ``target_batch`` compares with that many random target points per class
+    each call (drawn from the call's ``seed`` and ``step``; a class with fewer points is used
+    whole).
 
     Examples
     --------
     >>> objective = wowflow.SwMmd(target, n_projections=500)
-    >>> for t in range(steps):
-    ...     value, grad = objective(x, seed=t)
-    ...     x = x - lr * grad
+    >>> for k in range(steps):
+    ...     value, grad = objective(x, seed=0, step=k)   # the draws of flow(seed=0)
+    ...     x = x - lr * grad                             # = flow(..., lr=lr) bit for bit
     """
 
     def __init__(
@@ -268,18 +302,19 @@ class SwMmd:
             kernel,
             h,
             float(r),
-            n_projections,
+            _int(n_projections, "n_projections", 1),
             _optional(projections, "projections"),
             sampler,
             _optional(target_weights, "target_weights"),
             _weights(target_class_weights, "target_class_weights"),
-            target_batch,
+            _int(target_batch, "target_batch", 1, optional=True),
         )
 
     def __call__(
         self,
         source: Dataset,
         seed: int = 0,
+        step: int = 0,
         source_weights: Optional[ArrayLike] = None,
         class_weights: ClassWeights = None,
         return_grad: bool = True,
@@ -288,7 +323,8 @@ class SwMmd:
         :func:`sw_mmd` for the shapes."""
         return self._native(
             _dataset(source, "source"),
-            seed,
+            _int(seed, "seed"),
+            _int(step, "step"),
             _optional(source_weights, "source_weights"),
             _weights(class_weights, "class_weights"),
             return_grad,
@@ -296,20 +332,34 @@ class SwMmd:
 
 
 class DistanceResult(NamedTuple):
-    """A dataset distance and what produced it."""
+    """A dataset distance and what produced it.
 
-    #: The distance (the square root of ``squared``).
+    Attributes
+    ----------
+    distance : float
+        The distance, ``sqrt(squared)``.
+    squared : float
+        The squared distance: WoW², sliced WoW², OTDD², or MMD² for ``"sw-mmd"`` (which is
+        twice :func:`sw_mmd`'s F).
+    class_costs : array (C, K) or None
+        Class-to-class costs, squared: W₂² (``wow``, ``otdd``), SW₂² (``sliced-wow``), the
+        Bures–Wasserstein² between class Gaussians (``otdd-gaussian``); None for ``sw-mmd``.
+    plan : array or None
+        The outer optimal plan: (C, K) between classes for the WoW kinds, (N, M) between
+        labeled points (rows grouped by ascending class id) for the OTDD kinds; None for
+        ``sw-mmd``.
+    class_ids : (list, list)
+        Both datasets' class ids in ascending order: the rows and columns of
+        ``class_costs``.
+    class_weights : (array (C,), array (K,))
+        The class weights used on each side.
+    """
+
     distance: float
-    #: The squared distance (WoW², OTDD², MMD², ...).
     squared: float
-    #: Class-to-class costs (C, K): W₂², SW₂² or label costs; None for ``"sw-mmd"``.
     class_costs: Optional[np.ndarray]
-    #: The outer optimal plan: (C, K) between classes (WoW kinds) or (N, M) between labeled
-    #: points (OTDD, in class order); None for ``"sw-mmd"``.
     plan: Optional[np.ndarray]
-    #: The class ids of both datasets, ascending (the rows and columns of ``class_costs``).
     class_ids: Tuple[list, list]
-    #: The class weights used on both sides.
     class_weights: Tuple[np.ndarray, np.ndarray]
 
 
@@ -335,7 +385,8 @@ def distance(
     * ``"otdd"`` — the optimal transport dataset distance (Alvarez-Melis & Fusi 2020) with
       exact label-to-label :math:`W_2`: OT between labeled points for the cost
       :math:`\|x - x'\|^2 + W_2^2(\mu_y, \nu_{y'})`.
-    * ``"otdd-gaussian"`` — OTDD with Bures–Wasserstein label costs between class Gaussians.
+    * ``"otdd-gaussian"`` — OTDD with Bures–Wasserstein label costs between class Gaussians
+      (weighted mean and biased covariance, ``ddof=0``, of each class; no regularisation).
     * ``"sw-mmd"`` — :math:`\mathrm{MMD}` with the Riesz kernel :math:`-SW_2`.
 
     Parameters
@@ -349,7 +400,8 @@ def distance(
     seed : int
         Seed of the directions.
     epsilon : float, optional
-        Entropic regularisation of the outer OT (OTDD kinds); exact OT when None.
+        Entropic regularisation of the outer OT of the OTDD kinds (ignored by the others);
+        exact OT when None.
     a_weights, b_weights : array (N,) / (M,), optional
         Per-point masses, normalised inside each class.
     class_weights : "uniform", "proportional" or array (C,), optional
@@ -373,8 +425,8 @@ def distance(
         _dataset(a, "a"),
         _dataset(b, "b"),
         kind,
-        n_projections,
-        seed,
+        _int(n_projections, "n_projections", 1),
+        _int(seed, "seed"),
         epsilon,
         _optional(a_weights, "a_weights"),
         _optional(b_weights, "b_weights"),
@@ -412,51 +464,86 @@ def assign_labels(
         (flowed class ids, the target id each got), ``is_permutation``, ``costs`` (C, K).
     """
     return _native.assign_labels(
-        _dataset(flowed, "flowed"), _dataset(target, "target"), method, cost, n_projections, seed
+        _dataset(flowed, "flowed"),
+        _dataset(target, "target"),
+        method,
+        cost,
+        _int(n_projections, "n_projections", 1),
+        _int(seed, "seed"),
     )
 
 
 class FlowStep(NamedTuple):
-    """What a ``flow`` callback receives after every step."""
+    """What a ``flow`` callback receives after every step.
 
-    #: Index of the step just taken (0-based).
+    Attributes
+    ----------
+    step : int
+        Index of the step just taken (0-based; a resumed run continues the count).
+    total : int
+        Steps of the run in all (``flow``'s ``steps``).
+    loss : float
+        The objective F before the step.
+    grad_norm : float
+        Root-mean-square of the gradient the step used.
+    """
+
     step: int
-    #: Steps of the run in all.
     total: int
-    #: The objective F before the step.
     loss: float
-    #: Root-mean-square of the gradient the step used.
     grad_norm: float
 
 
 @dataclass
 class FlowResult:
-    """What ``flow`` returns (also after a Ctrl-C or a callback stopped it early)."""
+    """What ``flow`` returns, also when a Ctrl-C or the callback stopped it early.
 
-    #: Final particles, in the source's layout and row order.
+    Attributes
+    ----------
+    x : array, the source's layout
+        Final particles: (C, n, d) for an array source, (N, d) in the input's row order for
+        an ``(x, y)`` source; float32.
+    y : array (N,), int64
+        Each particle's label, flat in the order of ``x``'s rows (row-major over (C, n) for
+        an array source): the class ids, or the labels the method assigned (OTDD's joint
+        dynamics, product-space MMD).
+    losses : array (K,)
+        F *before* each step taken (``losses[k]`` is F at the start of step k; F after the
+        last step is not evaluated).
+    grad_norms : array (K,)
+        Root-mean-square of the gradient at each step.
+    snapshots : array (S, *x.shape)
+        Particles every ``save_every`` steps, plus the first and the last state (also when
+        the flow stopped early).
+    snapshot_steps : array (S,)
+        The number of steps done at each snapshot.
+    steps : int
+        Steps done in all (a resumed run counts the steps before it).
+    interrupted : bool
+        True when a Ctrl-C stopped the flow (after a complete step).
+    stopped : bool
+        True when the flow ended early (Ctrl-C, or the callback returned False).
+    seconds : float
+        Wall time of the call.
+    checkpoint : str or None
+        Where the state of a stopped run was saved (pass it as ``resume=``); None when the
+        flow finished (``checkpoint_every`` files are written all the same).
+    extras : dict
+        What some methods add: ``label_means``, ``label_covs`` and (``joint-variable``)
+        ``cluster`` for OTDD's joint dynamics; empty for the other methods.
+    """
+
     x: np.ndarray
-    #: Each particle's label (N,): the class ids, or the labels a method assigned (OTDD's
-    #: joint dynamics, product-space MMD).
     y: np.ndarray
-    #: F before each step taken (K,).
     losses: np.ndarray
-    #: Root-mean-square of the gradient at each step (K,).
     grad_norms: np.ndarray
-    #: Particles every ``save_every`` steps, the first and the last (S, *x.shape).
     snapshots: np.ndarray
-    #: The step of each snapshot (S,).
     snapshot_steps: np.ndarray
-    #: Steps done in all (a resumed run counts the steps before it).
     steps: int
-    #: True when a Ctrl-C stopped the flow (after a complete step).
     interrupted: bool = False
-    #: True when the flow ended early (Ctrl-C, or the callback returned False).
     stopped: bool = False
-    #: Wall time of the call, seconds.
     seconds: float = 0.0
-    #: Where the state of a stopped run was saved (``resume=`` continues it), else None.
     checkpoint: Optional[str] = None
-    #: What some methods add: ``label_means``, ``label_covs``, ``cluster`` (joint OTDD).
     extras: Dict[str, np.ndarray] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -465,7 +552,7 @@ class FlowResult:
         last = self.losses[-1] if len(self.losses) else float("nan")
         return (
             f"FlowResult(steps={self.steps}{state}, x={self.x.shape}, "
-            f"F: {first:.4e} -> {last:.4e}, {self.seconds:.1f} s)"
+            f"F at the first step {first:.4e}, at the last {last:.4e}, {self.seconds:.1f} s)"
         )
 
 
@@ -554,20 +641,24 @@ def flow(
     optimizer : {"gd", "momentum", "adam"}, optional
         Default: momentum when ``momentum`` is given, else plain gradient descent.
     momentum : float, optional
-        Heavy-ball coefficient m (v <- g + m v; x <- x - τ v).
+        Heavy-ball coefficient m (v <- g + m v; x <- x - τ v); 0.9 when
+        ``optimizer="momentum"`` is given without it.
     seed : int
         Seed of every random choice (directions, mini-batches): the same seed gives the same
-        bits as ``wowflow flow --seed``.
+        bits as ``wowflow flow --seed``; step k draws from ``(seed, k)`` (see :func:`sw_mmd`'s
+        ``step``).
     save_every : int, optional
         Keep a snapshot every k steps (the first and last are always kept).
     callback : callable(FlowStep) -> bool or None, optional
-        Called after every step; returning False stops the flow (the result so far is
-        returned). An exception it raises stops the flow and propagates.
+        Called after every step; returning ``False`` (exactly; ``None``, ``0`` and anything
+        else go on) stops the flow and the result so far is returned. An exception it
+        raises stops the flow and propagates.
     progress : bool
         Show a progress bar (tqdm if installed, else a line on stderr).
     checkpoint : str, optional
         A file the state is written to when the flow stops early or fails (and every
-        ``checkpoint_every`` steps); ``resume=`` continues from it.
+        ``checkpoint_every`` steps); ``resume=`` continues from it. Missing directories are
+        created.
     checkpoint_every : int, optional
     resume : str, optional
         Continue from a checkpoint written under the same settings.
@@ -576,7 +667,8 @@ def flow(
         ``sampler``, ``target_batch``, ``clip`` ((lo, hi), e.g. (0, 1) for images),
         ``class_weights``, ``target_class_weights``, ``source_weights``,
         ``target_weights``, ``threads``, ``device`` ("cpu" or "cuda"), ``lr_sigma`` and the
-        OTDD options above.
+        OTDD options above. Options of another method are accepted and ignored (as on the
+        command line), so one settings dict can serve several methods.
 
     Returns
     -------
@@ -603,15 +695,32 @@ def flow(
             f"flow() got unexpected keyword argument(s) {sorted(unknown)}; "
             f"method options are {sorted(_METHOD_KEYS)}"
         )
+    steps = _int(steps, "steps")
+    seed = _int(seed, "seed")
+    save_every = _int(save_every, "save_every", 1, optional=True)
+    checkpoint_every = _int(checkpoint_every, "checkpoint_every", 1, optional=True)
+    for key, minimum in (("n_projections", 1), ("target_batch", 1), ("threads", 1),
+                         ("label_dim", 1), ("clusters", 1), ("dbscan_min_points", 1)):
+        if key in options:
+            options[key] = _int(options[key], key, minimum, optional=key != "n_projections")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected a callable taking a FlowStep, got {callback!r}")
+    if options.get("device") == "cuda" and not _native.HAS_CUDA:
+        raise ValueError(
+            "device='cuda': this build of wowflow has no CUDA engine (build the package with "
+            "the `cuda` feature: in python/, maturin develop --release --features cuda)"
+        )
     for key in ("class_weights", "target_class_weights"):
         if key in options:
             options[key] = _weights(options[key], key)
     for key in ("projections", "source_weights", "target_weights"):
         if key in options:
             options[key] = _optional(options[key], key)
-    if "clip" in options and options["clip"] is not None:
-        lo, hi = options["clip"]
-        options["clip"] = (float(lo), float(hi))
+    if options.get("clip") is not None:
+        clip = options["clip"]
+        if not (isinstance(clip, (tuple, list)) and len(clip) == 2):
+            raise TypeError(f"clip: expected a pair (lo, hi), e.g. (0, 1) for images, got {clip!r}")
+        options["clip"] = (float(clip[0]), float(clip[1]))
 
     bar = _progress_bar(steps, 0) if progress else None
     def on_step(step: int, total: int, loss: float, grad_norm: float) -> Optional[bool]:

@@ -5,6 +5,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 __version__: str
+HAS_CUDA: bool
 
 class WowflowError(RuntimeError): ...
 
@@ -37,7 +38,9 @@ def sw_mmd(
     class_weights: _Weights = ...,
     target_class_weights: _Weights = ...,
     return_grad: bool = ...,
+    step: int = ...,
 ) -> Union[float, Tuple[float, np.ndarray]]: ...
+
 class SwMmd:
     def __init__(
         self,
@@ -56,6 +59,7 @@ class SwMmd:
         self,
         source: _Dataset,
         seed: int = ...,
+        step: int = ...,
         source_weights: Optional[np.ndarray] = ...,
         class_weights: _Weights = ...,
         return_grad: bool = ...,

@@ -53,6 +53,10 @@ def load(
     y : array (N,), int64
         Class labels.
     """
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
+        raise ValueError(f"per_class: expected an int ≥ 1 or None (the whole split), got {per_class!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise TypeError(f"seed: expected an int ≥ 0, got {seed!r}")
     out = _native.load(name, split, per_class, seed, data_dir, size)
     return out["x"], out["y"]
 
@@ -65,9 +69,16 @@ def rings(per_ring: int = 200, seed: int = 0) -> np.ndarray:
     array (3, per_ring, 2), float32
         Ring c is centred at 1.2·(cos φ_c, sin φ_c), φ_c = π/2 + 2πc/3, radius 0.5 + N(0, 0.02²).
     """
+    if isinstance(per_ring, bool) or not isinstance(per_ring, int) or per_ring < 1:
+        raise ValueError(f"per_ring: expected an int ≥ 1, got {per_ring!r}")
     return _native.rings(per_ring, seed)
 
 
 def gaussian_noise(classes: int, per_class: int, dim: int, std: float = 1.0, seed: int = 0) -> np.ndarray:
     """i.i.d. N(0, std² I) points, (classes, per_class, dim) float32: the generative source."""
-    return _native.gaussian_noise(classes, per_class, dim, std, seed)
+    for name, value in (("classes", classes), ("per_class", per_class), ("dim", dim)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected an int ≥ 1, got {value!r}")
+    if not (np.isfinite(std) and std > 0):
+        raise ValueError(f"std: expected a finite number > 0, got {std!r}")
+    return _native.gaussian_noise(classes, per_class, dim, float(std), seed)

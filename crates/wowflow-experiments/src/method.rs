@@ -505,8 +505,8 @@ impl MethodFlow {
                 return Err(wowflow_core::error::invalid(
                     "target",
                     format!(
-                        "--method dm matches classes by id, and the target has no class {id} \
-                         (its classes: {:?})",
+                        "DM (method dm) matches classes by id, and the target has no class \
+                         {id} (its classes: {:?})",
                         target.class_ids()
                     ),
                 )

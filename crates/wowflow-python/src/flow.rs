@@ -188,6 +188,12 @@ pub fn flow<'py>(
     if let Some(path) = &checkpoint {
         wowflow_data::prepare_output_file(path).py()?;
     }
+    if let Some(p) = resume.as_ref().filter(|p| !p.exists()) {
+        return Err(pyo3::exceptions::PyFileNotFoundError::new_err(format!(
+            "resume: {} does not exist",
+            p.display()
+        )));
+    }
     let mut state = match &resume {
         // A checkpoint of other settings is a bad value, not a failed computation.
         Some(p) => checkpoint::load(p, &run_settings)
@@ -257,14 +263,17 @@ pub fn flow<'py>(
                     state.step,
                     p.display()
                 )),
-                None => e,
+                None => e.context(format!(
+                    "stopped after {} good steps; pass checkpoint=PATH to keep their state",
+                    state.step
+                )),
             };
             return Err(to_py(e));
         }
     };
-    if outcome == Outcome::Finished {
-        snaps.record(&state);
-    }
+    // The last state is a snapshot whether the flow finished or was stopped early.
+    let _ = outcome;
+    snaps.record(&state);
     let out = PyDict::new(py);
     write_result(py, &out, &src, &state, &snaps, &labels)?;
     out.set_item("interrupted", step.interrupted)?;

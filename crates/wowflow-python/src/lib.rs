@@ -19,6 +19,8 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("WowflowError", m.py().get_type::<errors::WowflowError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Whether this build has the CUDA engine (`device="cuda"`).
+    m.add("HAS_CUDA", cfg!(feature = "cuda"))?;
     m.add_function(wrap_pyfunction!(measures::sliced_wasserstein, m)?)?;
     m.add_function(wrap_pyfunction!(measures::sw_mmd, m)?)?;
     m.add_class::<measures::SwMmdObjective>()?;

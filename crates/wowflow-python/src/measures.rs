@@ -47,7 +47,8 @@ pub fn directions(
                 f.shape[0], f.shape[1]
             )));
         }
-        return Directions::from_rows(f.shape[0], dim, f.values).py();
+        return Directions::from_rows(f.shape[0], dim, f.values)
+            .map_err(|e| value_error(format!("projections: {e}")));
     }
     if count == 0 {
         return Err(value_error(
@@ -167,11 +168,13 @@ pub struct SwMmdObjective {
 impl SwMmdObjective {
     /// Value (and WoW gradient) at `source`, directions drawn from `seed` as the first
     /// step of a flow with that seed.
+    #[allow(clippy::too_many_arguments)]
     fn evaluate<'py>(
         &self,
         py: Python<'py>,
         source: &Bound<'py, PyAny>,
         seed: u64,
+        step: usize,
         source_weights: Option<&Bound<'py, PyAny>>,
         class_weights: Option<&Bound<'py, PyAny>>,
         return_grad: bool,
@@ -194,9 +197,9 @@ impl SwMmdObjective {
                     .lock()
                     .map_err(|_| anyhow::anyhow!("a previous call panicked inside the engine"))?;
                 let mut grad = vec![0.0f32; cloud.points().len()];
-                // The draw of the first step of a flow with this seed, so a one-step flow
-                // of the CLI and this call see the same directions.
-                let mut rng = wowflow_core::flow::step_rng(seed, 0);
+                // The draw of step `step` of a flow with this seed (`flow`, `wowflow flow`),
+                // so a Python loop can take the flow's steps bit for bit.
+                let mut rng = wowflow_core::flow::step_rng(seed, step);
                 let value = objective.value_and_wow_grad(cloud, &mut rng, &mut grad)?;
                 Ok((value, grad))
             })
@@ -248,23 +251,33 @@ impl SwMmdObjective {
     }
 
     /// `(value, grad)` at `source` (or the value alone).
-    #[pyo3(signature = (source, seed=0, source_weights=None, class_weights=None, return_grad=true))]
+    #[pyo3(signature = (source, seed=0, step=0, source_weights=None, class_weights=None, return_grad=true))]
+    #[allow(clippy::too_many_arguments)]
     fn __call__<'py>(
         &self,
         py: Python<'py>,
         source: &Bound<'py, PyAny>,
         seed: u64,
+        step: usize,
         source_weights: Option<&Bound<'py, PyAny>>,
         class_weights: Option<&Bound<'py, PyAny>>,
         return_grad: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.evaluate(py, source, seed, source_weights, class_weights, return_grad)
+        self.evaluate(
+            py,
+            source,
+            seed,
+            step,
+            source_weights,
+            class_weights,
+            return_grad,
+        )
     }
 }
 
 /// ½MMD² with a sliced-Wasserstein kernel and its WoW gradient (see the Python docstring).
 #[pyfunction]
-#[pyo3(signature = (source, target, kernel="riesz", h=None, r=1.0, n_projections=500, projections=None, seed=0, sampler="gaussian", source_weights=None, target_weights=None, class_weights=None, target_class_weights=None, return_grad=true))]
+#[pyo3(signature = (source, target, kernel="riesz", h=None, r=1.0, n_projections=500, projections=None, seed=0, sampler="gaussian", source_weights=None, target_weights=None, class_weights=None, target_class_weights=None, return_grad=true, step=0))]
 #[allow(clippy::too_many_arguments)]
 pub fn sw_mmd<'py>(
     py: Python<'py>,
@@ -282,6 +295,7 @@ pub fn sw_mmd<'py>(
     class_weights: Option<&Bound<'py, PyAny>>,
     target_class_weights: Option<&Bound<'py, PyAny>>,
     return_grad: bool,
+    step: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     // A string `class_weights` applies to the target too unless it has its own.
     let target_choice = match target_class_weights.filter(|o| !o.is_none()) {
@@ -302,7 +316,15 @@ pub fn sw_mmd<'py>(
         target_choice.as_ref(),
         None,
     )?;
-    objective.evaluate(py, source, seed, source_weights, class_weights, return_grad)
+    objective.evaluate(
+        py,
+        source,
+        seed,
+        step,
+        source_weights,
+        class_weights,
+        return_grad,
+    )
 }
 
 /// Reads both datasets and settles their class weights (each side's own, else `default`).
