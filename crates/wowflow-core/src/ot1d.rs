@@ -334,19 +334,12 @@ pub fn wasserstein_1d<T: Atom>(
     v_weights: Option<&[f64]>,
     power: CostPower,
 ) -> f64 {
-    let (us, uw, _) = sort_measure(u, u_weights);
-    let (vs, vw, _) = sort_measure(v, v_weights);
-    wasserstein_sorted(
-        SortedMeasure {
-            values: &us,
-            weights: uw.as_deref(),
-        },
-        SortedMeasure {
-            values: &vs,
-            weights: vw.as_deref(),
-        },
-        power,
-    )
+    let p = match power {
+        CostPower::One => 1.0,
+        CostPower::Two => 2.0,
+    };
+    // p = 1, 2 take `wasserstein_sorted` with `power` there.
+    wasserstein_1d_p(u, u_weights, v, v_weights, p)
 }
 
 /// `W_p^p(α, β)` and its derivative with respect to every source atom `u_i` (input order).

@@ -57,7 +57,7 @@ pub use error::{DataError, Result};
 pub use fetch::{fetch, fetch_with_progress, FetchOutcome, FetchReport};
 pub use images::{ImageSet, Pixels};
 pub use load::{load_split, Split};
-pub use npy::{read_npy, write_npy, ArrayData, NpyArray};
+pub use npy::{read_npy, shape_string, write_npy, ArrayData, NpyArray};
 pub use npz::{read_npz, write_npz};
 pub use output::{prepare_output_dir, prepare_output_file, rescue_path};
 pub use registry::{cache_dir, dataset, DataDirs, DatasetSpec, FileSpec, Origin, Root, DATASETS};

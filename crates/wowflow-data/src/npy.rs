@@ -157,8 +157,8 @@ impl NpyArray {
     }
 }
 
-/// `(a, b)`, `(a,)`, `()` as numpy prints shapes.
-pub(crate) fn shape_string(shape: &[usize]) -> String {
+/// `(a, b)`, `(a,)`, `()` as numpy prints shapes (error messages of every front end).
+pub fn shape_string(shape: &[usize]) -> String {
     match shape {
         [] => "()".to_string(),
         [a] => format!("({a},)"),

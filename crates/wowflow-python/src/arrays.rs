@@ -7,6 +7,7 @@ use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use wowflow_core::{ClassWeighting, LabeledCloud};
+use wowflow_data::shape_string;
 
 /// A float array read as row-major `f32`, with its shape.
 pub struct Floats {
@@ -18,20 +19,6 @@ pub struct Floats {
 
 fn dtype_name(a: &Bound<'_, PyUntypedArray>) -> String {
     a.dtype().to_string()
-}
-
-fn shape_string(shape: &[usize]) -> String {
-    match shape {
-        [n] => format!("({n},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
 }
 
 /// The numpy array behind `obj`, or a `TypeError` naming `name` and what was given.
