@@ -120,10 +120,6 @@ pub fn run_experiment(py: Python<'_>, args: Vec<String>) -> PyResult<()> {
     let argv = std::iter::once("wowflow experiment".to_string()).chain(args);
     let cli =
         ExperimentCli::try_parse_from(argv).map_err(|e| value_error(e.render().to_string()))?;
-    let work = crate::flow::Detached(cli.experiment);
-    py.detach(move || {
-        let crate::flow::Detached(e) = work;
-        wowflow_experiments::run(e)
-    })
-    .py()
+    py.detach(move || wowflow_experiments::run(cli.experiment))
+        .py()
 }

@@ -63,13 +63,6 @@ impl Observer for PyStep {
     }
 }
 
-/// The GIL-free part of a flow: `Send` because it is only moved into
-/// [`Python::detach`], which runs it on this same thread.
-pub struct Detached<T>(pub T);
-// SAFETY: `Python::detach` runs the closure on the calling thread; the wrapper only
-// crosses the `Ungil` bound, never a thread.
-unsafe impl<T> Send for Detached<T> {}
-
 /// Runs a flow (see the Python docstring of `wowflow.flow`); returns a dict.
 #[pyfunction]
 #[pyo3(signature = (
@@ -218,10 +211,11 @@ pub fn flow<'py>(
     };
     let started = Instant::now();
     let first_step = state.step;
-    let work = Detached((&mut state, &mut snaps, &mut step, &src.cloud, &tgt.cloud));
+    let (state_ref, snaps_ref, step_ref) = (&mut state, &mut snaps, &mut step);
+    let (source, target) = (&src.cloud, &tgt.cloud);
     let ckpt_path = checkpoint.clone();
-    let Detached((result, saved)) = py.detach(move || {
-        let Detached((state, snaps, step, source, target)) = work;
+    let (result, saved) = py.detach(move || {
+        let (state, snaps, step) = (state_ref, snaps_ref, step_ref);
         let result = (|| -> anyhow::Result<(Outcome, FinalLabels)> {
             let mut flow = MethodFlow::new(&settings, state, source, target)?;
             let path = ckpt_path.clone().unwrap_or_default();
@@ -246,7 +240,7 @@ pub fn flow<'py>(
             ),
             _ => None,
         };
-        Detached((result, saved))
+        (result, saved)
     });
     if let Some(e) = step.error.take() {
         return Err(e);
@@ -272,7 +266,6 @@ pub fn flow<'py>(
         }
     };
     // The last state is a snapshot whether the flow finished or was stopped early.
-    let _ = outcome;
     snaps.record(&state);
     let out = PyDict::new(py);
     write_result(py, &out, &src, &state, &snaps, &labels)?;

@@ -297,13 +297,7 @@ pub fn sw_mmd<'py>(
     return_grad: bool,
     step: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    // A string `class_weights` applies to the target too unless it has its own.
-    let target_choice = match target_class_weights.filter(|o| !o.is_none()) {
-        Some(t) => Some(t.clone()),
-        None => class_weights
-            .filter(|o| o.extract::<String>().is_ok())
-            .cloned(),
-    };
+    let target_choice = target_weighting(class_weights, target_class_weights);
     let objective = SwMmdObjective::py_new(
         target,
         kernel,
@@ -327,6 +321,20 @@ pub fn sw_mmd<'py>(
     )
 }
 
+/// The target's class weights: its own, else a string `class_weights` (which names a rule
+/// for both sides; an array belongs to the source alone).
+fn target_weighting<'py>(
+    class_weights: Option<&Bound<'py, PyAny>>,
+    target_class_weights: Option<&Bound<'py, PyAny>>,
+) -> Option<Bound<'py, PyAny>> {
+    match target_class_weights.filter(|o| !o.is_none()) {
+        Some(t) => Some(t.clone()),
+        None => class_weights
+            .filter(|o| o.extract::<String>().is_ok())
+            .cloned(),
+    }
+}
+
 /// Reads both datasets and settles their class weights (each side's own, else `default`).
 #[allow(clippy::too_many_arguments)]
 pub fn pair(
@@ -348,13 +356,7 @@ pub fn pair(
             src.cloud.dim()
         )));
     }
-    // A string for `class_weights` applies to both sides unless the target has its own.
-    let target_choice = match target_class_weights.filter(|o| !o.is_none()) {
-        Some(t) => Some(t.clone()),
-        None => class_weights
-            .filter(|o| o.extract::<String>().is_ok())
-            .cloned(),
-    };
+    let target_choice = target_weighting(class_weights, target_class_weights);
     src.weigh("source", class_weights, default)?;
     tgt.weigh("target", target_choice.as_ref(), default)?;
     Ok((src, tgt))
