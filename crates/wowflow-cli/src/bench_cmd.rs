@@ -2,8 +2,10 @@
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use wowflow_core::{DirectionSampler, MIN_STRUCTURED_DIM};
 use wowflow_experiments::bench::{run as run_bench, BenchConfig, BenchResult};
 use wowflow_experiments::device::{make_engine, Device};
+use wowflow_experiments::method::SamplerName;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 pub enum ConfigName {
@@ -36,6 +38,10 @@ pub struct BenchArgs {
     /// With `--device cuda`: also time the resident flow with TF32 tensor-core GEMMs.
     #[arg(long)]
     pub tf32: bool,
+    /// Direction families to time, one after the other on the same workload (e.g.
+    /// `--sampler gaussian,structured`); structured needs d ≥ 16, so it skips `rings`.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "gaussian")]
+    pub sampler: Vec<SamplerName>,
 }
 
 /// One result line, text or JSON.
@@ -46,19 +52,20 @@ fn report(json: bool, r: &BenchResult, note: &str) {
             "{}",
             serde_json::json!({
                 "config": cfg.name, "engine": r.engine, "C": cfg.classes, "n": cfg.per_class, "m": cfg.m(),
-                "d": cfg.dim, "L": cfg.projections, "min_ms": r.min_ms(), "median_ms": r.median_ms(),
+                "d": cfg.dim, "L": cfg.projections, "directions": r.directions, "min_ms": r.min_ms(), "median_ms": r.median_ms(),
                 "gflops": r.gflops(), "times_ms": r.times_ms, "note": note,
             })
         );
     } else {
         println!(
-            "bench {}: C={} n={} m={} d={} L={} min_ms={:.3} median_ms={:.3} gflops={:.1}{}",
+            "bench {}: C={} n={} m={} d={} L={} directions={} min_ms={:.3} median_ms={:.3} gflops={:.1}{}",
             cfg.name,
             cfg.classes,
             cfg.per_class,
             cfg.m(),
             cfg.dim,
             cfg.projections,
+            r.directions,
             r.min_ms(),
             r.median_ms(),
             r.gflops(),
@@ -78,13 +85,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
         one => vec![BenchConfig::by_name(&format!("{one:?}").to_lowercase())?],
     };
     for cfg in configs {
-        let r = run_bench(&cfg, engine.clone(), args.reps)?;
-        let note = if args.device == Device::Cuda {
-            "engine path: clouds uploaded and gradient downloaded every step"
-        } else {
-            ""
-        };
-        report(args.json, &r, note);
+        for &name in &args.sampler {
+            if name == SamplerName::Structured && cfg.dim < MIN_STRUCTURED_DIM {
+                continue;
+            }
+            let sampler = DirectionSampler::from(name);
+            let r = run_bench(&cfg, engine.clone(), &sampler, args.reps)?;
+            let note = if args.device == Device::Cuda {
+                "engine path: clouds uploaded and gradient downloaded every step"
+            } else {
+                ""
+            };
+            report(args.json, &r, note);
+        }
         if args.device == Device::Cuda {
             for tf32 in [false, true] {
                 if tf32 && !args.tf32 {

@@ -3,20 +3,44 @@
 //! The flow redraws directions every step (a fresh Monte-Carlo estimate of SW each step is
 //! what makes the scheme a stochastic gradient of the true objective). Orthogonal blocks
 //! reduce the variance of that estimate: directions inside a block of `d` are exactly
-//! orthonormal, so no two of them duplicate each other's information.
+//! orthonormal, so no two of them duplicate each other's information. Structured blocks
+//! ([`DirectionSampler::Structured`], `directions/structured.rs`) are nearly orthonormal and
+//! are applied in `O(d log d)` per point instead of `O(L·d)`, without ever forming the
+//! `L × d` matrix.
+
+mod structured;
 
 use crate::error::{invalid, shape, CoreError, Result};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
+use std::sync::OnceLock;
+use structured::Structured;
+pub use structured::MIN_STRUCTURED_DIM;
 
-/// `L` unit vectors in `R^d`, row-major `L × d`.
-#[derive(Debug, Clone, PartialEq)]
+/// `L` unit vectors in `R^d`: a dense row-major `L × d` matrix, or a structured family
+/// applied by fast transforms (its dense matrix is formed only if someone asks for it).
+#[derive(Debug, Clone)]
 pub struct Directions {
     count: usize,
     dim: usize,
-    data: Vec<f32>,
+    /// The `L × d` rows: set at construction for dense directions, formed on first use of
+    /// [`Directions::as_slice`] for structured ones.
+    dense: OnceLock<Vec<f32>>,
+    structured: Option<Structured>,
+}
+
+impl PartialEq for Directions {
+    fn eq(&self, other: &Self) -> bool {
+        self.count == other.count
+            && self.dim == other.dim
+            && match (&self.structured, &other.structured) {
+                (Some(a), Some(b)) => a == b,
+                (None, None) => self.as_slice() == other.as_slice(),
+                _ => false,
+            }
+    }
 }
 
 impl Directions {
@@ -58,7 +82,21 @@ impl Directions {
             }
             row.iter_mut().for_each(|v| *v = (*v as f64 / norm) as f32);
         }
-        Ok(Self { count, dim, data })
+        Ok(Self {
+            count,
+            dim,
+            dense: OnceLock::from(data),
+            structured: None,
+        })
+    }
+
+    fn from_structured(s: Structured) -> Self {
+        Self {
+            count: s.count(),
+            dim: s.dim(),
+            dense: OnceLock::new(),
+            structured: Some(s),
+        }
     }
 
     /// Number of directions `L`.
@@ -69,13 +107,58 @@ impl Directions {
     pub fn dim(&self) -> usize {
         self.dim
     }
-    /// Row-major `L × d` values.
+    /// Row-major `L × d` values. Structured directions form this matrix on the first call
+    /// (`L` transposed transforms) and keep it; their projections never need it.
     pub fn as_slice(&self) -> &[f32] {
-        &self.data
+        self.dense.get_or_init(|| match &self.structured {
+            Some(s) => s.to_dense(),
+            None => Vec::new(), // unreachable: dense directions are set at construction
+        })
     }
     /// Direction `l`.
     pub fn row(&self, l: usize) -> &[f32] {
-        &self.data[l * self.dim..(l + 1) * self.dim]
+        &self.as_slice()[l * self.dim..(l + 1) * self.dim]
+    }
+    /// Whether these are structured directions (projected by fast transforms).
+    pub fn is_structured(&self) -> bool {
+        self.structured.is_some()
+    }
+
+    /// `out (L × N) = Θ · Xᵀ`: the projections of the `n` points (`n × d` row-major) on
+    /// every direction, one row per direction.
+    ///
+    /// # Panics
+    /// If `points.len() != n·d` or `out.len() != L·n` (callers size both from the same
+    /// cloud; user input is checked before it gets here).
+    pub fn project(&self, points: &[f32], n: usize, out: &mut [f32]) {
+        assert_eq!(points.len(), n * self.dim, "points must be n × d");
+        assert_eq!(out.len(), self.count * n, "projections must be L × n");
+        match &self.structured {
+            Some(s) => s.project(points, n, out),
+            None => crate::sliced::project(points, n, self.dim, self.as_slice(), self.count, out),
+        }
+    }
+
+    /// `out (N × d) = scale · Dᵀ · Θ`: sends per-direction derivatives `D` (`L × n`) back to
+    /// the points — the transpose of [`Directions::project`].
+    ///
+    /// # Panics
+    /// If `derivs.len() != L·n` or `out.len() != n·d`.
+    pub fn back_project(&self, derivs: &[f32], n: usize, scale: f32, out: &mut [f32]) {
+        assert_eq!(derivs.len(), self.count * n, "derivatives must be L × n");
+        assert_eq!(out.len(), n * self.dim, "the gradient must be n × d");
+        match &self.structured {
+            Some(s) => s.back_project(derivs, n, scale, out),
+            None => crate::sliced::back_project(
+                derivs,
+                n,
+                self.as_slice(),
+                self.count,
+                self.dim,
+                scale,
+                out,
+            ),
+        }
     }
 }
 
@@ -87,6 +170,13 @@ pub enum DirectionSampler {
     /// Blocks of `d` exactly orthonormal directions (a uniformly random rotation per block,
     /// by Gram–Schmidt on Gaussian vectors); the last block is truncated to reach `L`.
     OrthogonalBlocks,
+    /// Structured orthogonal blocks (Yu et al., "Orthogonal Random Features", 2016): rows of
+    /// `H·D₃·H·D₂·H·D₁` (`H` the normalised Walsh–Hadamard matrix of size `d'`, the next
+    /// power of two ≥ `d`, `Dᵢ` random ±1 diagonals) restricted to the first `d` coordinates
+    /// and normalised to unit length; `⌈L/d'⌉` independent blocks. Projecting a point costs
+    /// three fast transforms of size `d'` per block instead of `L·d` multiply-adds.
+    /// Refused below [`MIN_STRUCTURED_DIM`], where the family is measurably biased.
+    Structured,
     /// The same directions at every step (reproducibility, cross-checks with other code).
     Fixed(Directions),
 }
@@ -96,13 +186,7 @@ impl DirectionSampler {
     pub fn sample(&self, count: usize, dim: usize, rng: &mut dyn RngCore) -> Result<Directions> {
         match self {
             Self::Fixed(dirs) => {
-                if dirs.dim != dim {
-                    return Err(CoreError::DimensionMismatch {
-                        what: "fixed directions".into(),
-                        expected: dim,
-                        got: dirs.dim,
-                    });
-                }
+                self.check_dim(dim)?;
                 Ok(dirs.clone())
             }
             Self::Gaussian => {
@@ -131,6 +215,24 @@ impl DirectionSampler {
                 }
                 Directions::from_rows(count, dim, data)
             }
+            Self::Structured => {
+                Structured::draw(count, dim, rng.next_u64()).map(Directions::from_structured)
+            }
+        }
+    }
+
+    /// Checks, before any draw, that this sampler can give directions in `R^dim`: fixed
+    /// directions must have that dimension, structured ones need `dim ≥`
+    /// [`MIN_STRUCTURED_DIM`].
+    pub fn check_dim(&self, dim: usize) -> Result<()> {
+        match self {
+            Self::Fixed(dirs) if dirs.dim != dim => Err(CoreError::DimensionMismatch {
+                what: "fixed directions".into(),
+                expected: dim,
+                got: dirs.dim,
+            }),
+            Self::Structured => structured::check_dim(dim),
+            _ => Ok(()),
         }
     }
 

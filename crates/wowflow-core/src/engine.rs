@@ -16,7 +16,7 @@ use crate::directions::Directions;
 use crate::error::{shape, CoreError, Result};
 use crate::kernel::Kernel;
 use crate::ot1d::{interval_means, sign, wasserstein_sorted, CostPower, SortedMeasure};
-use crate::sliced::{back_project, SlicedCloud};
+use crate::sliced::SlicedCloud;
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
@@ -272,12 +272,11 @@ fn sw_mmd_cpu(
     grad: &mut [f32],
 ) -> Result<SwMmdOutput> {
     let power = kernel.cost();
-    let (c_n, k_n, l_n, n, d) = (
+    let (c_n, k_n, l_n, n) = (
         source.n_classes(),
         target.n_classes(),
         directions.count(),
         source.n_points(),
-        source.dim(),
     );
     // One after the other: each GEMM and each sort already uses every thread, and running
     // the target's GEMM beside the source's sort was measured slower once the sort became
@@ -383,15 +382,7 @@ fn sw_mmd_cpu(
     );
 
     // Stage 4: G = (1/L) Dᵀ Θ.
-    back_project(
-        derivs,
-        n,
-        directions.as_slice(),
-        l_n,
-        d,
-        1.0 / l_n as f32,
-        grad,
-    );
+    directions.back_project(derivs, n, 1.0 / l_n as f32, grad);
     Ok(SwMmdOutput {
         value,
         source_costs,

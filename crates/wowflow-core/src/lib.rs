@@ -32,6 +32,7 @@ pub mod directions;
 pub mod engine;
 pub mod error;
 pub mod flow;
+mod hadamard;
 pub mod kernel;
 pub mod linalg;
 pub mod objective;
@@ -42,7 +43,7 @@ mod sort;
 pub mod toy;
 
 pub use cloud::{ClassLayout, ClassWeighting, LabeledCloud};
-pub use directions::{DirectionSampler, Directions};
+pub use directions::{DirectionSampler, Directions, MIN_STRUCTURED_DIM};
 pub use engine::{CpuEngine, Engine, SwMmdOutput};
 pub use error::{CoreError, Result};
 pub use flow::{

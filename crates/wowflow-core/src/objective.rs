@@ -99,15 +99,7 @@ impl SwMmd {
         if let Some(l) = sampler.fixed_count() {
             self.projections = l;
         }
-        if let DirectionSampler::Fixed(d) = &sampler {
-            if d.dim() != self.target.dim() {
-                return Err(CoreError::DimensionMismatch {
-                    what: "fixed directions".into(),
-                    expected: self.target.dim(),
-                    got: d.dim(),
-                });
-            }
-        }
+        sampler.check_dim(self.target.dim())?;
         self.sampler = sampler;
         Ok(self)
     }

@@ -74,14 +74,7 @@ impl SlicedCloud {
         self.offsets.clear();
         self.offsets.extend_from_slice(cloud.offsets());
         self.sorted.resize(l * n, 0.0);
-        project(
-            cloud.points(),
-            n,
-            cloud.dim(),
-            directions.as_slice(),
-            l,
-            &mut self.sorted,
-        );
+        directions.project(cloud.points(), n, &mut self.sorted);
         Ok(())
     }
 
@@ -282,8 +275,8 @@ pub fn sliced_wasserstein(
     let (n, m) = (x.len() / d, y.len() / d);
     let mut px = vec![0.0f32; l * n];
     let mut py = vec![0.0f32; l * m];
-    project(x, n, d, directions.as_slice(), l, &mut px);
-    project(y, m, d, directions.as_slice(), l, &mut py);
+    directions.project(x, n, &mut px);
+    directions.project(y, m, &mut py);
     // Collected, then summed in direction order: the same bits whatever the threads did.
     let per_direction: Vec<f64> = px
         .par_chunks(n)

@@ -1,6 +1,6 @@
 //! Prints step times of the benchmark workloads: `cargo run --release -p wowflow-experiments --example step_time [da] [reps]`.
 use std::sync::Arc;
-use wowflow_core::CpuEngine;
+use wowflow_core::{CpuEngine, DirectionSampler};
 use wowflow_experiments::bench::{run, BenchConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let r = run(
         &BenchConfig::by_name(name)?,
         Arc::new(CpuEngine::new()),
+        &DirectionSampler::Gaussian,
         reps,
     )?;
     println!(

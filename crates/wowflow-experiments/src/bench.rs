@@ -12,6 +12,7 @@ use rand_distr::{Distribution, StandardNormal};
 use std::sync::Arc;
 use std::time::Instant;
 use wowflow_core::cloud::LabeledCloud;
+use wowflow_core::directions::DirectionSampler;
 use wowflow_core::engine::Engine;
 use wowflow_core::error::{invalid, Result};
 use wowflow_core::kernel::Kernel;
@@ -130,6 +131,8 @@ pub struct BenchResult {
     /// Name of the engine that ran it (`Engine::name`, or `cuda-resident[-tf32]` for the
     /// device-resident flow).
     pub engine: String,
+    /// The direction family (`gaussian`, `orthogonal`, `structured`, `fixed`).
+    pub directions: &'static str,
     /// Wall time of each timed step, in milliseconds (warm-up steps excluded).
     pub times_ms: Vec<f64>,
 }
@@ -153,7 +156,8 @@ impl BenchResult {
         }
     }
     /// GEMM GFLOP/s at the median time (a lower bound on the machine's achieved rate, since
-    /// the step also sorts and pairs).
+    /// the step also sorts and pairs). For structured directions, which do no GEMM, the rate
+    /// a dense step would need to be as fast.
     pub fn gflops(&self) -> f64 {
         self.config.gemm_flops() / (self.median_ms() * 1e6)
     }
@@ -182,10 +186,27 @@ pub fn workload(config: &BenchConfig) -> Result<(LabeledCloud, LabeledCloud)> {
     ))
 }
 
-/// Times `reps` steps (after one warm-up step) of `config` on `engine`.
-pub fn run(config: &BenchConfig, engine: Arc<dyn Engine>, reps: usize) -> Result<BenchResult> {
+/// Short name of a direction family, as the CLI spells it.
+pub fn sampler_name(sampler: &DirectionSampler) -> &'static str {
+    match sampler {
+        DirectionSampler::Gaussian => "gaussian",
+        DirectionSampler::OrthogonalBlocks => "orthogonal",
+        DirectionSampler::Structured => "structured",
+        DirectionSampler::Fixed(_) => "fixed",
+    }
+}
+
+/// Times `reps` steps (after one warm-up step) of `config` on `engine`, with directions
+/// drawn by `sampler` each step (drawing them is part of the step).
+pub fn run(
+    config: &BenchConfig,
+    engine: Arc<dyn Engine>,
+    sampler: &DirectionSampler,
+    reps: usize,
+) -> Result<BenchResult> {
     let (source, target) = workload(config)?;
     let mut objective = SwMmd::new(target, Kernel::RIESZ, config.projections)?
+        .with_directions(sampler.clone())?
         .with_target_batch(config.target_batch)?
         .with_engine(engine.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -200,6 +221,7 @@ pub fn run(config: &BenchConfig, engine: Arc<dyn Engine>, reps: usize) -> Result
     Ok(BenchResult {
         config: *config,
         engine: engine.name().to_string(),
+        directions: sampler_name(sampler),
         times_ms,
     })
 }

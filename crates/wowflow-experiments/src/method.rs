@@ -50,6 +50,19 @@ pub enum SamplerName {
     Gaussian,
     /// Blocks of d orthonormal directions (lower variance).
     Orthogonal,
+    /// Structured Hadamard blocks H·D₃·H·D₂·H·D₁: nearly orthonormal, projected in
+    /// O(d log d) per point without an L × d matrix (d ≥ 16).
+    Structured,
+}
+
+impl From<SamplerName> for DirectionSampler {
+    fn from(name: SamplerName) -> Self {
+        match name {
+            SamplerName::Gaussian => DirectionSampler::Gaussian,
+            SamplerName::Orthogonal => DirectionSampler::OrthogonalBlocks,
+            SamplerName::Structured => DirectionSampler::Structured,
+        }
+    }
 }
 
 /// Class weights `a_c` asked for on the command line (`--class-weights`).
@@ -302,10 +315,7 @@ impl FlowSettings {
                 .with_context(|| format!("{}", path.display()))?;
             return Ok(DirectionSampler::Fixed(dirs));
         }
-        Ok(match self.sampler {
-            SamplerName::Gaussian => DirectionSampler::Gaussian,
-            SamplerName::Orthogonal => DirectionSampler::OrthogonalBlocks,
-        })
+        Ok(self.sampler.into())
     }
 
     /// The settings of a plain SW-MMD flow (Gaussian directions, the default engine), which

@@ -190,6 +190,7 @@ mod imp {
         Ok((
             BenchResult {
                 config: *config,
+                directions: "gaussian",
                 engine: if tf32 {
                     "cuda-resident-tf32"
                 } else {

@@ -55,10 +55,7 @@ pub fn directions(
             "n_projections: need at least one direction, got 0",
         ));
     }
-    let sampler = match by_name::<SamplerName>(sampler, "sampler")? {
-        SamplerName::Gaussian => DirectionSampler::Gaussian,
-        SamplerName::Orthogonal => DirectionSampler::OrthogonalBlocks,
-    };
+    let sampler = DirectionSampler::from(by_name::<SamplerName>(sampler, "sampler")?);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     sampler.sample(count, dim, &mut rng).py()
 }
@@ -149,10 +146,7 @@ fn sampler_choice(
                     "n_projections: need at least one direction, got 0",
                 ));
             }
-            match by_name::<SamplerName>(sampler, "sampler")? {
-                SamplerName::Gaussian => DirectionSampler::Gaussian,
-                SamplerName::Orthogonal => DirectionSampler::OrthogonalBlocks,
-            }
+            by_name::<SamplerName>(sampler, "sampler")?.into()
         }
     })
 }
