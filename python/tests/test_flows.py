@@ -15,6 +15,7 @@ from conftest import blobs
     [
         ("sw-mmd", dict(lr=1.0, n_projections=50)),
         ("sw-mmd", dict(lr=0.5, kernel="gaussian", h=2.0, sampler="orthogonal")),
+        ("sw-mmd", dict(lr=1.0, sampler="structured")),
         ("otdd", dict(lr=0.3)),
         ("otdd", dict(lr=0.3, dynamics="joint-variable", clustering="kmeans")),
         ("product-mmd", dict(lr=0.3)),

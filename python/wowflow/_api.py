@@ -141,8 +141,12 @@ def sliced_wasserstein(
         ``(d, L)``: pass their transpose to compare.
     seed : int
         Seed of the directions.
-    sampler : {"gaussian", "orthogonal"}
-        i.i.d. uniform directions, or blocks of d orthonormal ones (lower variance).
+    sampler : {"gaussian", "orthogonal", "structured"}
+        i.i.d. uniform directions; blocks of d orthonormal ones (lower variance); or
+        structured blocks, rows of :math:`H D_3 H D_2 H D_1` (Walsh–Hadamard ``H`` of size
+        ``d'`` = the next power of two >= max(d, 64), random sign diagonals ``D_i``),
+        restricted to d coordinates and normalised: nearly orthonormal and applied by fast
+        transforms in O(d' log d') per point, with no (L, d) matrix (docs/math.md §3).
 
     Returns
     -------
@@ -224,7 +228,8 @@ def sw_mmd(
         Which step's draw: with ``(seed, step)`` the directions are those step ``step`` of
         ``flow(..., seed=seed)`` (and of ``wowflow flow --seed``) uses, so a Python loop can
         retrace a flow bit for bit.
-    sampler : {"gaussian", "orthogonal"}
+    sampler : {"gaussian", "orthogonal", "structured"}
+        How directions are drawn (see :func:`sliced_wasserstein`).
     source_weights, target_weights : array (N,) / (M,), optional
         Per-point masses, normalised inside each class.
     class_weights : "uniform", "proportional" or array (C,), optional

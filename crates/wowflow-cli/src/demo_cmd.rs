@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wowflow_core::toy::{gaussian_noise, rings};
 use wowflow_core::{Flow, FlowState, LabeledCloud, SnapshotRecorder};
+use wowflow_experiments::method::SamplerName;
 use wowflow_experiments::otdd::{joint_labels, DynamicsName, OtddArgs};
 use wowflow_experiments::progress::{interrupt_flag, Progress};
 use wowflow_viz::{
@@ -57,6 +58,9 @@ pub struct RingsArgs {
     /// Slicing directions per step.
     #[arg(long, default_value_t = 500)]
     pub projections: usize,
+    /// How the directions are drawn (structured: Hadamard blocks, docs/math.md §3).
+    #[arg(long, value_enum, default_value = "gaussian")]
+    pub sampler: SamplerName,
     /// A frame every k steps.
     #[arg(long, default_value_t = 5)]
     pub frame_every: usize,
@@ -103,6 +107,7 @@ fn rings_flow(
             .h
             .or(matches!(args.kernel, KernelName::Gaussian).then_some(RINGS_GAUSSIAN_H)),
         projections: args.projections,
+        sampler: args.sampler,
         steps: args.steps,
         lr: args.lr,
         seed: args.seed,

@@ -17,7 +17,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 use structured::Structured;
-pub use structured::MIN_STRUCTURED_DIM;
+pub use structured::MIN_TRANSFORM;
 
 /// `L` unit vectors in `R^d`: a dense row-major `L × d` matrix, or a structured family
 /// applied by fast transforms (its dense matrix is formed only if someone asks for it).
@@ -175,13 +175,25 @@ pub enum DirectionSampler {
     /// power of two ≥ `d`, `Dᵢ` random ±1 diagonals) restricted to the first `d` coordinates
     /// and normalised to unit length; `⌈L/d'⌉` independent blocks. Projecting a point costs
     /// three fast transforms of size `d'` per block instead of `L·d` multiply-adds.
-    /// Refused below [`MIN_STRUCTURED_DIM`], where the family is measurably biased.
+    /// Transforms are at least [`MIN_TRANSFORM`] = 64 long (smaller ones are measurably
+    /// biased), so data of `d ≤ 32` are padded to 64.
     Structured,
     /// The same directions at every step (reproducibility, cross-checks with other code).
     Fixed(Directions),
 }
 
 impl DirectionSampler {
+    /// The family's short name, as configs and the command line spell it (`gaussian`,
+    /// `orthogonal`, `structured`, `fixed`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Gaussian => "gaussian",
+            Self::OrthogonalBlocks => "orthogonal",
+            Self::Structured => "structured",
+            Self::Fixed(_) => "fixed",
+        }
+    }
+
     /// Draws `count` directions in `R^dim`.
     pub fn sample(&self, count: usize, dim: usize, rng: &mut dyn RngCore) -> Result<Directions> {
         match self {
@@ -222,8 +234,7 @@ impl DirectionSampler {
     }
 
     /// Checks, before any draw, that this sampler can give directions in `R^dim`: fixed
-    /// directions must have that dimension, structured ones need `dim ≥`
-    /// [`MIN_STRUCTURED_DIM`].
+    /// directions must have that dimension.
     pub fn check_dim(&self, dim: usize) -> Result<()> {
         match self {
             Self::Fixed(dirs) if dirs.dim != dim => Err(CoreError::DimensionMismatch {
@@ -231,7 +242,6 @@ impl DirectionSampler {
                 expected: dim,
                 got: dirs.dim,
             }),
-            Self::Structured => structured::check_dim(dim),
             _ => Ok(()),
         }
     }

@@ -165,15 +165,18 @@ impl FlowConfig {
     }
 }
 
-/// An SW-MMD flow with Gaussian directions, described by plain values, for runners that own
-/// the whole loop: the CUDA crate's `DeviceFlow` keeps particles, target and optimiser state
-/// on a GPU. On the host the same scheme is an [`crate::SwMmd`] objective in a [`Flow`].
+/// An SW-MMD flow described by plain values, for runners that own the whole loop: the CUDA
+/// crate's `DeviceFlow` keeps particles, target and optimiser state on a GPU (Gaussian
+/// directions only). On the host the same scheme is an [`crate::SwMmd`] objective in a
+/// [`Flow`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SwMmdFlowSettings {
     /// Kernel on the sliced distances between classes.
     pub kernel: crate::kernel::Kernel,
-    /// Directions `L` per step (Gaussian, redrawn every step).
+    /// Directions `L` per step, redrawn every step.
     pub projections: usize,
+    /// How the directions are drawn ([`DirectionSampler::Gaussian`] on the GPU).
+    pub sampler: crate::DirectionSampler,
     /// Target particles per class per step (`None`: the whole target).
     pub target_batch: Option<usize>,
     /// Update rule, step size and schedule.
@@ -193,10 +196,11 @@ fn noise_rng(seed: u64, step: usize) -> ChaCha8Rng {
 }
 
 impl SwMmdFlowSettings {
-    /// The same flow on the host: the [`SwMmd`](crate::SwMmd) objective (Gaussian
-    /// directions, the default CPU engine).
+    /// The same flow on the host: the [`SwMmd`](crate::SwMmd) objective (the default CPU
+    /// engine).
     pub fn host_objective(&self, target: LabeledCloud) -> Result<crate::SwMmd> {
         crate::SwMmd::new(target, self.kernel, self.projections)?
+            .with_directions(self.sampler.clone())?
             .with_target_batch(self.target_batch)
     }
 

@@ -43,7 +43,7 @@ mod sort;
 pub mod toy;
 
 pub use cloud::{ClassLayout, ClassWeighting, LabeledCloud};
-pub use directions::{DirectionSampler, Directions, MIN_STRUCTURED_DIM};
+pub use directions::{DirectionSampler, Directions};
 pub use engine::{CpuEngine, Engine, SwMmdOutput};
 pub use error::{CoreError, Result};
 pub use flow::{

@@ -334,3 +334,66 @@ fn a_reused_engine_gives_the_same_bits_as_fresh_ones() {
         assert_eq!(g1, g2, "{}", case.name);
     }
 }
+
+#[test]
+fn structured_directions_pass_the_same_checks() {
+    // Structured directions (rows of H·D₃·H·D₂·H·D₁, zero-padded and renormalised) fixed: the
+    // reference works on their dense rows, the engine projects and back-projects through
+    // fast Walsh–Hadamard transforms, so (2) compares two independent paths. d = 20 pads to
+    // the smallest transform, d' = 64 (restricted rows, renormalised); d = 64 does not pad;
+    // L = 140 takes three blocks of 64, the last one truncated.
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let engine = CpuEngine::new();
+    for d in [20, 64] {
+        for case in cases() {
+            let src = cloud(&mut rng, &case.source, d, case.weighted, 1.2);
+            let tgt = cloud(&mut rng, &case.target, d, case.weighted, -0.8);
+            let dirs = DirectionSampler::Structured
+                .sample(140, d, &mut rng)
+                .unwrap();
+            assert!(dirs.is_structured());
+            let x0: Vec<f64> = src.points().iter().map(|&v| v as f64).collect();
+            for kernel in KERNELS {
+                let (value, want) = sw_mmd_reference(&src, &x0, &tgt, &dirs, &kernel);
+                let mut grad = vec![0.0f32; src.points().len()];
+                let out = engine
+                    .sw_mmd(&src, &tgt, &dirs, &kernel, &mut grad)
+                    .unwrap();
+                assert!(
+                    (out.value - value).abs() <= 1e-5 * (1.0 + value.abs()),
+                    "d={d} {} {kernel:?}: value {} vs {value}",
+                    case.name,
+                    out.value
+                );
+                let err = rel_err(&grad, &want);
+                assert!(
+                    err < 1e-4,
+                    "d={d} {} {kernel:?}: gradient relative error {err:e}",
+                    case.name
+                );
+                // Finite differences of the reference value, a few coordinates per particle.
+                for i in (0..src.n_points()).step_by(3) {
+                    let c = (0..src.n_classes())
+                        .find(|&c| src.class_range(c).contains(&i))
+                        .unwrap();
+                    let mass = src.class_weights()[c] * src.particle_weight(c, i);
+                    for j in [0, d / 2, d - 1] {
+                        let h = 1e-6;
+                        let (mut xp, mut xm) = (x0.clone(), x0.clone());
+                        xp[i * d + j] += h;
+                        xm[i * d + j] -= h;
+                        let fd = (sw_mmd_reference(&src, &xp, &tgt, &dirs, &kernel).0
+                            - sw_mmd_reference(&src, &xm, &tgt, &dirs, &kernel).0)
+                            / (2.0 * h);
+                        let got = want[i * d + j] * mass;
+                        assert!(
+                            (fd - got).abs() <= 1e-6 + 1e-5 * fd.abs(),
+                            "d={d} {} {kernel:?} particle {i} coord {j}: fd {fd:e} vs {got:e}",
+                            case.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -119,6 +119,14 @@ impl DeviceFlow {
             )
             .into());
         }
+        if settings.sampler != wowflow_core::DirectionSampler::Gaussian {
+            return Err(CudaError::Unsupported(
+                "the device-resident flow draws Gaussian directions on the GPU; other \
+                 direction samplers (orthogonal, structured, fixed) run through the host \
+                 objective"
+                    .into(),
+            ));
+        }
         if settings.target_batch == Some(0) {
             return Err(wowflow_core::error::invalid("target batch", "must be at least 1").into());
         }

@@ -148,6 +148,7 @@ fn settings(kernel: Kernel, optimizer: Optimizer) -> SwMmdFlowSettings {
     SwMmdFlowSettings {
         kernel,
         projections: 48,
+        sampler: wowflow_core::DirectionSampler::Gaussian,
         target_batch: None,
         optimizer,
         seed: 11,

@@ -238,13 +238,16 @@ impl FeatureMap for Frozen {
 /// What [`Featurized`] measures between the mapped datasets.
 #[derive(Debug, Clone)]
 pub enum Discrepancy {
-    /// `½ MMD_K²` with a sliced-Wasserstein kernel (docs/math.md §5), `projections` Gaussian
+    /// `½ MMD_K²` with a sliced-Wasserstein kernel (docs/math.md §5), `projections`
     /// directions in the feature dimension, redrawn every step.
     SwMmd {
         /// Kernel `K = κ(s)` between the mapped class measures.
         kernel: Kernel,
         /// Number `L ≥ 1` of directions per step.
         projections: usize,
+        /// How the directions are drawn (in the feature dimension; a fixed sampler must
+        /// have it).
+        sampler: DirectionSampler,
         /// The SW-MMD engine that evaluates the mapped clouds ([`Discrepancy::sw_mmd`]
         /// uses the CPU engine).
         engine: Arc<dyn Engine>,
@@ -254,11 +257,12 @@ pub enum Discrepancy {
 }
 
 impl Discrepancy {
-    /// SW-MMD on the CPU engine.
+    /// SW-MMD with Gaussian directions on the CPU engine.
     pub fn sw_mmd(kernel: Kernel, projections: usize) -> Self {
         Self::SwMmd {
             kernel,
             projections,
+            sampler: DirectionSampler::Gaussian,
             engine: Arc::new(CpuEngine::new()),
         }
     }
@@ -336,7 +340,10 @@ impl Featurized {
     ) -> Result<Self> {
         target.validate()?;
         discrepancy.validate()?;
-        map.out_dim(target.dim())?;
+        let out_dim = map.out_dim(target.dim())?;
+        if let Discrepancy::SwMmd { sampler, .. } = &discrepancy {
+            sampler.check_dim(out_dim)?;
+        }
         Ok(Self {
             target,
             target_batch: None,
@@ -401,9 +408,11 @@ impl Objective for Featurized {
         check_inputs(cloud, Some(self.target.dim()), grad)?;
         let out_dim = self.map.out_dim(cloud.dim())?;
         let directions: Option<Directions> = match &self.discrepancy {
-            Discrepancy::SwMmd { projections, .. } => {
-                Some(DirectionSampler::Gaussian.sample(*projections, out_dim, rng)?)
-            }
+            Discrepancy::SwMmd {
+                projections,
+                sampler,
+                ..
+            } => Some(sampler.sample(*projections, out_dim, rng)?),
             Discrepancy::Dm => None,
         };
         let batch = match self.target_batch {

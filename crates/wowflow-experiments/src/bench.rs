@@ -186,16 +186,6 @@ pub fn workload(config: &BenchConfig) -> Result<(LabeledCloud, LabeledCloud)> {
     ))
 }
 
-/// Short name of a direction family, as the CLI spells it.
-pub fn sampler_name(sampler: &DirectionSampler) -> &'static str {
-    match sampler {
-        DirectionSampler::Gaussian => "gaussian",
-        DirectionSampler::OrthogonalBlocks => "orthogonal",
-        DirectionSampler::Structured => "structured",
-        DirectionSampler::Fixed(_) => "fixed",
-    }
-}
-
 /// Times `reps` steps (after one warm-up step) of `config` on `engine`, with directions
 /// drawn by `sampler` each step (drawing them is part of the step).
 pub fn run(
@@ -221,7 +211,7 @@ pub fn run(
     Ok(BenchResult {
         config: *config,
         engine: engine.name().to_string(),
-        directions: sampler_name(sampler),
+        directions: sampler.name(),
         times_ms,
     })
 }

@@ -71,6 +71,20 @@ impl DeviceArgs {
         self.device == Device::Cuda
     }
 
+    /// Refuses, before any work, a direction sampler (the setting `what`) that the
+    /// GPU-resident SW-MMD flow cannot draw: it draws Gaussian directions on the device.
+    pub fn check_sampler(&self, sampler: crate::method::SamplerName, what: &str) -> Result<()> {
+        if self.is_cuda() && sampler != crate::method::SamplerName::Gaussian {
+            anyhow::bail!(
+                "setting `{what}` = \"{name}\": the GPU-resident flow (--device cuda) draws \
+                 Gaussian directions only; run {name} directions on the CPU (drop --device \
+                 cuda) or set `{what}` = \"gaussian\"",
+                name = sampler.name()
+            );
+        }
+        Ok(())
+    }
+
     /// Refuses, before any work, what cannot run: `cuda` in a build without CUDA support,
     /// `--tf32` without `cuda`.
     pub fn check(&self) -> Result<()> {

@@ -6,6 +6,7 @@
 use super::{dataset_name, load_profile, machine, run_flow, save_grid, write_file};
 use super::{AssignSettings, CommonArgs};
 use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
+use crate::method::SamplerName;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -134,6 +135,10 @@ pub struct DistillFlowSettings {
     pub kernel_param: Option<f64>,
     /// Slicing directions L, drawn afresh every step.
     pub projections: usize,
+    /// How the directions are drawn: `gaussian` (the default), `orthogonal` or `structured`
+    /// (docs/math.md §3).
+    #[serde(default)]
+    pub sampler: SamplerName,
     /// Step size τ of the SW-MMD flow (DM steps by `dm.tau`).
     pub tau: f64,
     /// Heavy-ball momentum of the SW-MMD flow (DM uses `dm.momentum`).
@@ -325,7 +330,9 @@ fn objective(
                 Box::new(DistributionMatching::new(target.clone())?.with_target_batch(batch)?)
             }
             _ => Box::new(
-                SwMmd::new(target.clone(), kernel, f.projections)?.with_target_batch(batch)?,
+                SwMmd::new(target.clone(), kernel, f.projections)?
+                    .with_directions(f.sampler.into())?
+                    .with_target_batch(batch)?,
             ),
         };
         return Ok((objective, optimizer));
@@ -353,6 +360,7 @@ fn objective(
         _ => Discrepancy::SwMmd {
             kernel,
             projections: f.projections,
+            sampler: f.sampler.into(),
             engine: Arc::new(CpuEngine::new()),
         },
     };

@@ -6,6 +6,7 @@ use super::{
     dataset_name, load_profile, machine, sample_train, save_grid, write_file, AssignSettings,
     CommonArgs,
 };
+use crate::method::SamplerName;
 use crate::progress::{interrupt_flag, Progress};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -95,6 +96,10 @@ pub struct DaFlowSettings {
     pub target_per_class: usize,
     /// Slicing directions L, drawn afresh every step.
     pub projections: usize,
+    /// How the directions are drawn: `gaussian` (the default), `orthogonal` or `structured`
+    /// (docs/math.md §3; the GPU-resident flow draws Gaussian ones only).
+    #[serde(default)]
+    pub sampler: SamplerName,
     /// Step size τ.
     pub tau: f64,
     /// Heavy-ball momentum.
@@ -346,6 +351,8 @@ pub fn run(args: DaArgs) -> Result<()> {
         &args.common.profile,
     )?;
     validate(&settings)?;
+    args.gpu
+        .check_sampler(settings.flow.sampler, "flow.sampler")?;
     let source_name = dataset_name(&args.source).to_string();
     let target_name = dataset_name(&args.target).to_string();
     if target_name != "mnist" {
@@ -432,6 +439,7 @@ pub fn run(args: DaArgs) -> Result<()> {
     let flow_settings = SwMmdFlowSettings {
         kernel: Kernel::RIESZ,
         projections: settings.flow.projections,
+        sampler: settings.flow.sampler.into(),
         target_batch: None,
         optimizer,
         seed: settings.flow.seed,

@@ -2,6 +2,7 @@
 //! (class-conditional generation, docs/math.md §9; profiles in `experiments/generate.toml`).
 
 use super::{load_profile, machine, sample_train, save_grid, write_file, CommonArgs};
+use crate::method::SamplerName;
 use crate::progress::{interrupt_flag, Progress};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,10 @@ pub struct GenerateSettings {
     pub noise_std: f32,
     /// Slicing directions L, drawn afresh every step.
     pub projections: usize,
+    /// How the directions are drawn: `gaussian` (the default), `orthogonal` or `structured`
+    /// (docs/math.md §3).
+    #[serde(default)]
+    pub sampler: SamplerName,
     /// Step size τ.
     pub tau: f64,
     /// Heavy-ball momentum.
@@ -163,7 +168,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         s.momentum,
         s.steps
     );
-    let mut objective = SwMmd::new(target.clone(), Kernel::RIESZ, s.projections)?;
+    let mut objective = SwMmd::new(target.clone(), Kernel::RIESZ, s.projections)?
+        .with_directions(s.sampler.into())?;
     let optimizer = Optimizer::new(Method::Momentum { m: s.momentum }, s.tau)?;
     let mut state = FlowState::new(source);
     let mut grids = Grids {

@@ -6,6 +6,7 @@
 
 use crate::otdd::{joint_labels, DynamicsName, JointLabels, OtddArgs};
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use wowflow_baselines::{
     DistributionMatching, EuclidMmd, JointOtdd, ProductMmdConfig, ProductMmdObjective,
@@ -42,17 +43,26 @@ pub enum OptimizerName {
     Adam,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 /// How the slicing directions are drawn each step.
 pub enum SamplerName {
     /// i.i.d. uniform directions on the sphere.
+    #[default]
     Gaussian,
     /// Blocks of d orthonormal directions (lower variance).
     Orthogonal,
     /// Structured Hadamard blocks H·D₃·H·D₂·H·D₁: nearly orthonormal, projected in
-    /// O(d log d) per point without an L × d matrix (d ≥ 16).
+    /// O(d log d) per point without an L × d matrix.
     Structured,
+}
+
+impl SamplerName {
+    /// The name configs and the command line use.
+    pub fn name(self) -> &'static str {
+        DirectionSampler::from(self).name()
+    }
 }
 
 impl From<SamplerName> for DirectionSampler {
@@ -320,8 +330,8 @@ impl FlowSettings {
 
     /// The settings of a plain SW-MMD flow (Gaussian directions, the default engine), which
     /// [`SwMmdRunner`](crate::resident::SwMmdRunner) runs on the device `--device` names
-    /// (GPU-resident on `cuda`); `None` for other methods and for fixed or orthogonal
-    /// directions or `--threads`, which run as host objectives (on `--device cuda` through
+    /// (GPU-resident on `cuda`); `None` for other methods and for fixed, orthogonal or
+    /// structured directions or `--threads`, which run as host objectives (on `--device cuda` through
     /// the CUDA engine, with both clouds crossing PCIe each step).
     pub fn plain_sw_mmd(&self) -> Result<Option<SwMmdFlowSettings>> {
         let plain = self.method == FlowMethod::SwMmd
@@ -335,6 +345,7 @@ impl FlowSettings {
         Ok(Some(SwMmdFlowSettings {
             kernel: self.kernel()?,
             projections: self.projections,
+            sampler: DirectionSampler::Gaussian,
             target_batch: self.target_batch,
             optimizer: self.optimizer()?,
             seed: self.seed,

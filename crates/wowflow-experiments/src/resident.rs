@@ -23,7 +23,7 @@ pub enum SwMmdRunner {
         /// The SW-MMD objective towards the target.
         objective: Box<wowflow_core::SwMmd>,
         /// The flow's settings (optimiser, seed, clipping).
-        settings: SwMmdFlowSettings,
+        settings: Box<SwMmdFlowSettings>,
     },
 }
 
@@ -43,7 +43,7 @@ impl SwMmdRunner {
         } else {
             SwMmdRunner::Host {
                 objective: Box::new(settings.host_objective(target.clone())?),
-                settings: settings.clone(),
+                settings: Box::new(settings.clone()),
             }
         })
     }
@@ -156,6 +156,7 @@ mod imp {
         let settings = SwMmdFlowSettings {
             kernel: Kernel::RIESZ,
             projections: config.projections,
+            sampler: wowflow_core::DirectionSampler::Gaussian,
             target_batch: config.target_batch,
             // The paper's heavy ball at a step small enough that the particles stay in
             // place over a benchmark's few hundred steps.

@@ -301,6 +301,9 @@ pub fn run(args: TableArgs) -> Result<()> {
             &profile,
         )?),
     };
+    if let Settings::Transfer(s) = &settings {
+        args.gpu.check_sampler(s.sw_mmd.sampler, "sw_mmd.sampler")?;
+    }
     if args.gpu.is_cuda() && matches!(settings, Settings::Distill(_)) {
         bail!("--device cuda: the distillation cells (Table 1) run on the CPU only; drop it");
     }

@@ -10,6 +10,7 @@ use super::{
 use super::{run_flow, CommonArgs};
 use crate::device::DeviceArgs;
 use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
+use crate::method::SamplerName;
 use crate::otdd::{joint_labels, ClusteringName, DynamicsName, OtddArgs};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -136,6 +137,10 @@ pub struct SwMmdSettings {
     pub kernel_param: Option<f64>,
     /// Slicing directions L, drawn afresh every step.
     pub projections: usize,
+    /// How the directions are drawn: `gaussian` (the default), `orthogonal` or `structured`
+    /// (docs/math.md §3).
+    #[serde(default)]
+    pub sampler: SamplerName,
     /// Step size τ.
     pub tau: f64,
     /// Heavy-ball momentum.
@@ -436,6 +441,7 @@ fn augment(
             let flow = SwMmdFlowSettings {
                 kernel: Kernel::by_name(&s.kernel, s.kernel_param)?,
                 projections: s.projections,
+                sampler: s.sampler.into(),
                 target_batch: Some(k),
                 optimizer: Optimizer::new(Method::Momentum { m: s.momentum }, s.tau)?,
                 seed,
@@ -627,6 +633,8 @@ pub fn run(args: TransferArgs) -> Result<()> {
         settings.evals = e;
     }
     settings.validate()?;
+    args.gpu
+        .check_sampler(settings.sw_mmd.sampler, "sw_mmd.sampler")?;
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
