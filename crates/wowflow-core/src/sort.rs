@@ -9,7 +9,7 @@
 //! cannot order — `sort_unstable` on order-preserving integer keys does the job.
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(crate) mod avx2;
 
 /// Shortest segment the network sorts: below this, padding to a 64-key block costs more
 /// than `sort_unstable`'s insertion sort (measured crossover ≈ 16–20 keys).

@@ -89,6 +89,43 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Central differences of the reference value against the reference's closed-form gradient
+/// (times the particle's mass `a_c w_ci`: the WoW gradient is ∂F/∂x divided by it), at the
+/// given particles and coordinates.
+fn assert_fd_matches(
+    src: &LabeledCloud,
+    tgt: &LabeledCloud,
+    dirs: &Directions,
+    kernel: &Kernel,
+    particles: impl Iterator<Item = usize>,
+    coords: &[usize],
+    what: &str,
+) {
+    let d = src.dim();
+    let x0: Vec<f64> = src.points().iter().map(|&v| v as f64).collect();
+    let (_, grad) = sw_mmd_reference(src, &x0, tgt, dirs, kernel);
+    for i in particles {
+        let c = (0..src.n_classes())
+            .find(|&c| src.class_range(c).contains(&i))
+            .unwrap();
+        let mass = src.class_weights()[c] * src.particle_weight(c, i);
+        for &j in coords {
+            let h = 1e-6;
+            let (mut xp, mut xm) = (x0.clone(), x0.clone());
+            xp[i * d + j] += h;
+            xm[i * d + j] -= h;
+            let fd = (sw_mmd_reference(src, &xp, tgt, dirs, kernel).0
+                - sw_mmd_reference(src, &xm, tgt, dirs, kernel).0)
+                / (2.0 * h);
+            let got = grad[i * d + j] * mass;
+            assert!(
+                (fd - got).abs() <= 1e-6 + 1e-5 * fd.abs(),
+                "{what} {kernel:?} particle {i} coord {j}: fd {fd:e} vs closed form {got:e}"
+            );
+        }
+    }
+}
+
 #[test]
 fn reference_gradient_matches_finite_differences() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -97,31 +134,9 @@ fn reference_gradient_matches_finite_differences() {
         let src = cloud(&mut rng, &case.source, d, case.weighted, 1.0);
         let tgt = cloud(&mut rng, &case.target, d, case.weighted, -0.7);
         let dirs = DirectionSampler::Gaussian.sample(8, d, &mut rng).unwrap();
-        let x0: Vec<f64> = src.points().iter().map(|&v| v as f64).collect();
         for kernel in KERNELS {
-            let (_, grad) = sw_mmd_reference(&src, &x0, &tgt, &dirs, &kernel);
-            // The WoW gradient is ∂F/∂x divided by the particle's mass a_c w_ci.
-            for i in (0..src.n_points()).step_by(2) {
-                let c = (0..src.n_classes())
-                    .find(|&c| src.class_range(c).contains(&i))
-                    .unwrap();
-                let mass = src.class_weights()[c] * src.particle_weight(c, i);
-                for j in 0..d {
-                    let h = 1e-6;
-                    let (mut xp, mut xm) = (x0.clone(), x0.clone());
-                    xp[i * d + j] += h;
-                    xm[i * d + j] -= h;
-                    let fd = (sw_mmd_reference(&src, &xp, &tgt, &dirs, &kernel).0
-                        - sw_mmd_reference(&src, &xm, &tgt, &dirs, &kernel).0)
-                        / (2.0 * h);
-                    let got = grad[i * d + j] * mass;
-                    assert!(
-                        (fd - got).abs() <= 1e-6 + 1e-5 * fd.abs(),
-                        "{} {kernel:?} particle {i} coord {j}: fd {fd:e} vs closed form {got:e}",
-                        case.name
-                    );
-                }
-            }
+            let particles = (0..src.n_points()).step_by(2);
+            assert_fd_matches(&src, &tgt, &dirs, &kernel, particles, &[0, 1, 2], case.name);
         }
     }
 }
@@ -137,34 +152,42 @@ fn rel_err(a: &[f32], b: &[f64]) -> f64 {
     num / den.max(1e-30)
 }
 
+/// The fast f32 engine's value and gradient against the f64 reference.
+fn assert_engine_matches(
+    src: &LabeledCloud,
+    tgt: &LabeledCloud,
+    dirs: &Directions,
+    kernel: &Kernel,
+    what: &str,
+) {
+    let x0: Vec<f64> = src.points().iter().map(|&v| v as f64).collect();
+    let (value, want) = sw_mmd_reference(src, &x0, tgt, dirs, kernel);
+    let mut grad = vec![0.0f32; src.points().len()];
+    let out = CpuEngine::new()
+        .sw_mmd(src, tgt, dirs, kernel, &mut grad)
+        .unwrap();
+    assert!(
+        (out.value - value).abs() <= 1e-5 * (1.0 + value.abs()),
+        "{what} {kernel:?}: value {} vs {value}",
+        out.value
+    );
+    let err = rel_err(&grad, &want);
+    assert!(
+        err < 1e-4,
+        "{what} {kernel:?}: gradient relative error {err:e}"
+    );
+}
+
 #[test]
 fn engine_matches_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let engine = CpuEngine::new();
     for case in cases() {
         let d = 4;
         let src = cloud(&mut rng, &case.source, d, case.weighted, 1.5);
         let tgt = cloud(&mut rng, &case.target, d, case.weighted, -1.0);
         let dirs = DirectionSampler::Gaussian.sample(16, d, &mut rng).unwrap();
-        let x0: Vec<f64> = src.points().iter().map(|&v| v as f64).collect();
         for kernel in KERNELS {
-            let (value, want) = sw_mmd_reference(&src, &x0, &tgt, &dirs, &kernel);
-            let mut grad = vec![0.0f32; src.points().len()];
-            let out = engine
-                .sw_mmd(&src, &tgt, &dirs, &kernel, &mut grad)
-                .unwrap();
-            assert!(
-                (out.value - value).abs() <= 1e-5 * (1.0 + value.abs()),
-                "{} {kernel:?}: value {} vs {value}",
-                case.name,
-                out.value
-            );
-            let err = rel_err(&grad, &want);
-            assert!(
-                err < 1e-4,
-                "{} {kernel:?}: gradient relative error {err:e}",
-                case.name
-            );
+            assert_engine_matches(&src, &tgt, &dirs, &kernel, case.name);
         }
     }
 }
@@ -339,11 +362,10 @@ fn a_reused_engine_gives_the_same_bits_as_fresh_ones() {
 fn structured_directions_pass_the_same_checks() {
     // Structured directions (rows of H·D₃·H·D₂·H·D₁, zero-padded and renormalised) fixed: the
     // reference works on their dense rows, the engine projects and back-projects through
-    // fast Walsh–Hadamard transforms, so (2) compares two independent paths. d = 20 pads to
-    // the smallest transform, d' = 64 (restricted rows, renormalised); d = 64 does not pad;
-    // L = 140 takes three blocks of 64, the last one truncated.
+    // fast Walsh–Hadamard transforms, so the comparison is between two independent paths.
+    // d = 20 pads to the smallest transform, d' = 64 (restricted rows, renormalised); d = 64
+    // does not pad; L = 140 takes three blocks of 64, the last one truncated.
     let mut rng = ChaCha8Rng::seed_from_u64(23);
-    let engine = CpuEngine::new();
     for d in [20, 64] {
         for case in cases() {
             let src = cloud(&mut rng, &case.source, d, case.weighted, 1.2);
@@ -352,47 +374,19 @@ fn structured_directions_pass_the_same_checks() {
                 .sample(140, d, &mut rng)
                 .unwrap();
             assert!(dirs.is_structured());
-            let x0: Vec<f64> = src.points().iter().map(|&v| v as f64).collect();
+            let what = format!("d={d} {}", case.name);
             for kernel in KERNELS {
-                let (value, want) = sw_mmd_reference(&src, &x0, &tgt, &dirs, &kernel);
-                let mut grad = vec![0.0f32; src.points().len()];
-                let out = engine
-                    .sw_mmd(&src, &tgt, &dirs, &kernel, &mut grad)
-                    .unwrap();
-                assert!(
-                    (out.value - value).abs() <= 1e-5 * (1.0 + value.abs()),
-                    "d={d} {} {kernel:?}: value {} vs {value}",
-                    case.name,
-                    out.value
+                assert_engine_matches(&src, &tgt, &dirs, &kernel, &what);
+                let particles = (0..src.n_points()).step_by(3);
+                assert_fd_matches(
+                    &src,
+                    &tgt,
+                    &dirs,
+                    &kernel,
+                    particles,
+                    &[0, d / 2, d - 1],
+                    &what,
                 );
-                let err = rel_err(&grad, &want);
-                assert!(
-                    err < 1e-4,
-                    "d={d} {} {kernel:?}: gradient relative error {err:e}",
-                    case.name
-                );
-                // Finite differences of the reference value, a few coordinates per particle.
-                for i in (0..src.n_points()).step_by(3) {
-                    let c = (0..src.n_classes())
-                        .find(|&c| src.class_range(c).contains(&i))
-                        .unwrap();
-                    let mass = src.class_weights()[c] * src.particle_weight(c, i);
-                    for j in [0, d / 2, d - 1] {
-                        let h = 1e-6;
-                        let (mut xp, mut xm) = (x0.clone(), x0.clone());
-                        xp[i * d + j] += h;
-                        xm[i * d + j] -= h;
-                        let fd = (sw_mmd_reference(&src, &xp, &tgt, &dirs, &kernel).0
-                            - sw_mmd_reference(&src, &xm, &tgt, &dirs, &kernel).0)
-                            / (2.0 * h);
-                        let got = want[i * d + j] * mass;
-                        assert!(
-                            (fd - got).abs() <= 1e-6 + 1e-5 * fd.abs(),
-                            "d={d} {} {kernel:?} particle {i} coord {j}: fd {fd:e} vs {got:e}",
-                            case.name
-                        );
-                    }
-                }
             }
         }
     }

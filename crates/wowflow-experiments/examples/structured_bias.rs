@@ -16,7 +16,7 @@ mod sw_stats;
 use sw_stats::{anisotropic_blobs, sw2_moments, Moments};
 use wowflow_core::directions::MIN_TRANSFORM;
 use wowflow_core::DirectionSampler;
-use wowflow_data::{load_split, DataDirs, Origin, Root, Split};
+use wowflow_data::{load_split, DataDirs, Split};
 
 fn row(case: &str, d: usize, l: usize, x: &[f32], y: &[f32], draws: usize) {
     let g = sw2_moments(&DirectionSampler::Gaussian, x, y, d, l, draws, 1 << 32);
@@ -95,13 +95,7 @@ fn main() {
     if only_dims.is_some() {
         return;
     }
-    let dir = std::env::var_os("WOWFLOW_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| wowflow_testkit::repo_root().join("../shared/data"));
-    let dirs = DataDirs::only(vec![Root {
-        path: dir,
-        origin: Origin::Explicit,
-    }]);
+    let dirs = DataDirs::new(wowflow_testkit::shared_data("the MNIST rows", &["mnist"]).as_deref());
     let mnist = match load_split(&dirs, "mnist", Split::Test) {
         Ok(set) => set,
         Err(e) => {

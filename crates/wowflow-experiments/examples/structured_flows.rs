@@ -21,7 +21,7 @@ use wowflow_core::{
     CpuEngine, DirectionSampler, Directions, Engine, Flow, FlowConfig, FlowState, Kernel,
     LabeledCloud, Method, Optimizer, SwMmd,
 };
-use wowflow_data::{DataDirs, Origin, Root};
+use wowflow_data::DataDirs;
 use wowflow_experiments::sample_train;
 
 fn main() -> anyhow::Result<()> {
@@ -57,13 +57,8 @@ fn summary(name: &str, finals: &[f64]) {
 }
 
 fn images_case() -> Result<()> {
-    let dir = std::env::var_os("WOWFLOW_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| wowflow_testkit::repo_root().join("../shared/data"));
-    let dirs = DataDirs::only(vec![Root {
-        path: dir,
-        origin: Origin::Explicit,
-    }]);
+    let dirs =
+        DataDirs::new(wowflow_testkit::shared_data("the images case", &["mnist"]).as_deref());
     let yardstick = yardstick(3 * 784, 784)?;
     println!("images: fashion-mnist → mnist, 50 a class, L = 200, heavy ball 0.1/0.9");
     println!("sampler     seed  F@0        F@1000     F@2000     F@3000     seconds");

@@ -10,7 +10,7 @@ mod support;
 
 use support::sw_stats::{anisotropic_blobs, sw2_moments};
 use wowflow_core::DirectionSampler;
-use wowflow_data::{load_split, DataDirs, Origin, Root, Split};
+use wowflow_data::{load_split, DataDirs, Split};
 
 #[test]
 fn structured_mean_agrees_and_variance_is_no_larger_on_blobs() {
@@ -55,10 +55,7 @@ fn structured_mean_agrees_on_mnist_classes() {
     else {
         return;
     };
-    let dirs = DataDirs::only(vec![Root {
-        path: dir,
-        origin: Origin::Explicit,
-    }]);
+    let dirs = DataDirs::new(Some(&dir));
     let mnist = load_split(&dirs, "mnist", Split::Test).unwrap();
     let by_class = mnist.class_indices();
     let class = |c: usize| {

@@ -3,39 +3,8 @@
 //! a batch costs 8 loads, 24 shuffles and 8 stores per tile instead of 64 scalar moves.
 
 use super::{Lane, LANES};
+use crate::sort::avx2::transpose;
 use std::arch::x86_64::*;
-
-/// 8 × 8 transpose of `r` (row `k` → column `k`).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-    [
-        _mm256_permute2f128_ps::<0x20>(u0, u4),
-        _mm256_permute2f128_ps::<0x20>(u1, u5),
-        _mm256_permute2f128_ps::<0x20>(u2, u6),
-        _mm256_permute2f128_ps::<0x20>(u3, u7),
-        _mm256_permute2f128_ps::<0x31>(u0, u4),
-        _mm256_permute2f128_ps::<0x31>(u1, u5),
-        _mm256_permute2f128_ps::<0x31>(u2, u6),
-        _mm256_permute2f128_ps::<0x31>(u3, u7),
-    ]
-}
 
 /// `buf[j][p] = points[p·d + j]` for 8 rows of `d` values (`j < d`).
 ///
@@ -51,8 +20,9 @@ pub(super) unsafe fn gather(points: &[f32], d: usize, buf: &mut [Lane]) {
         // SAFETY: rows p < 8 and columns j..j+8 ≤ d lie inside `points`; lanes j..j+8 ≤ d
         // inside `buf` (8 floats each, unaligned accesses).
         unsafe {
-            let r: [__m256; 8] = std::array::from_fn(|p| _mm256_loadu_ps(src.add(p * d + j)));
-            for (k, v) in transpose8(r).into_iter().enumerate() {
+            let mut r: [__m256; 8] = std::array::from_fn(|p| _mm256_loadu_ps(src.add(p * d + j)));
+            transpose(&mut r);
+            for (k, v) in r.into_iter().enumerate() {
                 _mm256_storeu_ps(dst.add((j + k) * LANES), v);
             }
         }
@@ -77,8 +47,10 @@ pub(super) unsafe fn scatter(buf: &[Lane], d: usize, out: &mut [f32], accumulate
     for j in (0..full).step_by(8) {
         // SAFETY: the mirror image of `gather`'s accesses.
         unsafe {
-            let r: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(src.add((j + k) * LANES)));
-            for (p, v) in transpose8(r).into_iter().enumerate() {
+            let mut r: [__m256; 8] =
+                std::array::from_fn(|k| _mm256_loadu_ps(src.add((j + k) * LANES)));
+            transpose(&mut r);
+            for (p, v) in r.into_iter().enumerate() {
                 let at = dst.add(p * d + j);
                 let v = if accumulate {
                     _mm256_add_ps(_mm256_loadu_ps(at), v)

@@ -122,10 +122,12 @@ fn intra<const PAY: bool>(v: V) -> V {
     intra_step::<PAY, 0xAA>(v, p1)
 }
 
-/// 8×8 transpose: after the column network, register i holds sorted column i.
+/// 8×8 transpose (row `k` → register `k` holds column `k`): after the column network,
+/// register i holds sorted column i. Also moves 8 × 8 tiles between point-major clouds and
+/// the Walsh–Hadamard transforms' lane layout (`hadamard/avx2.rs`).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn transpose(r: &mut [__m256; 8]) {
+pub(crate) fn transpose(r: &mut [__m256; 8]) {
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
     let t1 = _mm256_unpackhi_ps(r[0], r[1]);
     let t2 = _mm256_unpacklo_ps(r[2], r[3]);
