@@ -686,6 +686,59 @@ mod tests {
     }
 
     #[test]
+    fn the_sampler_is_read_by_name_and_defaults_to_gaussian() {
+        assert_eq!(tiny().sw_mmd.sampler, SamplerName::Gaussian);
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../experiments/transfer.toml"
+        ))
+        .unwrap();
+        for (name, want) in [
+            ("structured", Some(SamplerName::Structured)),
+            ("hadamard", None),
+        ] {
+            let edited = text.replacen(
+                "[profile.tiny.sw_mmd]",
+                &format!("[profile.tiny.sw_mmd]\nsampler = \"{name}\""),
+                1,
+            );
+            let path = std::env::temp_dir().join(format!(
+                "wowflow-transfer-sampler-{name}-{}.toml",
+                std::process::id()
+            ));
+            std::fs::write(&path, edited).unwrap();
+            let read = crate::load_profile::<TransferSettings>("", "", Some(&path), "tiny");
+            std::fs::remove_file(&path).unwrap();
+            match want {
+                Some(want) => assert_eq!(read.unwrap().sw_mmd.sampler, want),
+                None => {
+                    let err = format!("{:#}", read.unwrap_err());
+                    assert!(
+                        err.contains("hadamard") && err.contains("structured"),
+                        "{err}"
+                    );
+                }
+            }
+        }
+        // The GPU-resident flow draws Gaussian directions only: refused before any work.
+        let cuda = DeviceArgs {
+            device: crate::device::Device::Cuda,
+            tf32: false,
+        };
+        let err = cuda
+            .check_sampler(SamplerName::Structured, "sw_mmd.sampler")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sw_mmd.sampler") && err.contains("gaussian"),
+            "{err}"
+        );
+        assert!(cuda
+            .check_sampler(SamplerName::Gaussian, "sw_mmd.sampler")
+            .is_ok());
+    }
+
+    #[test]
     fn otdd_dynamics_settings_are_checked_by_name() {
         let mut s = tiny();
         assert_eq!(
