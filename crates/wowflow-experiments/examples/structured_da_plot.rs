@@ -30,7 +30,13 @@ fn main() -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| wowflow_testkit::repo_root().join("results/structured-directions"));
     let mut panels = Vec::new();
-    for run in ["fashion-mnist", "fashion-mnist-seed1", "kmnist", "usps"] {
+    for run in [
+        "fashion-mnist",
+        "fashion-mnist-seed1",
+        "fashion-mnist-seed2",
+        "kmnist",
+        "usps",
+    ] {
         let arms: Vec<_> = ["gaussian", "structured"]
             .iter()
             .map(|arm| curve(&dir.join(format!("da-quick-{arm}-{run}/accuracy.csv"))))
