@@ -288,7 +288,8 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    fn dot(a: &[f32], b: &[f32]) -> f64 {
+    /// `a · b` in `f64` (also used by `structured`'s tests).
+    pub(super) fn dot(a: &[f32], b: &[f32]) -> f64 {
         a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
     }
 

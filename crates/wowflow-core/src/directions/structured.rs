@@ -270,12 +270,9 @@ unsafe impl Sync for SharedOut {}
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::dot;
     use super::*;
     use rand::Rng;
-
-    fn dot(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
-    }
 
     #[test]
     fn directions_are_unit_and_nearly_orthogonal_within_a_block() {
