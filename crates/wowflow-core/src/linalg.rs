@@ -132,9 +132,127 @@ pub(crate) fn gemm_parallelism() -> gemm::Parallelism {
     }
 }
 
+/// A read-only strided view of an `f32` matrix: element `(i, j)` is
+/// `data[i·row_stride + j·col_stride]`. Transposes are views with the strides swapped, so
+/// every product of the networks' backward passes (`Aᵀ B`, `A Bᵀ`) is one [`sgemm`] call
+/// without copies.
+#[derive(Debug, Clone, Copy)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major `rows × cols` matrix (`data.len() == rows · cols`).
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols, 1)
+    }
+
+    /// The transpose of a row-major `cols × rows` matrix, read as `rows × cols`.
+    pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, 1, rows)
+    }
+
+    /// A view with explicit strides.
+    ///
+    /// # Panics
+    /// If the last element `(rows − 1, cols − 1)` lies outside `data`: a view that could
+    /// read out of bounds is a bug of the caller, never of user input.
+    pub fn strided(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1) * row_stride + (cols - 1) * col_stride;
+            assert!(
+                last < data.len(),
+                "{rows} × {cols} view with strides ({row_stride}, {col_stride}) reads past {} values",
+                data.len()
+            );
+        }
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+
+    /// The view's rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The view's columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// `out (m × n, row-major, contiguous) = A B`, or `out += A B` with `accumulate`, for strided
+/// views `A` (`m × k`) and `B` (`k × n`), on `threads` rayon threads (1: on the caller's
+/// thread, which is what code already parallel over images wants): the one place wowflow
+/// calls the `gemm` crate's `f32` kernel. The `gemm` crate splits the output, never the
+/// inner dimension, so the result does not depend on `threads`.
+///
+/// # Panics
+/// If the shapes do not chain or `out` is not `m × n`.
+pub fn sgemm(out: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "A is {m} × {k} but B has {} rows", b.rows);
+    assert_eq!(out.len(), m * n, "out must be {m} × {n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.fill(0.0);
+        }
+        return;
+    }
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `out` is m × n with row stride n and column stride 1 (length asserted above);
+    // the views' constructors checked that every element they address lies inside their
+    // slices; `out` is a unique borrow, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
 /// `out (m × n) = A B` for row-major `A` (`m × k`, contiguous) and `B` (`k × n`) read with
 /// the given strides (`(n, 1)`: row-major `B`; `(1, k)`: `B` given as its transpose), in
-/// `f32`: the one place wowflow calls the `gemm` crate's `f32` kernel.
+/// `f32`, on all of rayon's threads.
 fn gemm_f32(
     a: &[f32],
     m: usize,
@@ -146,46 +264,18 @@ fn gemm_f32(
 ) {
     assert_eq!(a.len(), m * k);
     assert_eq!(b.len(), n * k);
-    assert_eq!(out.len(), m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        out.fill(0.0);
-        return;
-    }
     let (b_row, b_col) = b_strides;
     assert!(
         (b_row, b_col) == (n, 1) || (b_row, b_col) == (1, k),
         "B must be read row-major or transposed"
     );
-    // SAFETY: `out` is m × n (row stride n), `a` is m × k (row stride k), `b` is read as a
-    // k × n matrix with row stride `b_row` and column stride `b_col`, one of the two layouts
-    // of its n·k values asserted above; `out` aliases neither input (`read_dst = false`, so
-    // its old values are not read).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            b_col as isize,
-            b_row as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm_parallelism(),
-        );
-    }
+    sgemm(
+        out,
+        MatRef::row_major(a, m, k),
+        MatRef::strided(b, k, n, b_row, b_col),
+        false,
+        rayon::current_num_threads(),
+    );
 }
 
 /// `out (m × n) = A Bᵀ` for row-major `A` (`m × k`) and `B` (`n × k`), in `f32`:

@@ -279,6 +279,7 @@ fn classifier(
         batch_size: settings.batch_size,
         lr: settings.lr,
         weight_decay: settings.weight_decay,
+        engine: Default::default(),
         seed: settings.seed,
     };
     eprintln!(

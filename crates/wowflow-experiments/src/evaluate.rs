@@ -91,6 +91,7 @@ pub fn train_and_test(
         batch_size: settings.batch_size,
         lr: settings.lr,
         weight_decay: settings.weight_decay,
+        engine: Default::default(),
         seed,
     };
     let classes = train_set.n_classes();

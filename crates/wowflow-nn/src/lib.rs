@@ -35,6 +35,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod models;
+pub mod native;
 pub mod store;
 pub mod train;
 
@@ -45,7 +46,7 @@ pub use error::{NnError, Result};
 pub use eval::{evaluate, predict, Evaluation};
 pub use models::{seeded_init, Architecture, ConvNet, ConvNetConfig, DaCnn, LeNet5, Network};
 pub use store::{model_key, ModelCard, ModelStore};
-pub use train::{train, Budget, TrainConfig, TrainProgress, TrainReport};
+pub use train::{train, Budget, Engine, TrainConfig, TrainProgress, TrainReport};
 
 /// The default CPU backend: burn's `flex` (pure Rust; rayon threads and SIMD).
 pub type CpuBackend = burn::backend::Flex;

@@ -5,6 +5,7 @@
 //! bound `1/√fan_in` for weights and biases, burn's default initialiser), drawn from the
 //! backend's generator seeded by [`seeded_init`].
 
+use crate::native::NetSpec;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{InstanceNorm, InstanceNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -19,6 +20,15 @@ use std::sync::Mutex;
 pub trait Network<B: Backend>: Module<B> {
     /// `[batch, channels, height, width]` → logits `[batch, classes]`.
     fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2>;
+
+    /// The same network as wowflow's native CPU engine runs it ([`crate::native`]) on
+    /// `input = (channels, height, width)` images, so [`crate::train()`] can train it at the
+    /// CPU's speed; `None` (the default, and for layer settings the engine does not have)
+    /// trains with burn's autodiff.
+    fn native_spec(&self, input: (usize, usize, usize)) -> Option<NetSpec> {
+        let _ = input;
+        None
+    }
 }
 
 /// Which network (names used in configs, cache keys and reports).
@@ -77,6 +87,22 @@ pub fn seeded_init<B: Backend, M: Module<B>>(
     module
 }
 
+/// The padding of a convolution the native engine can run (stride 1, no dilation, one
+/// group, a bias, the same zero padding on all sides, a square kernel); `None` otherwise.
+fn plain_conv_padding<B: Backend>(conv: &Conv2d<B>) -> Option<usize> {
+    let plain = conv.stride == [1, 1]
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && conv.bias.is_some()
+        && conv.kernel_size[0] == conv.kernel_size[1];
+    match conv.padding {
+        _ if !plain => None,
+        PaddingConfig2d::Valid => Some(0),
+        PaddingConfig2d::Explicit(a, b, c, d) if a == b && b == c && c == d => Some(a),
+        _ => None,
+    }
+}
+
 fn flatten<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
     x.flatten(1, 3)
 }
@@ -111,6 +137,21 @@ impl<B: Backend> Network<B> for DaCnn<B> {
         let x = sigmoid(self.fc1.forward(flatten(x)));
         let x = relu(self.fc2.forward(x));
         self.fc3.forward(x)
+    }
+
+    fn native_spec(&self, input: (usize, usize, usize)) -> Option<NetSpec> {
+        let classes = self.fc3.weight.dims()[1];
+        Some(
+            NetSpec::new(input, 8)
+                .conv(3, 4, plain_conv_padding(&self.conv)?, 0, 1)
+                .max_pool2_stride1()
+                .relu()
+                .linear(512, 2, 3)
+                .sigmoid()
+                .linear(64, 4, 5)
+                .relu()
+                .linear(classes, 6, 7),
+        )
     }
 }
 
@@ -150,6 +191,24 @@ impl<B: Backend> Network<B> for LeNet5<B> {
         let x = relu(self.conv3.forward(x)); // 120 × 1 × 1
         let x = relu(self.fc1.forward(flatten(x)));
         self.fc2.forward(x)
+    }
+
+    fn native_spec(&self, input: (usize, usize, usize)) -> Option<NetSpec> {
+        let classes = self.fc2.weight.dims()[1];
+        Some(
+            NetSpec::new(input, 10)
+                .conv(6, 1, plain_conv_padding(&self.conv1)?, 0, 1)
+                .relu()
+                .avg_pool2()
+                .conv(16, 5, plain_conv_padding(&self.conv2)?, 2, 3)
+                .relu()
+                .avg_pool2()
+                .conv(120, 5, plain_conv_padding(&self.conv3)?, 4, 5)
+                .relu()
+                .linear(84, 6, 7)
+                .relu()
+                .linear(classes, 8, 9),
+        )
     }
 }
 
@@ -250,6 +309,24 @@ impl<B: Backend> ConvNet<B> {
 impl<B: Backend> Network<B> for ConvNet<B> {
     fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         self.head.forward(self.embed(images))
+    }
+
+    fn native_spec(&self, input: (usize, usize, usize)) -> Option<NetSpec> {
+        let depth = self.convs.len();
+        let classes = self.head.weight.dims()[1];
+        let mut spec = NetSpec::new(input, 4 * depth + 2);
+        for (i, (conv, norm)) in self.convs.iter().zip(&self.norms).enumerate() {
+            let width = conv.weight.dims()[0];
+            if norm.gamma.is_none() || norm.beta.is_none() {
+                return None;
+            }
+            spec = spec
+                .conv(width, 3, plain_conv_padding(conv)?, 2 * i, 2 * i + 1)
+                .instance_norm(norm.epsilon, 2 * depth + 2 * i, 2 * depth + 2 * i + 1)
+                .relu()
+                .avg_pool2();
+        }
+        Some(spec.linear(classes, 4 * depth, 4 * depth + 1))
     }
 }
 

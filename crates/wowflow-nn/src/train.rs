@@ -5,10 +5,15 @@
 //! smaller, as PyTorch's `DataLoader(shuffle=True)` does). AdamW uses PyTorch's defaults
 //! (β = (0.9, 0.999), ε = 1e-8, weight decay 0.01) unless the config says otherwise, so the
 //! papers' "AdamW 3e-4" means the same thing here.
+//!
+//! Two engines run the steps ([`Engine`]): wowflow's native CPU engine ([`crate::native`],
+//! the default for the networks it knows) and burn's autodiff on the model's own backend
+//! (any network, and the GPU). Both draw the same batches and start from the same weights.
 
 use crate::data::Images;
 use crate::error::{invalid, NnError, Result};
 use crate::models::Network;
+use crate::native::{self, NetSpec};
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
@@ -29,6 +34,27 @@ pub enum Budget {
     Epochs(usize),
 }
 
+/// Which code runs the training steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// wowflow's native CPU engine for the networks that describe themselves to it
+    /// ([`Network::native_spec`]: the DA CNN, LeNet-5, the ConvNet); other networks fall
+    /// back to [`Engine::Burn`]. The weights are copied from and back into the burn model, so
+    /// what is returned is the same burn module either way.
+    #[default]
+    Native,
+    /// burn's autodiff on the model's backend (`B`): the GPU path.
+    Burn,
+}
+
+impl Engine {
+    /// What model cards written before the native engine existed were trained with.
+    fn before_native() -> Self {
+        Self::Burn
+    }
+}
+
 /// Training settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -42,6 +68,10 @@ pub struct TrainConfig {
     pub weight_decay: f32,
     /// Seed of the batch order (weights are seeded when the model is built).
     pub seed: u64,
+    /// Which code runs the steps (default [`Engine::Native`]; cards saved without the
+    /// field were trained by [`Engine::Burn`]).
+    #[serde(default = "Engine::before_native")]
+    pub engine: Engine,
 }
 
 impl TrainConfig {
@@ -53,6 +83,7 @@ impl TrainConfig {
             lr,
             weight_decay: 0.01,
             seed,
+            engine: Engine::Native,
         }
     }
 
@@ -127,15 +158,84 @@ where
     B: AutodiffBackend,
     M: AutodiffModule<B> + Network<B>,
 {
-    let n = data.len();
-    config.validate(n)?;
-    let total = config.total_steps(n);
+    config.validate(data.len())?;
+    if config.engine == Engine::Native {
+        if let Some(spec) = model.native_spec(data.shape()) {
+            return train_native(model, spec, data, config, progress);
+        }
+    }
     let mut optim = AdamWConfig::new()
         .with_epsilon(1e-8)
         .with_weight_decay(config.weight_decay)
         .init::<B, M>();
     let loss_fn = CrossEntropyLossConfig::new().init(device);
-    let mut model = model;
+    let mut model = Some(model);
+    let report = run_batches(data.len(), config, progress, |batch| {
+        let current = model
+            .take()
+            .expect("the model is put back after every step");
+        let x = data.batch_images::<B>(batch, device);
+        let y = data.batch_labels::<B>(batch, device);
+        let loss = loss_fn.forward(current.forward(x), y);
+        let value = loss.clone().into_scalar().elem::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &current);
+        model = Some(optim.step(config.lr, current, grads));
+        value
+    })?;
+    let model = model.expect("the model is put back after every step");
+    Ok((model.valid(), report))
+}
+
+/// The native engine's training loop: weights out of the burn model, steps on host vectors,
+/// weights back into the model's inference version.
+fn train_native<B, M>(
+    model: M,
+    spec: NetSpec,
+    data: &Images,
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(&TrainProgress),
+) -> Result<(M::InnerModule, TrainReport)>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + Network<B>,
+{
+    let inner = model.valid();
+    let read = native::read_params::<B::InnerBackend, _>(&inner)?;
+    let expected = spec.tensor_shapes();
+    for (i, ((shape, _), want)) in read.iter().zip(&expected).enumerate() {
+        if shape != want {
+            let (c, h, w) = data.shape();
+            return Err(invalid(
+                "training data",
+                format!(
+                    "images of {c}×{h}×{w} do not fit this network: its parameter {i} has shape \
+                     {shape:?}, the images need {want:?}"
+                ),
+            ));
+        }
+    }
+    let mut net = native::Network::new(spec, read.into_iter().map(|(_, v)| v).collect())?;
+    let mut optim = native::AdamW::new(&net.params, config.weight_decay);
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    let report = run_batches(data.len(), config, progress, |batch| {
+        native::gather(data, batch, &mut images, &mut labels);
+        let loss = net.loss_and_gradients(&images, &labels);
+        optim.step(config.lr, &mut net.params, &net.grads);
+        loss
+    })?;
+    Ok((native::write_params(inner, net.params), report))
+}
+
+/// Draws the batches of `config` over `n` images (one seeded shuffle per epoch, consecutive
+/// cuts), runs `step` on each (it returns the batch loss), stops on a non-finite loss and
+/// reports.
+fn run_batches(
+    n: usize,
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(&TrainProgress),
+    mut step: impl FnMut(&[usize]) -> f32,
+) -> Result<TrainReport> {
+    let total = config.total_steps(n);
     let mut losses = Vec::with_capacity(total);
     let started = Instant::now();
     let mut order: Vec<usize> = (0..n).collect();
@@ -150,18 +250,13 @@ where
             if losses.len() == total {
                 break 'outer;
             }
-            let x = data.batch_images::<B>(batch, device);
-            let y = data.batch_labels::<B>(batch, device);
-            let loss = loss_fn.forward(model.forward(x), y);
-            let value = loss.clone().into_scalar().elem::<f32>();
+            let value = step(batch);
             if !value.is_finite() {
                 return Err(NnError::Diverged {
                     step: losses.len(),
                     loss: value,
                 });
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.lr, model, grads);
             losses.push(value);
             images_seen += batch.len();
             progress(&TrainProgress {
@@ -176,15 +271,14 @@ where
     let seconds = started.elapsed().as_secs_f64();
     let tail = &losses[losses.len().saturating_sub(50)..];
     let final_loss = tail.iter().sum::<f32>() / tail.len().max(1) as f32;
-    let report = TrainReport {
+    Ok(TrainReport {
         steps: losses.len(),
         images_seen,
         seconds,
         images_per_second: images_seen as f64 / seconds.max(1e-9),
         final_loss,
         losses,
-    };
-    Ok((model.valid(), report))
+    })
 }
 
 use burn::tensor::ElementConversion;
