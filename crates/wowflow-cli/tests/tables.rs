@@ -203,3 +203,83 @@ paper = { target-only = "32.4", otdd = "39.5" }
         .collect();
     check_golden("table-runner-tiny-usps-k1", &golden);
 }
+
+/// A cell stopped after its flow and one network resumes there: the rerun trains only the
+/// missing network, keeps every finished piece untouched and gives the same numbers as the
+/// uninterrupted run; other settings are refused before any work.
+#[test]
+fn a_cell_resumes_at_the_level_of_one_network() {
+    let Some(data) = data_dir() else { return };
+    let data = data.to_string_lossy().into_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cell");
+    let out_s = out.to_string_lossy().into_owned();
+    let cell = [
+        "experiment",
+        "transfer",
+        "--target",
+        "usps",
+        "--k",
+        "1",
+        "--method",
+        "sw-mmd",
+        "--profile",
+        "tiny",
+        "--evals",
+        "2",
+        "--data-dir",
+        &data,
+        "--out",
+        &out_s,
+    ];
+    wowflow(&cell);
+    let whole = std::fs::read_to_string(out.join("result.json")).unwrap();
+    let trials = out.join("trials");
+    let kept = ["settings.json", "t0.json", "t0.npz", "t0-e0.json"];
+    let modified = |name: &str| {
+        std::fs::metadata(trials.join(name))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before: Vec<_> = kept.iter().map(|n| modified(n)).collect();
+    let score = |name: &str| -> Value {
+        let mut v: Value =
+            serde_json::from_str(&std::fs::read_to_string(trials.join(name)).unwrap()).unwrap();
+        v["train_seconds"] = Value::Null; // the one field that is not a result
+        v
+    };
+    let second = score("t0-e1.json");
+    // Stopped while training network 1: its score and the cell's result were never written.
+    std::fs::remove_file(trials.join("t0-e1.json")).unwrap();
+    std::fs::remove_file(out.join("result.json")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    wowflow(&cell);
+    let after: Vec<_> = kept.iter().map(|n| modified(n)).collect();
+    assert_eq!(before, after, "finished pieces were rewritten");
+    assert_eq!(
+        score("t0-e1.json"),
+        second,
+        "the retrained network scores the same"
+    );
+    let resumed: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    let whole: Value = serde_json::from_str(&whole).unwrap();
+    assert_eq!(resumed["accuracy"], whole["accuracy"]);
+    assert_eq!(
+        resumed["trials"][0]["scores"][1]["accuracy"],
+        whole["trials"][0]["scores"][1]["accuracy"]
+    );
+    assert_eq!(
+        resumed["trials"][0]["loss_last"],
+        whole["trials"][0]["loss_last"]
+    );
+    // The same directory under another profile: refused, naming what to remove.
+    let mut other = cell.to_vec();
+    other[9] = "quick";
+    let err = common::fails(&other);
+    assert!(
+        err.contains("other settings") && err.contains("trials"),
+        "{err}"
+    );
+}

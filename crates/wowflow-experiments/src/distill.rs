@@ -7,6 +7,7 @@ use super::{dataset_name, load_profile, machine, run_flow, save_grid, write_file
 use super::{AssignSettings, CommonArgs};
 use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
 use crate::method::SamplerName;
+use crate::trials::TrialStore;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -498,26 +499,73 @@ pub fn run_cell(
         DistillMethod::FullData => (1, &settings.full_data_train),
         _ => (settings.trials, &settings.train),
     };
+    // Finished syntheses and networks are kept under `out/trials` and reused by a rerun;
+    // the numbers of the pieces do not depend on how many trials or networks the cell has.
+    let classes = data.test.n_classes();
+    let store = match out {
+        Some(out) => {
+            let mut fingerprint = settings.clone();
+            (fingerprint.trials, fingerprint.evals) = (0, 0);
+            Some(TrialStore::open(out, &(cell, profile, fingerprint))?)
+        }
+        None => None,
+    };
     let mut trials = Vec::with_capacity(trials_n);
     let mut accuracies = Vec::new();
     for t in 0..trials_n {
         let seed = settings.seed + t as u64;
-        let (cloud, labels, mut trial) = synthesize(cell, settings, &data, seed)?;
-        if t == 0 && cell.method != DistillMethod::FullData {
-            if let Some(out) = out {
-                save_synthetic(
-                    out,
-                    &cloud,
-                    &labels,
-                    data.normalize,
-                    settings.grid_per_class,
-                )?;
+        // The full-data column trains on the dataset itself: nothing to keep but its scores.
+        let flow_store = store
+            .as_ref()
+            .filter(|_| cell.method != DistillMethod::FullData);
+        let saved = match flow_store {
+            Some(store) => store.load_flow::<Trial>(t, (1, 28, 28), classes)?,
+            None => None,
+        };
+        let (mut trial, train_set) = match saved {
+            Some(done) => {
+                eprintln!(
+                    "{} trial {t}: synthetic set loaded from a previous run",
+                    cell.key()
+                );
+                done
             }
-        }
-        let classes = data.test.n_classes();
-        let train_set = Images::from_cloud(&cloud, (1, 28, 28), Some(&labels), classes)?;
+            None => {
+                let (cloud, labels, trial) = synthesize(cell, settings, &data, seed)?;
+                if t == 0 && cell.method != DistillMethod::FullData {
+                    if let Some(out) = out {
+                        save_synthetic(
+                            out,
+                            &cloud,
+                            &labels,
+                            data.normalize,
+                            settings.grid_per_class,
+                        )?;
+                    }
+                }
+                let train_set = Images::from_cloud(&cloud, (1, 28, 28), Some(&labels), classes)?;
+                if let Some(store) = flow_store {
+                    store.save_flow(t, &trial, &train_set)?;
+                }
+                (trial, train_set)
+            }
+        };
         for e in 0..settings.evals {
-            let score = train_and_test(train, &train_set, &data.test, 1000 * seed + e as u64)?;
+            let saved = match &store {
+                Some(store) => store.load_score(t, e)?,
+                None => None,
+            };
+            let score = match saved {
+                Some(score) => score,
+                None => {
+                    let score =
+                        train_and_test(train, &train_set, &data.test, 1000 * seed + e as u64)?;
+                    if let Some(store) = &store {
+                        store.save_score(t, e, &score)?;
+                    }
+                    score
+                }
+            };
             eprintln!(
                 "{} trial {t} eval {e}: test accuracy {:.2} % ({} training images, {:.1} s)",
                 cell.key(),

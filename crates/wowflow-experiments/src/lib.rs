@@ -35,6 +35,7 @@ pub mod progress;
 pub mod resident;
 pub mod table;
 pub mod transfer;
+pub mod trials;
 
 use crate::progress::{interrupt_flag, Progress};
 use anyhow::{anyhow, Context, Result};

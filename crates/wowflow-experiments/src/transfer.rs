@@ -12,6 +12,7 @@ use crate::device::DeviceArgs;
 use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
 use crate::method::SamplerName;
 use crate::otdd::{joint_labels, ClusteringName, DynamicsName, OtddArgs};
+use crate::trials::TrialStore;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -578,25 +579,69 @@ pub fn run_cell(
     let test_cloud = to_cloud(&pe.eval, &all, &Transform::mnist_size(&pe.eval))?;
     let classes = test_cloud.n_classes();
     let test = Images::from_cloud(&test_cloud, (1, 28, 28), None, classes)?;
+    // Finished flows and networks are kept under `out/trials` and reused by a rerun; the
+    // numbers of the pieces do not depend on how many trials or networks the cell has.
+    let store = match out {
+        Some(out) => {
+            let mut fingerprint = settings.clone();
+            (fingerprint.trials, fingerprint.evals) = (0, 0);
+            let device = format!("{gpu:?}");
+            Some(TrialStore::open(
+                out,
+                &(cell, profile, fingerprint, device),
+            )?)
+        }
+        None => None,
+    };
     let mut trials = Vec::with_capacity(settings.trials);
     let mut accuracies = Vec::new();
     for t in 0..settings.trials {
         let seed = settings.seed + t as u64;
-        let data = trial_data(dirs, cell, settings, &pe.pool, seed)?;
-        let (flowed, flowed_labels, mut trial) =
-            augment(cell.method, &data, settings, cell.k, seed, gpu)?;
-        if let (0, Some(out), false) = (t, out, flowed.is_empty()) {
-            save_flowed(out, &flowed, &flowed_labels)?;
-        }
-        let mut values = data.target.points().to_vec();
-        let mut labels = Images::from_cloud(&data.target, (1, 28, 28), None, classes)?
-            .labels()
-            .to_vec();
-        values.extend_from_slice(&flowed);
-        labels.extend_from_slice(&flowed_labels);
-        let train_set = Images::new(values, labels, (1, 28, 28), classes)?;
+        let saved = match &store {
+            Some(store) => store.load_flow::<Trial>(t, (1, 28, 28), classes)?,
+            None => None,
+        };
+        let (mut trial, train_set) = match saved {
+            Some(done) => {
+                eprintln!("{} trial {t}: flow loaded from a previous run", cell.key());
+                done
+            }
+            None => {
+                let data = trial_data(dirs, cell, settings, &pe.pool, seed)?;
+                let (flowed, flowed_labels, trial) =
+                    augment(cell.method, &data, settings, cell.k, seed, gpu)?;
+                if let (0, Some(out), false) = (t, out, flowed.is_empty()) {
+                    save_flowed(out, &flowed, &flowed_labels)?;
+                }
+                let mut values = data.target.points().to_vec();
+                let mut labels = Images::from_cloud(&data.target, (1, 28, 28), None, classes)?
+                    .labels()
+                    .to_vec();
+                values.extend_from_slice(&flowed);
+                labels.extend_from_slice(&flowed_labels);
+                let train_set = Images::new(values, labels, (1, 28, 28), classes)?;
+                if let Some(store) = &store {
+                    store.save_flow(t, &trial, &train_set)?;
+                }
+                (trial, train_set)
+            }
+        };
         for e in 0..settings.evals {
-            let score = train_and_test(&settings.train, &train_set, &test, 1000 * seed + e as u64)?;
+            let saved = match &store {
+                Some(store) => store.load_score(t, e)?,
+                None => None,
+            };
+            let score = match saved {
+                Some(score) => score,
+                None => {
+                    let score =
+                        train_and_test(&settings.train, &train_set, &test, 1000 * seed + e as u64)?;
+                    if let Some(store) = &store {
+                        store.save_score(t, e, &score)?;
+                    }
+                    score
+                }
+            };
             eprintln!(
                 "{} trial {t} eval {e}: test accuracy {:.2} % ({} training images, {:.1} s)",
                 cell.key(),

@@ -1,0 +1,135 @@
+//! Per-trial results of a cell on disk, so an interrupted cell resumes at the level of one
+//! flow and one network training.
+//!
+//! A cell is `trials` flows × `evals` networks. Under the cell's directory, `trials/` holds
+//! `settings.json` (what the pieces were computed with), and for each trial `t`:
+//! `tT.json` (the trial's record without its scores), `tT.npz` (the training set the flow
+//! produced: `x` `[n, c·h·w]` f32, `y` `[n]` int64, exactly what the networks are trained on)
+//! and `tT-eE.json` (the score of network `e`). Each file is written atomically as soon as
+//! its piece is done; a rerun loads what exists and computes the rest, so stopping at any
+//! moment loses at most the flow or the network in progress. Everything is exact (`f32`
+//! bits, `float_roundtrip` JSON), so a resumed cell equals an uninterrupted one.
+
+use crate::evaluate::Score;
+use crate::write_file;
+use anyhow::{bail, Context, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use wowflow_data::{read_npz, write_npz, NpyArray};
+use wowflow_nn::Images;
+
+/// The finished pieces of one cell.
+#[derive(Debug, Clone)]
+pub struct TrialStore {
+    dir: PathBuf,
+}
+
+impl TrialStore {
+    /// The store in `cell_dir/trials` for a cell computed with `settings` (any serialisable
+    /// description of the cell and everything that determines its numbers). Pieces written
+    /// under other settings are refused with the file to remove, never mixed in.
+    pub fn open(cell_dir: &Path, settings: &impl Serialize) -> Result<Self> {
+        let dir = cell_dir.join("trials");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("settings.json");
+        let mine = serde_json::to_value(settings)?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let theirs: serde_json::Value = serde_json::from_str(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?;
+                if theirs != mine {
+                    bail!(
+                        "{} holds trials computed with other settings; remove the directory \
+                         {} to recompute them, or write this run elsewhere (--out)",
+                        path.display(),
+                        dir.display()
+                    );
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                write_file(&path, &serde_json::to_string_pretty(&mine)?)?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+        Ok(Self { dir })
+    }
+
+    fn flow_paths(&self, trial: usize) -> (PathBuf, PathBuf) {
+        (
+            self.dir.join(format!("t{trial}.json")),
+            self.dir.join(format!("t{trial}.npz")),
+        )
+    }
+
+    /// Trial `trial`'s record and training set, if its flow finished before.
+    pub fn load_flow<T: DeserializeOwned>(
+        &self,
+        trial: usize,
+        shape: (usize, usize, usize),
+        classes: usize,
+    ) -> Result<Option<(T, Images)>> {
+        let (json, npz) = self.flow_paths(trial);
+        // The record is written last: without it the training set may be from a run that
+        // stopped between the two files, and is recomputed.
+        if !json.is_file() || !npz.is_file() {
+            return Ok(None);
+        }
+        let record = read_json(&json)?;
+        let arrays = read_npz(&npz)?;
+        let (Some(x), Some(y)) = (arrays.get("x"), arrays.get("y")) else {
+            bail!("{}: expected arrays `x` and `y`", npz.display());
+        };
+        let labels = y
+            .to_i64()?
+            .into_iter()
+            .map(|l| usize::try_from(l).context("negative label"))
+            .collect::<Result<Vec<usize>>>()
+            .with_context(|| format!("{}: array `y`", npz.display()))?;
+        let images = Images::new(x.to_f32(), labels, shape, classes)
+            .with_context(|| format!("{}: training set", npz.display()))?;
+        Ok(Some((record, images)))
+    }
+
+    /// Records trial `trial`'s flow: its record and the training set it produced.
+    pub fn save_flow<T: Serialize>(&self, trial: usize, record: &T, train: &Images) -> Result<()> {
+        let (json, npz) = self.flow_paths(trial);
+        let x = NpyArray::f32(
+            vec![train.len(), train.image_len()],
+            train.values().to_vec(),
+        );
+        let y = NpyArray::i64(
+            vec![train.len()],
+            train.labels().iter().map(|&l| l as i64).collect(),
+        );
+        write_npz(&npz, &[("x", &x), ("y", &y)])?;
+        write_file(&json, &serde_json::to_string_pretty(record)?)
+    }
+
+    fn score_path(&self, trial: usize, eval: usize) -> PathBuf {
+        self.dir.join(format!("t{trial}-e{eval}.json"))
+    }
+
+    /// The score of network `eval` of trial `trial`, if it was trained before.
+    pub fn load_score(&self, trial: usize, eval: usize) -> Result<Option<Score>> {
+        let path = self.score_path(trial, eval);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
+
+    /// Records the score of network `eval` of trial `trial`.
+    pub fn save_score(&self, trial: usize, eval: usize, score: &Score) -> Result<()> {
+        write_file(
+            &self.score_path(trial, eval),
+            &serde_json::to_string_pretty(score)?,
+        )
+    }
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
