@@ -119,8 +119,12 @@ fn i64_array(data: Vec<i64>) -> NpyArray {
 
 /// Writes `state` and `settings` to `path` (atomically: a crash never leaves half a file).
 pub fn save(path: &Path, state: &FlowState, settings: &RunSettings) -> Result<()> {
+    save_with_meta(path, state, serde_json::to_vec(settings)?)
+}
+
+/// Writes `state` with `meta` (JSON bytes describing the run) to `path`.
+fn save_with_meta(path: &Path, state: &FlowState, meta: Vec<u8>) -> Result<()> {
     let cloud = &state.cloud;
-    let meta = serde_json::to_vec(settings)?;
     let mut arrays: Vec<(&str, NpyArray)> = vec![
         (
             "x",
@@ -190,12 +194,7 @@ fn f64_of(a: &NpyArray, name: &str, path: &Path) -> Result<Vec<f64>> {
 
 /// Reads a checkpoint and checks that it was written under `settings`.
 pub fn load(path: &Path, settings: &RunSettings) -> Result<FlowState> {
-    let arrays =
-        read_npz(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
-    let meta = match &get(&arrays, "meta", path)?.data {
-        ArrayData::U8(bytes) => bytes.clone(),
-        _ => bail!("{}: array `meta` must be uint8", path.display()),
-    };
+    let (meta, state) = load_with_meta(path)?;
     let saved: RunSettings = serde_json::from_slice(&meta)
         .with_context(|| format!("{}: unreadable settings", path.display()))?;
     let differences = differences(&saved, settings);
@@ -206,6 +205,17 @@ pub fn load(path: &Path, settings: &RunSettings) -> Result<FlowState> {
             differences.join("\n  ")
         );
     }
+    Ok(state)
+}
+
+/// The `meta` bytes and the state of a checkpoint.
+fn load_with_meta(path: &Path) -> Result<(Vec<u8>, FlowState)> {
+    let arrays =
+        read_npz(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let meta = match &get(&arrays, "meta", path)?.data {
+        ArrayData::U8(bytes) => bytes.clone(),
+        _ => bail!("{}: array `meta` must be uint8", path.display()),
+    };
     let x = get(&arrays, "x", path)?;
     if x.shape.len() != 2 {
         bail!(
@@ -234,7 +244,7 @@ pub fn load(path: &Path, settings: &RunSettings) -> Result<FlowState> {
             .copied()
             .with_context(|| format!("{}: array `{name}` is empty", path.display()))
     };
-    Ok(FlowState {
+    let state = FlowState {
         cloud,
         step: scalar("step")?.max(0) as usize,
         optimizer: OptimizerState {
@@ -248,7 +258,90 @@ pub fn load(path: &Path, settings: &RunSettings) -> Result<FlowState> {
             .get("objective_state")
             .map(|a| f64_of(a, "objective_state", path))
             .transpose()?,
-    })
+    };
+    Ok((meta, state))
+}
+
+/// Where a flow inside an experiment cell keeps its state between segments, so a stopped
+/// cell resumes its flow at the last segment boundary (bit-identically: the flow's
+/// randomness is keyed by `(seed, step)` and the state holds the optimiser's moments and the
+/// objective's own moving parameters). The caller guarantees the settings (the cell's
+/// [`crate::trials::TrialStore`] refuses pieces of other settings), so the file records only
+/// `meta` text naming the flow.
+#[derive(Debug, Clone)]
+pub struct FlowSegments {
+    /// The state file, overwritten atomically at each segment boundary.
+    pub path: std::path::PathBuf,
+    /// Steps per segment.
+    pub every: usize,
+    /// What the state belongs to (stored as `meta`; a mismatch is refused).
+    pub name: String,
+}
+
+impl FlowSegments {
+    /// The state to start from: the last saved segment of this flow, or `start`.
+    pub fn resume(&self, start: LabeledCloud) -> Result<FlowState> {
+        if !self.path.is_file() {
+            return Ok(FlowState::new(start));
+        }
+        let (meta, state) = load_with_meta(&self.path)?;
+        if meta != self.name.as_bytes() {
+            bail!(
+                "{} holds the state of another flow ({}), not of {}",
+                self.path.display(),
+                String::from_utf8_lossy(&meta),
+                self.name
+            );
+        }
+        if state.cloud.n_points() != start.n_points() || state.cloud.dim() != start.dim() {
+            bail!(
+                "{}: saved flow has {} × {} particles, this one {} × {}",
+                self.path.display(),
+                state.cloud.n_points(),
+                state.cloud.dim(),
+                start.n_points(),
+                start.dim()
+            );
+        }
+        eprintln!(
+            "{}: resuming the flow at step {}",
+            self.path.display(),
+            state.step
+        );
+        Ok(state)
+    }
+
+    /// Removes the saved state once the flow's result is stored elsewhere.
+    pub fn finish(&self) -> Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", self.path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl wowflow_core::Observer for &FlowSegments {
+    fn on_step(
+        &mut self,
+        _info: &wowflow_core::StepInfo,
+        state: &FlowState,
+    ) -> wowflow_core::Result<wowflow_core::Control> {
+        if self.every > 0 && state.step.is_multiple_of(self.every) {
+            save_with_meta(&self.path, state, self.name.clone().into_bytes()).map_err(|e| {
+                wowflow_core::CoreError::observer(
+                    format!("writing flow segment {}", self.path.display()),
+                    e,
+                )
+            })?;
+        }
+        Ok(wowflow_core::Control::Continue)
+    }
+
+    fn needs_state(&self, steps_done: usize, _total: usize) -> bool {
+        self.every > 0 && steps_done.is_multiple_of(self.every)
+    }
 }
 
 fn differences(saved: &RunSettings, now: &RunSettings) -> Vec<String> {

@@ -5,6 +5,7 @@
 
 use super::{dataset_name, load_profile, machine, run_flow, save_grid, write_file};
 use super::{AssignSettings, CommonArgs};
+use crate::checkpoint::FlowSegments;
 use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
 use crate::method::SamplerName;
 use crate::trials::TrialStore;
@@ -404,6 +405,7 @@ fn synthesize(
     settings: &DistillSettings,
     data: &Splits,
     seed: u64,
+    segments: Option<&FlowSegments>,
 ) -> Result<(LabeledCloud, Vec<usize>, Trial)> {
     let t = Transform {
         normalize: Some(data.normalize),
@@ -443,6 +445,7 @@ fn synthesize(
         init,
         settings.flow.steps,
         seed,
+        segments,
     )?;
     trial.flow = FlowRecord::new(started, state.step, &state.losses);
     trial.assigned = settings.assign.assign(&state.cloud, &target)?.labels;
@@ -531,7 +534,12 @@ pub fn run_cell(
                 done
             }
             None => {
-                let (cloud, labels, trial) = synthesize(cell, settings, &data, seed)?;
+                let segments = flow_store.map(|s| s.flow_segments(t));
+                let (cloud, labels, trial) =
+                    synthesize(cell, settings, &data, seed, segments.as_ref())?;
+                if let Some(segments) = &segments {
+                    segments.finish()?;
+                }
                 if t == 0 && cell.method != DistillMethod::FullData {
                     if let Some(out) = out {
                         save_synthetic(

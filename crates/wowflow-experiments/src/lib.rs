@@ -41,7 +41,9 @@ use crate::progress::{interrupt_flag, Progress};
 use anyhow::{anyhow, Context, Result};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
-use wowflow_core::{Flow, FlowConfig, FlowState, LabeledCloud, Objective, Optimizer, Outcome};
+use wowflow_core::{
+    Flow, FlowConfig, FlowState, LabeledCloud, Objective, Observer, Optimizer, Outcome,
+};
 use wowflow_data::{draw_disjoint, load_split, to_cloud, DataDirs, Split, Transform};
 use wowflow_ot::{assign_by_nearest_neighbor, assign_by_ot, ClassCost, LabelAssignment};
 
@@ -277,6 +279,18 @@ pub fn machine() -> String {
     format!("{cpu}, {threads} threads")
 }
 
+/// The progress bar, and the segment saver when there is one.
+pub(crate) fn observers<'a>(
+    progress: &'a mut Progress,
+    saver: &'a mut Option<&checkpoint::FlowSegments>,
+) -> Vec<&'a mut dyn Observer> {
+    let mut list: Vec<&'a mut dyn Observer> = vec![progress];
+    if let Some(saver) = saver.as_mut() {
+        list.push(saver);
+    }
+    list
+}
+
 /// Writes `text` to `path` atomically (an interrupted run never leaves half a result).
 pub fn write_file(path: &Path, text: &str) -> Result<()> {
     wowflow_data::write_text_atomic(path, text)
@@ -284,16 +298,22 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Runs `steps` steps of a flow from `start` with a progress bar. Ctrl-C aborts with an
-/// error: a table cell is either computed whole or not at all.
+/// error; with `segments`, the flow continues from its last saved segment and saves one
+/// every `segments.every` steps, so an interrupted cell resumes inside its flow.
 pub fn run_flow(
     objective: &mut dyn Objective,
     optimizer: Optimizer,
     start: LabeledCloud,
     steps: usize,
     seed: u64,
+    segments: Option<&checkpoint::FlowSegments>,
 ) -> Result<FlowState> {
-    let mut state = FlowState::new(start);
-    let mut progress = Progress::new(steps, 0, interrupt_flag());
+    let mut state = match segments {
+        Some(s) => s.resume(start)?,
+        None => FlowState::new(start),
+    };
+    let mut progress = Progress::new(steps, state.step, interrupt_flag());
+    let mut saver = segments;
     let outcome = Flow {
         objective,
         optimizer,
@@ -304,7 +324,7 @@ pub fn run_flow(
             temperature: None,
         },
     }
-    .run(&mut state, &mut [&mut progress]);
+    .run(&mut state, &mut observers(&mut progress, &mut saver));
     progress.finish();
     match outcome? {
         Outcome::Finished => Ok(state),

@@ -90,17 +90,22 @@ pub fn flow_to_end(
     settings: &SwMmdFlowSettings,
     gpu: DeviceArgs,
     steps: usize,
+    segments: Option<&crate::checkpoint::FlowSegments>,
 ) -> Result<FlowState> {
     use crate::progress::{interrupt_flag, Progress};
-    let mut state = FlowState::new(start);
-    let mut progress = Progress::new(steps, 0, interrupt_flag());
+    let mut state = match segments {
+        Some(s) => s.resume(start)?,
+        None => FlowState::new(start),
+    };
+    let mut progress = Progress::new(steps, state.step, interrupt_flag());
+    let mut saver = segments;
     let outcome = run_sw_mmd(
         settings,
         gpu,
         &mut state,
         target,
         steps,
-        &mut [&mut progress],
+        &mut crate::observers(&mut progress, &mut saver),
     );
     progress.finish();
     if outcome? == Outcome::Stopped {

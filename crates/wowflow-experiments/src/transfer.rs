@@ -8,6 +8,7 @@ use super::{
     dataset_name, load_profile, machine, sample_train, save_grid, write_file, AssignSettings,
 };
 use super::{run_flow, CommonArgs};
+use crate::checkpoint::FlowSegments;
 use crate::device::DeviceArgs;
 use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
 use crate::method::SamplerName;
@@ -433,6 +434,7 @@ fn augment(
     k: usize,
     seed: u64,
     gpu: DeviceArgs,
+    segments: Option<&FlowSegments>,
 ) -> Result<(Vec<f32>, Vec<usize>, Trial)> {
     let started = Instant::now();
     let (mut points, row_labels, labels, steps, losses) = match method {
@@ -449,8 +451,14 @@ fn augment(
                 clip: None,
             };
             let steps = settings.sw_mmd_steps(k);
-            let state =
-                crate::resident::flow_to_end(data.source.clone(), &data.target, &flow, gpu, steps)?;
+            let state = crate::resident::flow_to_end(
+                data.source.clone(),
+                &data.target,
+                &flow,
+                gpu,
+                steps,
+                segments,
+            )?;
             label_classes(state, data, settings)?
         }
         TransferMethod::Otdd => {
@@ -461,12 +469,12 @@ fn augment(
                 None => {
                     let mut objective =
                         OtddFlow::new(data.target.clone(), settings.otdd_config()?)?;
-                    let state = run_flow(&mut objective, optimizer, start, steps, seed)?;
+                    let state = run_flow(&mut objective, optimizer, start, steps, seed, segments)?;
                     label_classes(state, data, settings)?
                 }
                 Some(config) => {
                     let mut joint = JointOtdd::new(&data.source, data.target.clone(), config)?;
-                    let state = run_flow(&mut joint, optimizer, start, steps, seed)?;
+                    let state = run_flow(&mut joint, optimizer, start, steps, seed, segments)?;
                     if config.labels == LabelDynamics::Variable {
                         let found = joint_labels(&joint, &args, &state.cloud, &data.target, seed)?;
                         let (points, row_labels) =
@@ -488,6 +496,7 @@ fn augment(
                 start,
                 config.steps,
                 seed,
+                segments,
             )?;
             // One label per particle (its Gaussian's nearest target class by OT).
             let row_labels = objective.assign_labels(state.cloud.points())?;
@@ -608,8 +617,16 @@ pub fn run_cell(
             }
             None => {
                 let data = trial_data(dirs, cell, settings, &pe.pool, seed)?;
-                let (flowed, flowed_labels, trial) =
-                    augment(cell.method, &data, settings, cell.k, seed, gpu)?;
+                let segments = store.as_ref().map(|s| s.flow_segments(t));
+                let (flowed, flowed_labels, trial) = augment(
+                    cell.method,
+                    &data,
+                    settings,
+                    cell.k,
+                    seed,
+                    gpu,
+                    segments.as_ref(),
+                )?;
                 if let (0, Some(out), false) = (t, out, flowed.is_empty()) {
                     save_flowed(out, &flowed, &flowed_labels)?;
                 }
@@ -622,6 +639,9 @@ pub fn run_cell(
                 let train_set = Images::new(values, labels, (1, 28, 28), classes)?;
                 if let Some(store) = &store {
                     store.save_flow(t, &trial, &train_set)?;
+                }
+                if let Some(segments) = &segments {
+                    segments.finish()?;
                 }
                 (trial, train_set)
             }
@@ -852,6 +872,7 @@ mod tests {
                 20,
                 0,
                 DeviceArgs::default(),
+                None,
             )
             .unwrap()
         };
