@@ -192,6 +192,9 @@ paper = { target-only = "32.4", otdd = "39.5" }
     assert!(!md.contains("… ["), "{md}");
     let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
+    // The figure: ours beside the paper's for the two computed columns.
+    let png = std::fs::read(out.join("table.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
     let log = run(&["--dry-run"]);
     assert!(log.contains("2 cells, 2 done, 0 to compute"), "{log}");
     let golden: Vec<String> = ["target-only", "otdd"]

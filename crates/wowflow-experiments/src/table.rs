@@ -285,6 +285,82 @@ fn render(
     (md, csv)
 }
 
+/// `table.png`: one group of bars per row, ours (mean ± std) beside the paper's number in
+/// a lighter shade of the same colour, for every column with a computed cell. Nothing is
+/// drawn before the first cell is done.
+fn figure(
+    t: &TableConfig,
+    profile: &str,
+    done: &BTreeMap<String, Done>,
+    keys: &[Vec<String>],
+    path: &Path,
+) -> Result<()> {
+    let shown: Vec<usize> = (0..t.columns.len())
+        .filter(|&c| keys.iter().any(|row| done.contains_key(&row[c])))
+        .collect();
+    if shown.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<(String, String)> = shown
+        .iter()
+        .map(|&c| {
+            let title = &t.columns[c].title;
+            (format!("{title} (ours)"), format!("{title} (paper)"))
+        })
+        .collect();
+    let series: Vec<wowflow_viz::BarSeries<'_>> = shown
+        .iter()
+        .zip(&names)
+        .flat_map(|(&c, (ours, paper))| {
+            [
+                wowflow_viz::BarSeries {
+                    name: ours,
+                    color: c,
+                    light: false,
+                },
+                wowflow_viz::BarSeries {
+                    name: paper,
+                    color: c,
+                    light: true,
+                },
+            ]
+        })
+        .collect();
+    let groups: Vec<String> = t
+        .rows
+        .iter()
+        .map(|r| format!("{} k={}", r.label, r.k))
+        .collect();
+    let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let mut values = Vec::with_capacity(groups.len() * series.len());
+    for (row, row_keys) in t.rows.iter().zip(keys) {
+        for &c in &shown {
+            values.push(
+                done.get(&row_keys[c])
+                    .map(|d| (d.accuracy.mean, d.accuracy.std)),
+            );
+            // The paper's number, where it gives one ("–" and absent entries: no bar).
+            let paper = row
+                .paper
+                .get(&t.columns[c].id)
+                .and_then(|p| p.split_whitespace().next())
+                .and_then(|p| p.parse::<f64>().ok());
+            values.push(paper.map(|p| (p, 0.0)));
+        }
+    }
+    let title = format!("{} — profile {profile}", t.title);
+    let chart = wowflow_viz::BarChart {
+        title: &title,
+        y_label: "test accuracy (%)",
+        series: &series,
+        groups: &group_refs,
+        values: &values,
+    };
+    let width = (160 + 90 * groups.len()).clamp(640, 1800) as u32;
+    let img = wowflow_viz::bar_chart(&chart, (width, 480))?;
+    wowflow_viz::save_png(&img, path).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Runs `wowflow experiment table`: computes the selected cells not yet done, writing each
 /// to `OUT/cells/<key>.json` and rewriting `OUT/table.md` and `OUT/table.csv` after each.
 pub fn run(args: TableArgs) -> Result<()> {
@@ -377,7 +453,8 @@ pub fn run(args: TableArgs) -> Result<()> {
     let write_table = |done: &BTreeMap<String, Done>| -> Result<()> {
         let (md, csv) = render(&t, &profile, done, &keys);
         write_file(&out.join("table.md"), &md)?;
-        write_file(&out.join("table.csv"), &csv)
+        write_file(&out.join("table.csv"), &csv)?;
+        figure(&t, &profile, done, &keys, &out.join("table.png"))
     };
     write_table(&done)?;
     let limit = args.max_cells.unwrap_or(usize::MAX);

@@ -152,6 +152,13 @@ impl Axes {
         })
     }
 
+    /// The same axes without ticks, grid or labels on the horizontal axis, for categories
+    /// that the caller labels itself (bar groups). The room under the axis stays reserved.
+    pub fn without_x_ticks(mut self) -> Self {
+        self.x_ticks.clear();
+        self
+    }
+
     /// Pixel column (as a float; pixel i spans [i, i+1)) of data abscissa `v`.
     pub fn px(&self, v: f64) -> f32 {
         self.area.x0 as f32 + (self.x.fraction(v) * self.area.width() as f64) as f32

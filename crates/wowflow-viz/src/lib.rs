@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod axes;
+mod bars;
 mod compose;
 mod error;
 mod image;
@@ -36,6 +37,7 @@ mod scatter;
 mod text;
 mod ticks;
 
+pub use bars::{bar_chart, BarChart, BarSeries};
 pub use compose::{image_grid, side_by_side, SEPARATOR};
 pub use error::VizError;
 pub use image::{Rgb, Rgb8Image, MAX_PIXELS};
