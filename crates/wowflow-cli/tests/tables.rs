@@ -181,7 +181,10 @@ paper = { target-only = "32.4", otdd = "39.5" }
     // Only the target-only cell first: the table shows it and marks the other as pending.
     run(&["--only", "target-only"]);
     let md = std::fs::read_to_string(out.join("table.md")).unwrap();
-    assert!(md.contains("[32.4]") && md.contains("… [39.5]"), "{md}");
+    assert!(
+        md.contains("[32.4 ± 7.9]") && md.contains("… [39.5 ± 7.9]"),
+        "{md}"
+    );
     let cell = out.join("cells/transfer-mnist-usps-k1-target-only.json");
     let first = std::fs::read_to_string(&cell).unwrap();
     // The rest; the finished cell is kept as it was.

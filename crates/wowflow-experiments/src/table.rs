@@ -3,7 +3,9 @@
 //!
 //! Every finished cell is written to `OUT/cells/<key>.json` at once; a later run with the
 //! same profile keeps those and computes only the missing ones, so an interrupted table
-//! resumes where it stopped. `table.md` and `table.csv` are rewritten after every cell.
+//! resumes where it stopped; inside a cell, finished flows, flow segments and networks are
+//! kept too ([`crate::trials`]). `table.md`, `table.csv` and `table.png` (ours beside the
+//! paper's number, per row) are rewritten after every cell.
 
 use super::{dataset_name, write_file};
 use crate::distill::{self, DistillCell, DistillMethod, DistillSettings};
@@ -285,8 +287,8 @@ fn render(
     (md, csv)
 }
 
-/// `table.png`: one group of bars per row, ours (mean ± std) beside the paper's number in
-/// a lighter shade of the same colour, for every column with a computed cell. Nothing is
+/// `table.png`: one group of bars per row, ours (mean ± std) beside the paper's (mean ± std)
+/// in a lighter shade of the same colour, for every column with a computed cell. Nothing is
 /// drawn before the first cell is done.
 fn figure(
     t: &TableConfig,
@@ -340,12 +342,7 @@ fn figure(
                     .map(|d| (d.accuracy.mean, d.accuracy.std)),
             );
             // The paper's number, where it gives one ("–" and absent entries: no bar).
-            let paper = row
-                .paper
-                .get(&t.columns[c].id)
-                .and_then(|p| p.split_whitespace().next())
-                .and_then(|p| p.parse::<f64>().ok());
-            values.push(paper.map(|p| (p, 0.0)));
+            values.push(row.paper.get(&t.columns[c].id).and_then(|p| parse_paper(p)));
         }
     }
     let title = format!("{} — profile {profile}", t.title);
@@ -359,6 +356,17 @@ fn figure(
     let width = (160 + 90 * groups.len()).clamp(640, 1800) as u32;
     let img = wowflow_viz::bar_chart(&chart, (width, 480))?;
     wowflow_viz::save_png(&img, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A paper cell `"65.4 ± 1.5"` (or `"65.4"`) as `(mean, std)`; `None` for `"–"`.
+fn parse_paper(text: &str) -> Option<(f64, f64)> {
+    let mut parts = text.split('±');
+    let mean = parts.next()?.trim().parse::<f64>().ok()?;
+    let std = match parts.next() {
+        Some(s) => s.trim().parse::<f64>().ok()?,
+        None => 0.0,
+    };
+    Some((mean, std))
 }
 
 /// Runs `wowflow experiment table`: computes the selected cells not yet done, writing each
@@ -478,4 +486,17 @@ pub fn run(args: TableArgs) -> Result<()> {
     }
     println!("{}", out.join("table.md").display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_paper;
+
+    #[test]
+    fn paper_cells_read_as_mean_and_std() {
+        assert_eq!(parse_paper("65.4 ± 1.5"), Some((65.4, 1.5)));
+        assert_eq!(parse_paper("99.4"), Some((99.4, 0.0)));
+        assert_eq!(parse_paper("–"), None);
+        assert_eq!(parse_paper("60.3 ± x"), None);
+    }
 }
