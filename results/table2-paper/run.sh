@@ -10,8 +10,10 @@ columns=()
 while [[ $# -gt 0 && $1 != "--" ]]; do columns+=("$1"); shift; done
 [[ ${1:-} == "--" ]] && shift
 [[ ${#columns[@]} -eq 0 ]] && columns=(target-only sw-mmd)
+# The datasets: $WOWFLOW_DATA, else the shared directory beside the repository.
+data=${WOWFLOW_DATA:-../shared/data}
 cargo build --release -p wowflow-cli
 for column in "${columns[@]}"; do
   ./target/release/wowflow experiment table --config experiments/table2.toml --profile paper \
-    --only "$column" --out results/table2-paper "$@"
+    --only "$column" --out results/table2-paper --data-dir "$data" "$@"
 done

@@ -558,32 +558,11 @@ pub fn run_cell(
                 (trial, train_set)
             }
         };
-        for e in 0..settings.evals {
-            let saved = match &store {
-                Some(store) => store.load_score(t, e)?,
-                None => None,
-            };
-            let score = match saved {
-                Some(score) => score,
-                None => {
-                    let score =
-                        train_and_test(train, &train_set, &data.test, 1000 * seed + e as u64)?;
-                    if let Some(store) = &store {
-                        store.save_score(t, e, &score)?;
-                    }
-                    score
-                }
-            };
-            eprintln!(
-                "{} trial {t} eval {e}: test accuracy {:.2} % ({} training images, {:.1} s)",
-                cell.key(),
-                100.0 * score.accuracy,
-                score.train_images,
-                score.train_seconds
-            );
-            accuracies.push(score.accuracy);
-            trial.scores.push(score);
-        }
+        let scores = crate::trials::scores(store.as_ref(), &cell.key(), t, settings.evals, |e| {
+            train_and_test(train, &train_set, &data.test, 1000 * seed + e as u64)
+        })?;
+        accuracies.extend(scores.iter().map(|s| s.accuracy));
+        trial.scores = scores;
         trials.push(trial);
     }
     Ok(CellResult {

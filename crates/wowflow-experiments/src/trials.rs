@@ -149,3 +149,39 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
+
+/// The scores of networks `0..evals` of trial `trial` of cell `key`: each loaded from `store`
+/// where it was stored before, else trained by `train(e)` and stored at once. Logs each.
+pub fn scores(
+    store: Option<&TrialStore>,
+    key: &str,
+    trial: usize,
+    evals: usize,
+    mut train: impl FnMut(usize) -> Result<Score>,
+) -> Result<Vec<Score>> {
+    let mut scores = Vec::with_capacity(evals);
+    for e in 0..evals {
+        let saved = match store {
+            Some(store) => store.load_score(trial, e)?,
+            None => None,
+        };
+        let score = match saved {
+            Some(score) => score,
+            None => {
+                let score = train(e)?;
+                if let Some(store) = store {
+                    store.save_score(trial, e, &score)?;
+                }
+                score
+            }
+        };
+        eprintln!(
+            "{key} trial {trial} eval {e}: test accuracy {:.2} % ({} training images, {:.1} s)",
+            100.0 * score.accuracy,
+            score.train_images,
+            score.train_seconds
+        );
+        scores.push(score);
+    }
+    Ok(scores)
+}

@@ -364,46 +364,44 @@ impl Pool {
     }
 }
 
-/// `y = max(x, 0)`; its gradient passes where `x > 0`.
-pub(crate) fn relu_forward(x: &[f32], y: &mut [f32]) {
+/// `y[i] = f(x[i])`, in parallel chunks.
+fn map_into(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(y, x)| {
             for (y, x) in y.iter_mut().zip(x) {
-                *y = x.max(0.0);
+                *y = f(*x);
             }
         });
 }
 
-pub(crate) fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+/// `dx[i] = g(y[i], dy[i])` for an activation whose derivative is a function of its output.
+fn backward_from_output(y: &[f32], dy: &[f32], dx: &mut [f32], g: impl Fn(f32, f32) -> f32 + Sync) {
     dx.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
         .for_each(|(dx, (y, dy))| {
             for ((dx, y), dy) in dx.iter_mut().zip(y).zip(dy) {
-                *dx = if *y > 0.0 { *dy } else { 0.0 };
+                *dx = g(*y, *dy);
             }
         });
+}
+
+/// `y = max(x, 0)`; its gradient passes where `x > 0`.
+pub(crate) fn relu_forward(x: &[f32], y: &mut [f32]) {
+    map_into(x, y, |x| x.max(0.0));
+}
+
+pub(crate) fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    backward_from_output(y, dy, dx, |y, dy| if y > 0.0 { dy } else { 0.0 });
 }
 
 /// `y = 1 / (1 + e^{−x})`; `dx = dy · y (1 − y)`.
 pub(crate) fn sigmoid_forward(x: &[f32], y: &mut [f32]) {
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| {
-            for (y, x) in y.iter_mut().zip(x) {
-                *y = 1.0 / (1.0 + (-x).exp());
-            }
-        });
+    map_into(x, y, |x| 1.0 / (1.0 + (-x).exp()));
 }
 
 pub(crate) fn sigmoid_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    dx.par_chunks_mut(CHUNK)
-        .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(dx, (y, dy))| {
-            for ((dx, y), dy) in dx.iter_mut().zip(y).zip(dy) {
-                *dx = dy * y * (1.0 - y);
-            }
-        });
+    backward_from_output(y, dy, dx, |y, dy| dy * y * (1.0 - y));
 }
 
 /// Instance normalisation with a per-channel affine map, burn's `InstanceNorm`: each
