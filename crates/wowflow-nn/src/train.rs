@@ -214,7 +214,7 @@ where
             ));
         }
     }
-    let mut net = native::Network::new(spec, read.into_iter().map(|(_, v)| v).collect())?;
+    let mut net = native::NativeNet::new(spec, read.into_iter().map(|(_, v)| v).collect())?;
     let mut optim = native::AdamW::new(&net.params, config.weight_decay);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     let report = run_batches(data.len(), config, progress, |batch| {

@@ -8,7 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use wowflow_nn::native::{read_params, Network as NativeNet};
+use wowflow_nn::native::{read_params, NativeNet};
 use wowflow_nn::{
     train, Budget, ConvNet, ConvNetConfig, CpuAutodiff, DaCnn, Engine, Images, LeNet5, Network,
     TrainConfig,

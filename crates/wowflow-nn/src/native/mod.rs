@@ -6,10 +6,12 @@
 //! trained them 3–5× below what the cores allow (BENCHMARKS.md, "Training the evaluation
 //! networks"). The networks are fixed stacks of six kinds of layers, so a dedicated engine
 //! is small: [`NetSpec`] describes a network as layers over the parameter tensors of its
-//! burn module (in the order burn visits them), [`bridge`] copies weights between the two,
-//! and [`Trainer`] runs forward, backward and AdamW on host vectors. burn stays the
+//! burn module (in the order burn visits them), [`read_params`] and [`write_params`] copy
+//! weights between the two, [`NativeNet`] runs the forward and backward passes and
+//! [`AdamW`] the updates, on host vectors ([`crate::train()`] drives them). burn stays the
 //! definition of the networks, their initialisation, inference, saved weights and the GPU
-//! path; `tests/native.rs` checks loss, every gradient and the AdamW update against burn's
+//! path (`Engine::Native` always runs on the host CPU, whatever the model's backend; train a
+//! GPU model with `Engine::Burn`); `tests/native.rs` checks loss, every gradient and the AdamW update against burn's
 //! autodiff on all three networks.
 
 mod bridge;
@@ -216,17 +218,17 @@ struct Workspace {
 
 /// Forward and backward passes of a [`NetSpec`] with its parameters.
 #[derive(Debug)]
-pub struct Network {
+pub struct NativeNet {
     spec: NetSpec,
     lens: Vec<usize>,
     /// Parameter tensors, flattened row-major, in burn's visiting order.
     pub params: Vec<Vec<f32>>,
-    /// Gradients of the last [`Network::loss_and_gradients`], same layout as `params`.
+    /// Gradients of the last [`NativeNet::loss_and_gradients`], same layout as `params`.
     pub grads: Vec<Vec<f32>>,
     work: Workspace,
 }
 
-impl Network {
+impl NativeNet {
     /// The network `spec` with parameter values `params` (checked against the spec's shapes).
     pub fn new(spec: NetSpec, params: Vec<Vec<f32>>) -> Result<Self> {
         let shapes = spec.tensor_shapes();
@@ -298,7 +300,7 @@ impl Network {
     }
 
     /// Mean cross-entropy of the batch (`images`: `n × input_len`, `labels`: `n`), with the
-    /// gradients of every parameter left in [`Network::grads`].
+    /// gradients of every parameter left in [`NativeNet::grads`].
     pub fn loss_and_gradients(&mut self, images: &[f32], labels: &[usize]) -> f32 {
         let n = labels.len();
         self.run_forward(images, n);
