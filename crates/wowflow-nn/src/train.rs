@@ -41,7 +41,8 @@ pub enum Engine {
     /// wowflow's native CPU engine for the networks that describe themselves to it
     /// ([`Network::native_spec`]: the DA CNN, LeNet-5, the ConvNet); other networks fall
     /// back to [`Engine::Burn`]. The weights are copied from and back into the burn model, so
-    /// what is returned is the same burn module either way.
+    /// what is returned is the same burn module either way. It runs on the host CPU whatever
+    /// the model's backend is: train a GPU model with [`Engine::Burn`].
     #[default]
     Native,
     /// burn's autodiff on the model's backend (`B`): the GPU path.
