@@ -67,18 +67,17 @@ impl Conv {
         self.k == 1 && self.pad == 0
     }
 
-    /// `col[(c, u, v), (i, j)] = x[c, i + u − pad, j + v − pad]` (0 outside the image).
-    fn im2col(&self, x: &[f32], col: &mut Vec<f32>) {
+    /// Calls `f(col, img, len)` for every run of the `im2col` matrix that reads inside the
+    /// image: `len` values from offset `col` of the matrix correspond to `len` consecutive
+    /// pixels from offset `img` of the image (everything else in the matrix is padding, 0).
+    /// The one place the window arithmetic lives, for `im2col` and its adjoint `col2im`.
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize)) {
         let (ho, wo) = self.out_hw();
         let (h, w, k, pad) = (self.h, self.w, self.k, self.pad);
-        col.clear();
-        col.resize(self.taps() * ho * wo, 0.0);
         for c in 0..self.cin {
-            let plane = &x[c * h * w..(c + 1) * h * w];
             for u in 0..k {
                 for v in 0..k {
                     let row = ((c * k + u) * k + v) * ho * wo;
-                    let dst = &mut col[row..row + ho * wo];
                     // Output columns j whose input column j + v − pad is inside the image.
                     let j0 = pad.saturating_sub(v);
                     let j1 = (w + pad).saturating_sub(v).min(wo);
@@ -90,47 +89,32 @@ impl Conv {
                         if r < pad || r - pad >= h {
                             continue;
                         }
-                        let src = &plane[(r - pad) * w..(r - pad + 1) * w];
-                        dst[i * wo + j0..i * wo + j1]
-                            .copy_from_slice(&src[j0 + v - pad..j1 + v - pad]);
+                        let img = (c * h + r - pad) * w + j0 + v - pad;
+                        f(row + i * wo + j0, img, j1 - j0);
                     }
                 }
             }
         }
     }
 
+    /// `col[(c, u, v), (i, j)] = x[c, i + u − pad, j + v − pad]` (0 outside the image).
+    fn im2col(&self, x: &[f32], col: &mut Vec<f32>) {
+        let (ho, wo) = self.out_hw();
+        col.clear();
+        col.resize(self.taps() * ho * wo, 0.0);
+        self.for_each_run(|at, img, len| {
+            col[at..at + len].copy_from_slice(&x[img..img + len]);
+        });
+    }
+
     /// Adds the `im2col` gradient back onto the image it was read from (`dx` starts at 0).
     fn col2im(&self, dcol: &[f32], dx: &mut [f32]) {
-        let (ho, wo) = self.out_hw();
-        let (h, w, k, pad) = (self.h, self.w, self.k, self.pad);
         dx.fill(0.0);
-        for c in 0..self.cin {
-            let plane = &mut dx[c * h * w..(c + 1) * h * w];
-            for u in 0..k {
-                for v in 0..k {
-                    let row = ((c * k + u) * k + v) * ho * wo;
-                    let src = &dcol[row..row + ho * wo];
-                    let j0 = pad.saturating_sub(v);
-                    let j1 = (w + pad).saturating_sub(v).min(wo);
-                    if j0 >= j1 {
-                        continue;
-                    }
-                    for i in 0..ho {
-                        let r = i + u;
-                        if r < pad || r - pad >= h {
-                            continue;
-                        }
-                        let dst = &mut plane[(r - pad) * w..(r - pad + 1) * w];
-                        for (d, s) in dst[j0 + v - pad..j1 + v - pad]
-                            .iter_mut()
-                            .zip(&src[i * wo + j0..i * wo + j1])
-                        {
-                            *d += s;
-                        }
-                    }
-                }
+        self.for_each_run(|at, img, len| {
+            for (d, s) in dx[img..img + len].iter_mut().zip(&dcol[at..at + len]) {
+                *d += s;
             }
-        }
+        });
     }
 
     pub fn forward(&self, weight: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
