@@ -93,20 +93,38 @@ impl wowflow_core::Observer for Checkpointer<'_> {
         _info: &wowflow_core::StepInfo,
         state: &FlowState,
     ) -> wowflow_core::Result<wowflow_core::Control> {
-        if self.needs_state(state.step, 0) {
-            save(self.path, state, self.settings).map_err(|e| {
-                wowflow_core::CoreError::observer(
-                    format!("writing checkpoint {}", self.path.display()),
-                    e,
-                )
-            })?;
-        }
-        Ok(wowflow_core::Control::Continue)
+        save_when_due(self.path, self.every, state, "checkpoint", || {
+            Ok(serde_json::to_vec(self.settings)?)
+        })
     }
 
     fn needs_state(&self, steps_done: usize, _total: usize) -> bool {
-        self.every > 0 && steps_done.is_multiple_of(self.every)
+        due(self.every, steps_done)
     }
+}
+
+/// Whether a state is saved after `steps_done` steps when saving every `every` (0: never).
+fn due(every: usize, steps_done: usize) -> bool {
+    every > 0 && steps_done.is_multiple_of(every)
+}
+
+/// The observers' common step: writes `state` with `meta()` to `path` when it is due, naming
+/// `what` (a checkpoint, a flow segment) and the file if the write fails.
+fn save_when_due(
+    path: &Path,
+    every: usize,
+    state: &FlowState,
+    what: &str,
+    meta: impl FnOnce() -> Result<Vec<u8>>,
+) -> wowflow_core::Result<wowflow_core::Control> {
+    if due(every, state.step) {
+        meta()
+            .and_then(|m| save_with_meta(path, state, m))
+            .map_err(|e| {
+                wowflow_core::CoreError::observer(format!("writing {what} {}", path.display()), e)
+            })?;
+    }
+    Ok(wowflow_core::Control::Continue)
 }
 
 fn f64_array(data: &[f64]) -> NpyArray {
@@ -328,19 +346,13 @@ impl wowflow_core::Observer for &FlowSegments {
         _info: &wowflow_core::StepInfo,
         state: &FlowState,
     ) -> wowflow_core::Result<wowflow_core::Control> {
-        if self.every > 0 && state.step.is_multiple_of(self.every) {
-            save_with_meta(&self.path, state, self.name.clone().into_bytes()).map_err(|e| {
-                wowflow_core::CoreError::observer(
-                    format!("writing flow segment {}", self.path.display()),
-                    e,
-                )
-            })?;
-        }
-        Ok(wowflow_core::Control::Continue)
+        save_when_due(&self.path, self.every, state, "flow segment", || {
+            Ok(self.name.clone().into_bytes())
+        })
     }
 
     fn needs_state(&self, steps_done: usize, _total: usize) -> bool {
-        self.every > 0 && steps_done.is_multiple_of(self.every)
+        due(self.every, steps_done)
     }
 }
 
