@@ -238,7 +238,7 @@ fn validate(s: &DaSettings) -> Result<()> {
 
 /// The classifier for these settings: loaded from `store` if a matching one was saved,
 /// else trained (with a progress bar), scored on the full MNIST test split and saved.
-fn classifier(
+pub(crate) fn classifier(
     settings: &ClassifierSettings,
     train_cloud: &LabeledCloud,
     dirs: &DataDirs,

@@ -3,7 +3,8 @@
 //! The papers' experiments as a library, each a protocol from a typed TOML profile
 //! (`experiments/*.toml`) to the files it writes: domain adaptation ([`domain_adaptation`]),
 //! class-conditional generation ([`generate`]), k-shot transfer learning (Table 2,
-//! [`transfer`]), dataset distillation (Table 1, [`distill`]) and the table runner that fills
+//! [`transfer`]), dataset distillation (Table 1, [`distill`]), model re-purposing
+//! (Alvarez-Melis & Fusi's Table 1, [`repurpose`]) and the table runner that fills
 //! a paper's table cell by cell and resumes ([`table`]); the networks that score them are
 //! trained in [`evaluate`].
 //!
@@ -32,6 +33,7 @@ pub mod generate;
 pub mod method;
 pub mod otdd;
 pub mod progress;
+pub mod repurpose;
 pub mod resident;
 pub mod table;
 pub mod transfer;

@@ -1,5 +1,6 @@
-//! `wowflow experiment table`: fills one of the paper's tables (`experiments/table1.toml`,
-//! `experiments/table2.toml`) cell by cell, with the paper's number beside ours.
+//! `wowflow experiment table`: fills one of the papers' tables (`experiments/table1.toml`,
+//! `experiments/table2.toml` of Bonet et al.; `experiments/amf-table1.toml`, Alvarez-Melis &
+//! Fusi's re-purposing table) cell by cell, with the paper's number beside ours.
 //!
 //! Every finished cell is written to `OUT/cells/<key>.json` at once; a later run with the
 //! same profile keeps those and computes only the missing ones, so an interrupted table
@@ -10,6 +11,7 @@
 use super::{dataset_name, write_file};
 use crate::distill::{self, DistillCell, DistillMethod, DistillSettings};
 use crate::evaluate::Stats;
+use crate::repurpose::{self, Modality, RepurposeCell, RepurposeMethod, RepurposeSettings};
 use crate::transfer::{self, TransferCell, TransferMethod, TransferSettings};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
@@ -74,6 +76,7 @@ struct TableConfig {
 enum ExperimentKind {
     Transfer,
     Distill,
+    Repurpose,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +89,9 @@ struct Column {
     augment: bool,
     #[serde(default)]
     embed: bool,
+    /// Re-purposing: `supervised` or `unsupervised` (default supervised).
+    #[serde(default)]
+    modality: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,7 +102,9 @@ struct Row {
     source: Option<String>,
     /// Transfer: the k-shot dataset; distillation: the distilled one.
     dataset: String,
-    k: usize,
+    /// Transfer and distillation: k images per class (re-purposing has none).
+    #[serde(default)]
+    k: Option<usize>,
     /// The paper's number per column id ("–" where the paper has none).
     #[serde(default)]
     paper: BTreeMap<String, String>,
@@ -107,6 +115,7 @@ struct Row {
 enum Cell {
     Transfer(TransferCell),
     Distill(DistillCell),
+    Repurpose(RepurposeCell),
 }
 
 impl Cell {
@@ -114,6 +123,7 @@ impl Cell {
         match self {
             Cell::Transfer(c) => c.key(),
             Cell::Distill(c) => c.key(),
+            Cell::Repurpose(c) => c.key(),
         }
     }
 }
@@ -167,11 +177,15 @@ impl TableConfig {
     }
 
     fn cell(&self, row: &Row, col: &Column) -> Result<Cell> {
+        let k = || {
+            row.k
+                .ok_or_else(|| anyhow!("row `{}`: needs `k` (images per class)", row.label))
+        };
         Ok(match self.experiment {
             ExperimentKind::Transfer => Cell::Transfer(TransferCell {
                 source: dataset_name(row.source.as_deref().unwrap_or("mnist")).to_string(),
                 target: dataset_name(&row.dataset).to_string(),
-                k: row.k,
+                k: k()?,
                 method: parse_method(
                     &col.method,
                     &col.id,
@@ -181,7 +195,7 @@ impl TableConfig {
             }),
             ExperimentKind::Distill => Cell::Distill(DistillCell {
                 dataset: dataset_name(&row.dataset).to_string(),
-                k: row.k,
+                k: k()?,
                 method: parse_method(
                     &col.method,
                     &col.id,
@@ -191,7 +205,30 @@ impl TableConfig {
                 augment: col.augment,
                 embed: col.embed,
             }),
+            ExperimentKind::Repurpose => Cell::Repurpose(RepurposeCell {
+                source: dataset_name(&row.dataset).to_string(),
+                method: parse_method(
+                    &col.method,
+                    &col.id,
+                    &RepurposeMethod::ALL,
+                    RepurposeMethod::name,
+                )?,
+                modality: parse_method(
+                    col.modality.as_deref().unwrap_or("supervised"),
+                    &col.id,
+                    &Modality::ALL,
+                    Modality::name,
+                )?,
+            }),
         })
+    }
+
+    /// `"M→F k=5"`, or the row's label alone where rows have no k.
+    fn group(row: &Row) -> String {
+        match row.k {
+            Some(k) => format!("{} k={k}", row.label),
+            None => row.label.clone(),
+        }
     }
 }
 
@@ -199,6 +236,7 @@ impl TableConfig {
 enum Settings {
     Transfer(TransferSettings),
     Distill(DistillSettings),
+    Repurpose(RepurposeSettings),
 }
 
 fn compute(
@@ -218,6 +256,9 @@ fn compute(
         )?,
         (Cell::Distill(c), Settings::Distill(s)) => {
             serde_json::to_string_pretty(&distill::run_cell(c, s, profile, dirs, Some(&out))?)?
+        }
+        (Cell::Repurpose(c), Settings::Repurpose(s)) => {
+            serde_json::to_string_pretty(&repurpose::run_cell(c, s, profile, dirs, Some(&out))?)?
         }
         _ => bail!(
             "cell {} does not belong to this table's experiment",
@@ -241,20 +282,32 @@ fn render(
 ) -> (String, String) {
     let mut md = format!("# {}\n\n{}\n\nProfile `{profile}`. ", t.title, t.note);
     md.push_str(
-        "Each cell: ours as mean ± std (percent) over the networks trained, then the paper's \
+        "Each cell: ours as mean ± std (percent) over the networks trained (re-purposing: over \
+         the flows), then the paper's \
          number in brackets; `…` = not computed yet.\n\n",
     );
-    md.push_str("| row | k |");
+    // Re-purposing rows have no k: the column is left out.
+    let with_k = t.rows.iter().any(|r| r.k.is_some());
+    md.push_str(if with_k { "| row | k |" } else { "| row |" });
     for c in &t.columns {
         md.push_str(&format!(" {} |", c.title));
     }
-    md.push_str("\n| --- | --- |");
+    md.push_str(if with_k {
+        "\n| --- | --- |"
+    } else {
+        "\n| --- |"
+    });
     md.push_str(&" --- |".repeat(t.columns.len()));
     md.push('\n');
     let mut csv = String::from("row,k,column,mean,std,n,paper,seconds,machine\n");
     let mut machines = std::collections::BTreeSet::new();
     for (row, row_keys) in t.rows.iter().zip(keys) {
-        md.push_str(&format!("| {} | {} |", row.label, row.k));
+        let k = row.k.map_or(String::new(), |k| k.to_string());
+        if with_k {
+            md.push_str(&format!("| {} | {k} |", row.label));
+        } else {
+            md.push_str(&format!("| {} |", row.label));
+        }
         for (col, key) in t.columns.iter().zip(row_keys) {
             let paper = row.paper.get(&col.id).map_or("–", String::as_str);
             match done.get(key) {
@@ -263,7 +316,7 @@ fn render(
                     csv.push_str(&format!(
                         "{},{},{},{:.2},{:.2},{},{},{:.1},\"{}\"\n",
                         row.label,
-                        row.k,
+                        k,
                         col.id,
                         d.accuracy.mean,
                         d.accuracy.std,
@@ -328,11 +381,7 @@ fn figure(
             ]
         })
         .collect();
-    let groups: Vec<String> = t
-        .rows
-        .iter()
-        .map(|r| format!("{} k={}", r.label, r.k))
-        .collect();
+    let groups: Vec<String> = t.rows.iter().map(TableConfig::group).collect();
     let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
     let mut values = Vec::with_capacity(groups.len() * series.len());
     for (row, row_keys) in t.rows.iter().zip(keys) {
@@ -384,12 +433,19 @@ pub fn run(args: TableArgs) -> Result<()> {
             args.experiment_config.as_deref(),
             &profile,
         )?),
+        ExperimentKind::Repurpose => Settings::Repurpose(RepurposeSettings::load(
+            args.experiment_config.as_deref(),
+            &profile,
+        )?),
     };
     if let Settings::Transfer(s) = &settings {
         args.gpu.check_sampler(s.sw_mmd.sampler, "sw_mmd.sampler")?;
     }
-    if args.gpu.is_cuda() && matches!(settings, Settings::Distill(_)) {
-        bail!("--device cuda: the distillation cells (Table 1) run on the CPU only; drop it");
+    if args.gpu.is_cuda() && matches!(settings, Settings::Distill(_) | Settings::Repurpose(_)) {
+        bail!(
+            "--device cuda: the distillation (Table 1) and re-purposing cells run on the CPU \
+             only; drop it"
+        );
     }
     let out = args
         .out

@@ -13,19 +13,71 @@ pub fn predict<B: Backend, M: Network<B>>(
     batch: usize,
     device: &B::Device,
 ) -> Vec<usize> {
-    let idx: Vec<usize> = (0..images.len()).collect();
     let mut out = Vec::with_capacity(images.len());
-    for chunk in idx.chunks(batch.max(1)) {
-        let logits = model.forward(images.batch_images::<B>(chunk, device));
+    for_each_batch(model, images, batch, device, |logits, rows| {
         let pred = logits.argmax(1).into_data();
         // The integer element type depends on the backend; convert through i64.
         let values = pred
             .convert::<i64>()
             .to_vec::<i64>()
-            .unwrap_or_else(|_| vec![0; chunk.len()]);
+            .unwrap_or_else(|_| vec![0; rows]);
         out.extend(values.into_iter().map(|v| v.max(0) as usize));
-    }
+    });
     out
+}
+
+/// The class probabilities `softmax(logits)` of every image: row-major `n × K`, each row
+/// summing to 1 (computed in `f64` from the logits, with the maximum subtracted). What a
+/// final layer on the classifier's output, such as a class correspondence, takes.
+pub fn predict_proba<B: Backend, M: Network<B>>(
+    model: &M,
+    images: &Images,
+    batch: usize,
+    device: &B::Device,
+) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    let mut failure = None;
+    for_each_batch(model, images, batch, device, |logits, rows| {
+        let k = logits.dims()[1];
+        match logits.into_data().convert::<f32>().to_vec::<f32>() {
+            Ok(values) if values.len() == rows * k => {
+                for row in values.chunks_exact(k) {
+                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+                    let e: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
+                    let z: f64 = e.iter().sum();
+                    out.extend(e.iter().map(|v| v / z));
+                }
+            }
+            Ok(values) => {
+                failure.get_or_insert(shape("logits", format!("{rows} × {k}"), values.len()));
+            }
+            Err(e) => {
+                failure.get_or_insert(shape("logits", "f32 values", format!("{e:?}")));
+            }
+        }
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Runs the network on `images` in batches of `batch`, in order, handing each batch's logits
+/// `[rows, K]` to `f`.
+fn for_each_batch<B: Backend, M: Network<B>>(
+    model: &M,
+    images: &Images,
+    batch: usize,
+    device: &B::Device,
+    mut f: impl FnMut(burn::tensor::Tensor<B, 2>, usize),
+) {
+    let idx: Vec<usize> = (0..images.len()).collect();
+    for chunk in idx.chunks(batch.max(1)) {
+        f(
+            model.forward(images.batch_images::<B>(chunk, device)),
+            chunk.len(),
+        );
+    }
 }
 
 /// Scores of predictions against true labels.
@@ -105,5 +157,43 @@ mod tests {
         assert!(Evaluation::new(&[0], &[0, 1], 2).is_err());
         let err = Evaluation::new(&[5], &[0], 2).unwrap_err();
         assert!(err.to_string().contains("below 2"), "{err}");
+    }
+
+    #[test]
+    fn probabilities_are_the_softmax_of_the_logits_and_agree_with_predict() {
+        use crate::{CpuBackend, DaCnn};
+        let device = Default::default();
+        let model = DaCnn::<CpuBackend>::new(10, 3, &device);
+        let n = 7;
+        let values: Vec<f32> = (0..n * 784)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+            .collect();
+        let images = Images::new(values, vec![0; n], (1, 28, 28), 10).unwrap();
+        let p = predict_proba(&model, &images, 3, &device).unwrap();
+        assert_eq!(p.len(), n * 10);
+        for row in p.chunks(10) {
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            assert!(row.iter().all(|v| *v > 0.0));
+        }
+        let argmax: Vec<usize> = p
+            .chunks(10)
+            .map(|r| (0..10).max_by(|&i, &j| r[i].total_cmp(&r[j])).unwrap())
+            .collect();
+        assert_eq!(argmax, predict(&model, &images, 4, &device));
+        // The batching does not change the result: one batch against batches of 3.
+        let whole = predict_proba(&model, &images, n, &device).unwrap();
+        for (a, b) in p.iter().zip(&whole) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        // Against the softmax of the logits, computed by hand.
+        let logits = model
+            .forward(images.batch_images::<CpuBackend>(&[0], &device))
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let z: f64 = logits.iter().map(|&v| (v as f64).exp()).sum();
+        for (k, &l) in logits.iter().enumerate() {
+            assert!(((l as f64).exp() / z - p[k]).abs() < 1e-6);
+        }
     }
 }

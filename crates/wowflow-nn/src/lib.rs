@@ -43,7 +43,7 @@ pub use burn;
 pub use data::Images;
 pub use embed::RandomEmbedding;
 pub use error::{NnError, Result};
-pub use eval::{evaluate, predict, Evaluation};
+pub use eval::{evaluate, predict, predict_proba, Evaluation};
 pub use models::{seeded_init, Architecture, ConvNet, ConvNetConfig, DaCnn, LeNet5, Network};
 pub use store::{model_key, ModelCard, ModelStore};
 pub use train::{train, Budget, Engine, TrainConfig, TrainProgress, TrainReport};

@@ -11,7 +11,9 @@
 //! - **Gaussians** and the Bures–Wasserstein closed form ([`gaussian`]).
 //! - **Dataset distances** ([`distance`]): WoW, sliced WoW, OTDD (exact or Gaussian label
 //!   costs) and SW-MMD between labeled clouds, on the measures the clouds carry.
-//! - **Labels from plans** ([`assign`]): the class each flowed class or particle becomes.
+//! - **Labels from plans** ([`assign`]): the class each flowed class or particle becomes;
+//!   [`correspondence`]: the class-coupling layer that lets a classifier of `K` classes
+//!   predict `C` others, and the matching of cluster ids with true labels.
 //!
 //! The one-dimensional exact OT that the sliced engine runs millions of times a step lives in
 //! `wowflow-core` (`ot1d`), beside the engine that needs it.
@@ -20,6 +22,7 @@
 
 pub mod assign;
 pub mod assignment;
+pub mod correspondence;
 pub mod distance;
 pub mod exact;
 pub mod gaussian;
@@ -30,6 +33,7 @@ pub use assign::{
     LabelAssignment,
 };
 pub use assignment::{linear_assignment, linear_assignment_from, Assignment};
+pub use correspondence::{ClassCorrespondence, LabelMatching};
 pub use distance::{
     otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, DatasetDistance, LabelCost,
     OtddConfig,
