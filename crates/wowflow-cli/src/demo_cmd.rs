@@ -25,6 +25,9 @@ const RINGS_GAUSSIAN_H: f64 = 0.05;
 pub enum Demo {
     /// Gaussian noise → three rings in R² (Figure 1 of Bonet, Vauthier & Korba 2025).
     Rings(RingsArgs),
+    /// A 3-D dataset → a swiss roll under each shaping functional (Figure 1, bottom row, of
+    /// Alvarez-Melis & Fusi 2021).
+    Shaping(crate::demo_shaping::ShapingArgs),
 }
 
 #[derive(Args, Debug)]
@@ -75,6 +78,7 @@ pub struct RingsArgs {
 pub fn run(demo: Demo) -> Result<()> {
     match demo {
         Demo::Rings(args) => rings_demo(&args),
+        Demo::Shaping(args) => crate::demo_shaping::shaping_demo(&args),
     }
 }
 

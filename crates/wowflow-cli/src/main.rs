@@ -6,6 +6,7 @@
 mod bench_cmd;
 mod data_cmd;
 mod demo_cmd;
+mod demo_shaping;
 mod distance_cmd;
 mod flow_cmd;
 

@@ -221,6 +221,105 @@ fn rings_demo_writes_its_pictures() {
     }
 }
 
+/// Each shaping functional of Alvarez-Melis & Fusi's Figure 1 acts as its definition says,
+/// measured against the unconstrained flow from the same noise: the norm bound shrinks the
+/// particles' norms, the margin moves class 0 to x ≤ 0, the collapse flattens z, the
+/// repulsion moves classes apart and the entropy leaves the particles further from the roll.
+#[test]
+fn shaping_demo_shows_each_constraint_acting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("shaping");
+    ok(&[
+        "demo",
+        "shaping",
+        "--out",
+        out.to_str().unwrap(),
+        "--per-class",
+        "30",
+        "--steps",
+        "120",
+    ]);
+    assert!(out.join("shaping.png").is_file() && out.join("shaping_margin.png").is_file());
+    let npz = wowflow_data::read_npz(&out.join("shaping.npz")).unwrap();
+    let pts = |k: &str| -> Vec<[f32; 3]> {
+        assert_eq!(npz[k].shape, vec![90, 3], "{k}");
+        npz[k]
+            .to_f32()
+            .chunks(3)
+            .map(|p| [p[0], p[1], p[2]])
+            .collect()
+    };
+    let y = npz["y"].to_i64().unwrap();
+    let mean = |v: Vec<f32>| v.iter().sum::<f32>() / v.len() as f32;
+    let norm = |k: &str| {
+        mean(
+            pts(k)
+                .iter()
+                .map(|p| p.iter().map(|v| v * v).sum::<f32>().sqrt())
+                .collect(),
+        )
+    };
+    let abs_z = |k: &str| mean(pts(k).iter().map(|p| p[2].abs()).collect());
+    let class0_x = |k: &str| {
+        mean(
+            pts(k)
+                .iter()
+                .zip(&y)
+                .filter(|(_, &c)| c == 0)
+                .map(|(p, _)| p[0])
+                .collect(),
+        )
+    };
+    let (none, bound) = (norm("none"), norm("norm-bound"));
+    assert!(bound < 0.8 * none, "norm {none} → {bound}");
+    assert!(abs_z("collapse") < 0.6 * abs_z("none"));
+    assert!(class0_x("margin") < class0_x("none") - 0.2);
+    // Repulsion: the mean distance between points of different classes grows.
+    let between = |k: &str| {
+        let p = pts(k);
+        let mut s = (0.0, 0);
+        for i in 0..p.len() {
+            for j in 0..p.len() {
+                if y[i] != y[j] {
+                    s.0 += (0..3)
+                        .map(|d| (p[i][d] - p[j][d]).powi(2))
+                        .sum::<f32>()
+                        .sqrt();
+                    s.1 += 1;
+                }
+            }
+        }
+        s.0 / s.1 as f32
+    };
+    assert!(between("repulsion") > between("none"));
+    // Entropy: further from the roll than the noiseless flow (nearest target point).
+    let target: Vec<[f32; 3]> = npz["target"]
+        .to_f32()
+        .chunks(3)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    let gap = |k: &str| {
+        mean(
+            pts(k)
+                .iter()
+                .map(|p| {
+                    target
+                        .iter()
+                        .map(|t| (0..3).map(|d| (p[d] - t[d]).powi(2)).sum::<f32>())
+                        .fold(f32::MAX, f32::min)
+                        .sqrt()
+                })
+                .collect(),
+        )
+    };
+    assert!(
+        gap("entropy") > 1.5 * gap("none"),
+        "{} vs {}",
+        gap("entropy"),
+        gap("none")
+    );
+}
+
 #[test]
 fn bench_prints_one_line_per_config() {
     let out = ok(&["bench", "--config", "rings", "--reps", "2"]);

@@ -234,8 +234,9 @@ impl RepurposeSettings {
         Ok(())
     }
 
-    /// The flow of `method` as `wowflow flow` takes it, so both build the same objective.
-    fn flow_settings(&self, method: RepurposeMethod, seed: u64) -> Result<FlowSettings> {
+    /// The flow of `method` with trial seed `seed`, as `wowflow flow` takes it (so both build
+    /// the same objective); an error for `before`, which does not flow.
+    pub fn flow_settings(&self, method: RepurposeMethod, seed: u64) -> Result<FlowSettings> {
         Ok(match method {
             RepurposeMethod::Otdd => {
                 let o = &self.otdd;
