@@ -4,7 +4,8 @@
 //! (`experiments/*.toml`) to the files it writes: domain adaptation ([`domain_adaptation`]),
 //! class-conditional generation ([`generate`]), k-shot transfer learning (Table 2,
 //! [`transfer`]), dataset distillation (Table 1, [`distill`]), model re-purposing
-//! (Alvarez-Melis & Fusi's Table 1, [`repurpose`]) and the table runner that fills
+//! (Alvarez-Melis & Fusi's Table 1, [`repurpose`]), trajectories and a learned push-forward
+//! as training data (their Figures 3e and 4, [`trajectories`]) and the table runner that fills
 //! a paper's table cell by cell and resumes ([`table`]); the networks that score them are
 //! trained in [`evaluate`].
 //!
@@ -36,6 +37,7 @@ pub mod progress;
 pub mod repurpose;
 pub mod resident;
 pub mod table;
+pub mod trajectories;
 pub mod transfer;
 pub mod trials;
 

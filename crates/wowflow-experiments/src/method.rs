@@ -4,7 +4,7 @@
 //! uses: `wowflow flow`, the demos and the Python package. Keeping the choice here means
 //! the same settings and seed give the same bits from each of them.
 
-use crate::otdd::{joint_labels, DynamicsName, JointLabels, OtddArgs};
+use crate::otdd::{joint_labels, DynamicsName, JointLabels, LabelCostName, OtddArgs};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -605,6 +605,102 @@ impl MethodFlow {
             }
             _ => FinalLabels::default(),
         })
+    }
+}
+
+/// An experiment config's `otdd` table: plain gradient descent on OTDD(ρ, β) (feature-driven dynamics).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtddRun {
+    /// Step τ on the Wasserstein gradient `2 (x − T(x))` (τ = ½ jumps to the barycentric
+    /// targets).
+    pub tau: f64,
+    /// Flow steps.
+    pub steps: usize,
+    /// `exact` (W₂ between class clouds) or `gaussian` (Bures–Wasserstein) label costs.
+    pub label_cost: String,
+    /// Entropic regularisation ε of the outer OT, in the units of the costs (0: exact).
+    pub epsilon: f64,
+}
+
+/// An experiment config's `sw_mmd` table: heavy-ball steps on ½ MMD²_K with an SW kernel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwMmdRun {
+    /// `riesz`, `gaussian`, `imq` or `laplace`.
+    pub kernel: String,
+    /// Riesz exponent r, or the bandwidth h of the others (absent: the default).
+    pub kernel_param: Option<f64>,
+    /// Slicing directions L, redrawn every step.
+    pub projections: usize,
+    /// Step size τ.
+    pub tau: f64,
+    /// Heavy-ball momentum.
+    pub momentum: f64,
+    /// Flow steps.
+    pub steps: usize,
+}
+
+impl OtddRun {
+    /// The flow as `wowflow flow --method otdd` takes it, with seed `seed`.
+    pub fn flow_settings(&self, seed: u64) -> Result<FlowSettings> {
+        let label_cost = match self.label_cost.as_str() {
+            "exact" => LabelCostName::Exact,
+            "gaussian" => LabelCostName::Gaussian,
+            other => bail!("setting `label_cost`: `{other}` is not exact or gaussian"),
+        };
+        if !(self.epsilon >= 0.0 && self.epsilon.is_finite()) {
+            bail!(
+                "setting `epsilon` must be finite and ≥ 0, got {}",
+                self.epsilon
+            );
+        }
+        let settings = FlowSettings {
+            method: FlowMethod::Otdd,
+            otdd: OtddArgs {
+                label_cost: Some(label_cost),
+                epsilon: (self.epsilon > 0.0).then_some(self.epsilon),
+                ..OtddArgs::default()
+            },
+            steps: self.steps,
+            lr: self.tau,
+            optimizer: Some(OptimizerName::Gd),
+            seed,
+            ..FlowSettings::default()
+        };
+        settings.optimizer().context("setting `tau`")?;
+        Ok(settings)
+    }
+}
+
+impl SwMmdRun {
+    /// The flow as `wowflow flow --method sw-mmd` takes it, with seed `seed`.
+    pub fn flow_settings(&self, seed: u64) -> Result<FlowSettings> {
+        let kernel = match self.kernel.as_str() {
+            "riesz" => KernelName::Riesz,
+            "gaussian" => KernelName::Gaussian,
+            "imq" => KernelName::Imq,
+            "laplace" => KernelName::Laplace,
+            other => bail!("setting `kernel`: `{other}` is not riesz, gaussian, imq or laplace"),
+        };
+        let mut settings = FlowSettings {
+            method: FlowMethod::SwMmd,
+            kernel,
+            projections: self.projections,
+            steps: self.steps,
+            lr: self.tau,
+            optimizer: Some(OptimizerName::Momentum),
+            momentum: Some(self.momentum),
+            seed,
+            ..FlowSettings::default()
+        };
+        match (kernel, self.kernel_param) {
+            (KernelName::Riesz, Some(r)) => settings.r = r,
+            (_, h) => settings.h = h,
+        }
+        settings.kernel().context("setting `kernel`")?;
+        settings.optimizer().context("settings `tau`, `momentum`")?;
+        Ok(settings)
     }
 }
 

@@ -25,8 +25,7 @@ use super::{load_profile, machine, sample_train, save_grid, AssignSettings};
 use crate::checkpoint::FlowSegments;
 use crate::domain_adaptation::{classifier, ClassifierSettings};
 use crate::evaluate::{FlowRecord, Stats};
-use crate::method::{FlowMethod, FlowSettings, KernelName, OptimizerName};
-use crate::otdd::{LabelCostName, OtddArgs};
+use crate::method::{FlowSettings, OtddRun, SwMmdRun};
 use crate::progress::{interrupt_flag, Progress};
 use crate::trials::TrialStore;
 use anyhow::{bail, Context, Result};
@@ -149,39 +148,6 @@ pub struct RepurposeSettings {
     pub assign: AssignSettings,
 }
 
-/// The `otdd` table: plain gradient descent on OTDD(ρ, β) (feature-driven dynamics).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OtddRun {
-    /// Step τ on the Wasserstein gradient `2 (x − T(x))` (τ = ½ jumps to the barycentric
-    /// targets).
-    pub tau: f64,
-    /// Flow steps.
-    pub steps: usize,
-    /// `exact` (W₂ between class clouds) or `gaussian` (Bures–Wasserstein) label costs.
-    pub label_cost: String,
-    /// Entropic regularisation ε of the outer OT, in the units of the costs (0: exact).
-    pub epsilon: f64,
-}
-
-/// The `sw_mmd` table: heavy-ball steps on ½ MMD²_K with an SW kernel.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SwMmdRun {
-    /// `riesz`, `gaussian`, `imq` or `laplace`.
-    pub kernel: String,
-    /// Riesz exponent r, or the bandwidth h of the others (absent: the default).
-    pub kernel_param: Option<f64>,
-    /// Slicing directions L, redrawn every step.
-    pub projections: usize,
-    /// Step size τ.
-    pub tau: f64,
-    /// Heavy-ball momentum.
-    pub momentum: f64,
-    /// Flow steps.
-    pub steps: usize,
-}
-
 /// The `pseudo_labels` table: k-means on the initial images.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -224,12 +190,7 @@ impl RepurposeSettings {
             );
         }
         for m in [RepurposeMethod::Otdd, RepurposeMethod::SwMmd] {
-            let s = self.flow_settings(m, 0)?;
-            s.optimizer()
-                .with_context(|| format!("settings `{}`", table_name(m)))?;
-            if m == RepurposeMethod::SwMmd {
-                s.kernel().context("setting `sw_mmd.kernel`")?;
-            }
+            self.flow_settings(m, 0)?;
         }
         Ok(())
     }
@@ -237,71 +198,11 @@ impl RepurposeSettings {
     /// The flow of `method` with trial seed `seed`, as `wowflow flow` takes it (so both build
     /// the same objective); an error for `before`, which does not flow.
     pub fn flow_settings(&self, method: RepurposeMethod, seed: u64) -> Result<FlowSettings> {
-        Ok(match method {
-            RepurposeMethod::Otdd => {
-                let o = &self.otdd;
-                let label_cost = match o.label_cost.as_str() {
-                    "exact" => LabelCostName::Exact,
-                    "gaussian" => LabelCostName::Gaussian,
-                    other => bail!("setting `otdd.label_cost`: `{other}` is not exact or gaussian"),
-                };
-                if !(o.epsilon >= 0.0 && o.epsilon.is_finite()) {
-                    bail!(
-                        "setting `otdd.epsilon` must be finite and ≥ 0, got {}",
-                        o.epsilon
-                    );
-                }
-                FlowSettings {
-                    method: FlowMethod::Otdd,
-                    otdd: OtddArgs {
-                        label_cost: Some(label_cost),
-                        epsilon: (o.epsilon > 0.0).then_some(o.epsilon),
-                        ..OtddArgs::default()
-                    },
-                    steps: o.steps,
-                    lr: o.tau,
-                    optimizer: Some(OptimizerName::Gd),
-                    seed,
-                    ..FlowSettings::default()
-                }
-            }
-            RepurposeMethod::SwMmd => {
-                let s = &self.sw_mmd;
-                let kernel = match s.kernel.as_str() {
-                    "riesz" => KernelName::Riesz,
-                    "gaussian" => KernelName::Gaussian,
-                    "imq" => KernelName::Imq,
-                    "laplace" => KernelName::Laplace,
-                    other => bail!(
-                        "setting `sw_mmd.kernel`: `{other}` is not riesz, gaussian, imq or laplace"
-                    ),
-                };
-                let mut f = FlowSettings {
-                    method: FlowMethod::SwMmd,
-                    kernel,
-                    projections: s.projections,
-                    steps: s.steps,
-                    lr: s.tau,
-                    optimizer: Some(OptimizerName::Momentum),
-                    momentum: Some(s.momentum),
-                    seed,
-                    ..FlowSettings::default()
-                };
-                match (kernel, s.kernel_param) {
-                    (KernelName::Riesz, Some(r)) => f.r = r,
-                    (_, h) => f.h = h,
-                }
-                f
-            }
+        match method {
+            RepurposeMethod::Otdd => self.otdd.flow_settings(seed).context("settings `otdd`"),
+            RepurposeMethod::SwMmd => self.sw_mmd.flow_settings(seed).context("settings `sw_mmd`"),
             RepurposeMethod::Before => bail!("the `before` cells do not flow"),
-        })
-    }
-}
-
-fn table_name(m: RepurposeMethod) -> &'static str {
-    match m {
-        RepurposeMethod::SwMmd => "sw_mmd",
-        other => other.name(),
+        }
     }
 }
 

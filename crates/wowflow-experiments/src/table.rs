@@ -12,6 +12,7 @@ use super::{dataset_name, write_file};
 use crate::distill::{self, DistillCell, DistillMethod, DistillSettings};
 use crate::evaluate::Stats;
 use crate::repurpose::{self, Modality, RepurposeCell, RepurposeMethod, RepurposeSettings};
+use crate::trajectories::{self, FlowKind, TrainingData, TrajectoryCell, TrajectorySettings};
 use crate::transfer::{self, TransferCell, TransferMethod, TransferSettings};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
@@ -77,6 +78,7 @@ enum ExperimentKind {
     Transfer,
     Distill,
     Repurpose,
+    Trajectories,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +94,9 @@ struct Column {
     /// Re-purposing: `supervised` or `unsupervised` (default supervised).
     #[serde(default)]
     modality: Option<String>,
+    /// Trajectories: what a flow adds (`initial`, `final`, `trajectory`, `mapped`).
+    #[serde(default)]
+    data: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +121,7 @@ enum Cell {
     Transfer(TransferCell),
     Distill(DistillCell),
     Repurpose(RepurposeCell),
+    Trajectories(TrajectoryCell),
 }
 
 impl Cell {
@@ -124,6 +130,7 @@ impl Cell {
             Cell::Transfer(c) => c.key(),
             Cell::Distill(c) => c.key(),
             Cell::Repurpose(c) => c.key(),
+            Cell::Trajectories(c) => c.key(),
         }
     }
 }
@@ -220,6 +227,30 @@ impl TableConfig {
                     Modality::name,
                 )?,
             }),
+            ExperimentKind::Trajectories => {
+                let target = dataset_name(&row.dataset).to_string();
+                let (data, flow) = match col.method.as_str() {
+                    "target-only" | "fine-tune" => (
+                        parse_method(&col.method, &col.id, &TrainingData::ALL, TrainingData::name)?,
+                        None,
+                    ),
+                    m => {
+                        let flow = parse_method(m, &col.id, &FlowKind::ALL, FlowKind::name)?;
+                        let data = col.data.as_deref().ok_or_else(|| {
+                            anyhow!("column `{}`: a flow column needs `data`", col.id)
+                        })?;
+                        let data =
+                            parse_method(data, &col.id, &TrainingData::ALL, TrainingData::name)?;
+                        (data, Some(flow))
+                    }
+                };
+                Cell::Trajectories(TrajectoryCell {
+                    target,
+                    k: k()?,
+                    data,
+                    flow,
+                })
+            }
         })
     }
 
@@ -237,6 +268,7 @@ enum Settings {
     Transfer(TransferSettings),
     Distill(DistillSettings),
     Repurpose(RepurposeSettings),
+    Trajectories(TrajectorySettings),
 }
 
 fn compute(
@@ -259,6 +291,9 @@ fn compute(
         }
         (Cell::Repurpose(c), Settings::Repurpose(s)) => {
             serde_json::to_string_pretty(&repurpose::run_cell(c, s, profile, dirs, Some(&out))?)?
+        }
+        (Cell::Trajectories(c), Settings::Trajectories(s)) => {
+            serde_json::to_string_pretty(&trajectories::run_cell(c, s, profile, dirs, &out)?)?
         }
         _ => bail!(
             "cell {} does not belong to this table's experiment",
@@ -437,14 +472,18 @@ pub fn run(args: TableArgs) -> Result<()> {
             args.experiment_config.as_deref(),
             &profile,
         )?),
+        ExperimentKind::Trajectories => Settings::Trajectories(TrajectorySettings::load(
+            args.experiment_config.as_deref(),
+            &profile,
+        )?),
     };
     if let Settings::Transfer(s) = &settings {
         args.gpu.check_sampler(s.sw_mmd.sampler, "sw_mmd.sampler")?;
     }
-    if args.gpu.is_cuda() && matches!(settings, Settings::Distill(_) | Settings::Repurpose(_)) {
+    if args.gpu.is_cuda() && !matches!(settings, Settings::Transfer(_)) {
         bail!(
-            "--device cuda: the distillation (Table 1) and re-purposing cells run on the CPU \
-             only; drop it"
+            "--device cuda: only the transfer cells (Table 2) run flows on the GPU; the \
+             distillation, re-purposing and trajectory cells run on the CPU: drop it"
         );
     }
     let out = args

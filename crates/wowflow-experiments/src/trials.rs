@@ -17,6 +17,7 @@ use crate::write_file;
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use wowflow_data::{read_npz, write_npz, NpyArray};
 use wowflow_nn::Images;
@@ -75,40 +76,47 @@ impl TrialStore {
         shape: (usize, usize, usize),
         classes: usize,
     ) -> Result<Option<(T, Images)>> {
-        let (json, npz) = self.flow_paths(trial);
-        // The record is written last: without it the training set may be from a run that
-        // stopped between the two files, and is recomputed.
-        if !json.is_file() || !npz.is_file() {
+        let Some((record, arrays)) = self.load_arrays(trial)? else {
             return Ok(None);
-        }
-        let record = read_json(&json)?;
-        let arrays = read_npz(&npz)?;
-        let (Some(x), Some(y)) = (arrays.get("x"), arrays.get("y")) else {
-            bail!("{}: expected arrays `x` and `y`", npz.display());
         };
-        let labels = y
-            .to_i64()?
-            .into_iter()
-            .map(|l| usize::try_from(l).context("negative label"))
-            .collect::<Result<Vec<usize>>>()
-            .with_context(|| format!("{}: array `y`", npz.display()))?;
-        let images = Images::new(x.to_f32(), labels, shape, classes)
+        let npz = self.flow_paths(trial).1;
+        let images = images_of(&arrays, "x", "y", shape, classes)
             .with_context(|| format!("{}: training set", npz.display()))?;
         Ok(Some((record, images)))
     }
 
     /// Records trial `trial`'s flow: its record and the training set it produced.
     pub fn save_flow<T: Serialize>(&self, trial: usize, record: &T, train: &Images) -> Result<()> {
+        let (x, y) = arrays_of(train);
+        self.save_arrays(trial, record, &[("x", &x), ("y", &y)])
+    }
+
+    /// Trial `trial`'s record and arrays (`tT.json`, `tT.npz`), if both were written: the
+    /// general form of [`TrialStore::load_flow`] for flows that keep more than a training
+    /// set (initial particles, trajectories, a push-forward's images).
+    pub fn load_arrays<T: DeserializeOwned>(
+        &self,
+        trial: usize,
+    ) -> Result<Option<(T, BTreeMap<String, NpyArray>)>> {
         let (json, npz) = self.flow_paths(trial);
-        let x = NpyArray::f32(
-            vec![train.len(), train.image_len()],
-            train.values().to_vec(),
-        );
-        let y = NpyArray::i64(
-            vec![train.len()],
-            train.labels().iter().map(|&l| l as i64).collect(),
-        );
-        write_npz(&npz, &[("x", &x), ("y", &y)])?;
+        // The record is written last: without it the arrays may be from a run that stopped
+        // between the two files, and are recomputed.
+        if !json.is_file() || !npz.is_file() {
+            return Ok(None);
+        }
+        Ok(Some((read_json(&json)?, read_npz(&npz)?)))
+    }
+
+    /// Records trial `trial`: its arrays first, then its record (see
+    /// [`TrialStore::load_arrays`]).
+    pub fn save_arrays<T: Serialize>(
+        &self,
+        trial: usize,
+        record: &T,
+        arrays: &[(&str, &NpyArray)],
+    ) -> Result<()> {
+        let (json, npz) = self.flow_paths(trial);
+        write_npz(&npz, arrays)?;
         write_file(&json, &serde_json::to_string_pretty(record)?)
     }
 
@@ -142,6 +150,39 @@ impl TrialStore {
             &serde_json::to_string_pretty(score)?,
         )
     }
+}
+
+/// Images from arrays `x` (`[n, c·h·w]` f32) and `y` (`[n]` labels) of an npz.
+pub fn images_of(
+    arrays: &BTreeMap<String, NpyArray>,
+    x: &str,
+    y: &str,
+    shape: (usize, usize, usize),
+    classes: usize,
+) -> Result<Images> {
+    let (Some(xa), Some(ya)) = (arrays.get(x), arrays.get(y)) else {
+        bail!("expected arrays `{x}` and `{y}`");
+    };
+    let labels = ya
+        .to_i64()?
+        .into_iter()
+        .map(|l| usize::try_from(l).context("negative label"))
+        .collect::<Result<Vec<usize>>>()
+        .with_context(|| format!("array `{y}`"))?;
+    Ok(Images::new(xa.to_f32(), labels, shape, classes)?)
+}
+
+/// The arrays `x` (`[n, c·h·w]` f32) and `y` (`[n]` int64) of images.
+pub fn arrays_of(images: &Images) -> (NpyArray, NpyArray) {
+    let x = NpyArray::f32(
+        vec![images.len(), images.image_len()],
+        images.values().to_vec(),
+    );
+    let y = NpyArray::i64(
+        vec![images.len()],
+        images.labels().iter().map(|&l| l as i64).collect(),
+    );
+    (x, y)
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {

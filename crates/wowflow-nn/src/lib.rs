@@ -36,6 +36,7 @@ pub mod error;
 pub mod eval;
 pub mod models;
 pub mod native;
+pub mod pushforward;
 pub mod store;
 pub mod train;
 
@@ -45,6 +46,7 @@ pub use embed::RandomEmbedding;
 pub use error::{NnError, Result};
 pub use eval::{evaluate, predict, predict_proba, Evaluation};
 pub use models::{seeded_init, Architecture, ConvNet, ConvNetConfig, DaCnn, LeNet5, Network};
+pub use pushforward::{fit_push_forward, PushForward, PushForwardConfig, PushForwardReport};
 pub use store::{model_key, ModelCard, ModelStore};
 pub use train::{train, Budget, Engine, TrainConfig, TrainProgress, TrainReport};
 

@@ -230,7 +230,7 @@ where
 /// Draws the batches of `config` over `n` images (one seeded shuffle per epoch, consecutive
 /// cuts), runs `step` on each (it returns the batch loss), stops on a non-finite loss and
 /// reports.
-fn run_batches(
+pub(crate) fn run_batches(
     n: usize,
     config: &TrainConfig,
     progress: &mut dyn FnMut(&TrainProgress),
