@@ -450,3 +450,71 @@ fn trajectories_and_a_push_forward_as_training_data() {
     assert_eq!(log.matches("flow stored").count(), 2, "{log}");
     check_golden("amf-fig3-tiny-usps-k5", &golden);
 }
+
+/// The correspondence layer with C ≠ K through the whole re-purposing pipeline: 14 k-means
+/// clusters of Fashion-MNIST flowed to the 10 MNIST classes; the layer is 10 × 14 with rows
+/// summing to 1, the matching leaves 4 clusters without a label, and the frozen classifier
+/// still beats its raw-image accuracy.
+#[test]
+fn fourteen_clusters_map_onto_ten_classes() {
+    let Some(data) = data_dir() else { return };
+    let data = data.to_string_lossy().into_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("experiments/repurpose.toml")).unwrap();
+    let from = "[profile.tiny.pseudo_labels]\nclusters = 10";
+    assert!(text.contains(from));
+    let settings = tmp.path().join("repurpose.toml");
+    std::fs::write(
+        &settings,
+        text.replace(from, "[profile.tiny.pseudo_labels]\nclusters = 14"),
+    )
+    .unwrap();
+    let out = tmp.path().join("amf");
+    wowflow(&[
+        "experiment",
+        "table",
+        "--config",
+        &root.join("experiments/amf-table1.toml").to_string_lossy(),
+        "--experiment-config",
+        &settings.to_string_lossy(),
+        "--profile",
+        "tiny",
+        "--only",
+        "fashion",
+        "--only",
+        "sw-mmd-unsupervised",
+        "--data-dir",
+        &data,
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    let key = "repurpose-fashion-mnist-sw-mmd-unsupervised";
+    let trial: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join(format!("cells/{key}/trials/t0.json"))).unwrap(),
+    )
+    .unwrap();
+    let layer = &trial["correspondence"];
+    assert_eq!(
+        (layer["sources"].as_u64(), layer["targets"].as_u64()),
+        (Some(14), Some(10))
+    );
+    let m: Vec<f64> = layer["matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(m.len(), 140);
+    for row in m.chunks(14) {
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{row:?}");
+    }
+    let labels = trial["cluster_labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 14);
+    assert_eq!(labels.iter().filter(|l| l.is_null()).count(), 4);
+    let (acc, before) = (
+        trial["accuracy"].as_f64().unwrap(),
+        trial["accuracy_before"].as_f64().unwrap(),
+    );
+    assert!(acc > before + 0.05, "after {acc}, before {before}");
+}

@@ -361,6 +361,7 @@ fn compute_flow(
     flow: FlowKind,
     settings: &TrajectorySettings,
     seed: u64,
+    figures: Option<&Path>,
 ) -> Result<(FlowTrial, Vec<(&'static str, NpyArray)>)> {
     let flow_settings = match flow {
         FlowKind::Otdd => settings.otdd.flow_settings(seed)?,
@@ -436,6 +437,21 @@ fn compute_flow(
     let snapshot_steps: Vec<usize> = snaps.kept.iter().map(|(s, _)| *s).collect();
     let s = snaps.kept.len();
     let traj: Vec<f32> = snaps.kept.iter().flat_map(|(_, p)| clamp01(p)).collect();
+    if let Some(dir) = figures {
+        let mapped_held = h.push(&held0)?;
+        draw_flow(
+            dir,
+            d,
+            &x0,
+            &traj,
+            s,
+            &held0,
+            &mapped_held,
+            &heldt,
+            &un,
+            &mapped,
+        )?;
+    }
     let yv = |l: &[usize]| NpyArray::i64(vec![l.len()], l.iter().map(|&v| v as i64).collect());
     let (tx, ty) = arrays_of(&Images::from_cloud(&d.target, SHAPE, None, CLASSES)?);
     let arrays = vec![
@@ -460,6 +476,54 @@ fn compute_flow(
         mapped_label_agreement: agree as f64 / m.max(1) as f64,
     };
     Ok((trial, arrays))
+}
+
+/// `trajectory.png`: one row per source class (its first particle), the initial image then
+/// every snapshot; `pushforward.png`: ten held-out particles as `x₀`, `h(x₀)` and the true
+/// `x_T` (rows 1–3), then ten never-flowed images (one per class) before and after `h`
+/// (rows 4–5).
+#[allow(clippy::too_many_arguments)]
+fn draw_flow(
+    dir: &Path,
+    d: &Draw,
+    x0: &[f32],
+    traj: &[f32],
+    states: usize,
+    held0: &Images,
+    mapped_held: &[f32],
+    heldt: &Images,
+    unlabeled: &Images,
+    mapped: &[f32],
+) -> Result<()> {
+    let n = d.source.n_points();
+    let image = |v: &[f32], i: usize| v[i * 784..(i + 1) * 784].to_vec();
+    let mut grid = Vec::new();
+    for c in 0..d.source.n_classes() {
+        let i = d.source.class_range(c).start;
+        grid.extend(image(x0, i));
+        for s in 0..states {
+            grid.extend(image(&traj[s * n * 784..(s + 1) * n * 784], i));
+        }
+    }
+    let rows = d.source.n_classes();
+    let img = wowflow_viz::image_grid(&grid, rows * (states + 1), 28, 28, states + 1, 2)?;
+    wowflow_viz::save_png(&img, &dir.join("trajectory.png"))?;
+    let cols = 10.min(held0.len()).min(unlabeled.len());
+    let mut grid = Vec::new();
+    for source in [held0.values(), mapped_held, heldt.values()] {
+        for i in 0..cols {
+            grid.extend(image(source, i));
+        }
+    }
+    // The unlabelled images are in class order: one every len / cols.
+    for source in [unlabeled.values(), mapped] {
+        for i in 0..cols {
+            grid.extend(image(source, i * unlabeled.len() / cols));
+        }
+    }
+    let img = wowflow_viz::image_grid(&grid, 5 * cols, 28, 28, cols, 2)?;
+    wowflow_viz::save_png(&img, &dir.join("pushforward.png"))?;
+    Ok(())
 }
 
 /// The k-shot set plus what `data` adds, from a stored flow's arrays.
@@ -626,7 +690,10 @@ pub fn run_cell(
                     Some(done) => done,
                     None => {
                         let d = draw(dirs, cell, settings, &pe.pool, seed)?;
-                        let (record, arrays) = compute_flow(&d, flow, settings, seed)?;
+                        // Trial 0 draws its trajectories and push-forward in the flow's
+                        // directory.
+                        let figures = (t == 0).then_some(dir.as_path());
+                        let (record, arrays) = compute_flow(&d, flow, settings, seed, figures)?;
                         let named: Vec<(&str, &NpyArray)> =
                             arrays.iter().map(|(k, v)| (*k, v)).collect();
                         store.save_arrays(t, &record, &named)?;
