@@ -48,6 +48,29 @@ fn check_golden(name: &str, lines: &[String]) {
     wowflow_testkit::golden(&dir, &tagged, lines);
 }
 
+/// Runs `wowflow experiment table --config experiments/TABLE --profile tiny --data-dir DATA
+/// --out OUT EXTRA…` and returns its log.
+fn tiny_table(table: &str, data: &str, out: &Path, extra: &[&str]) -> String {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../experiments")
+        .join(table);
+    let (config, out) = (config.to_string_lossy(), out.to_string_lossy());
+    let mut args = vec![
+        "experiment",
+        "table",
+        "--config",
+        &config,
+        "--profile",
+        "tiny",
+        "--data-dir",
+        data,
+        "--out",
+        &out,
+    ];
+    args.extend_from_slice(extra);
+    wowflow(&args)
+}
+
 /// Runs `wowflow experiment <cell…> --profile tiny --data-dir DATA --out OUT`.
 fn tiny_cell(cell: &[&str], data: &str, out: &Path) {
     let out = out.to_string_lossy().into_owned();
@@ -301,21 +324,7 @@ fn flows_re_purpose_a_frozen_mnist_classifier() {
     let data = data.to_string_lossy().into_owned();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("amf");
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/amf-table1.toml");
-    wowflow(&[
-        "experiment",
-        "table",
-        "--config",
-        &config.to_string_lossy(),
-        "--profile",
-        "tiny",
-        "--only",
-        "fashion",
-        "--data-dir",
-        &data,
-        "--out",
-        &out.to_string_lossy(),
-    ]);
+    tiny_table("amf-table1.toml", &data, &out, &["--only", "fashion"]);
     let cell = |key: &str| out.join(format!("cells/repurpose-fashion-mnist-{key}.json"));
     let before = accuracy(&cell("before"));
     // Measured: 6.5 % before; OTDD 61.5 / 25.5 %, SW-MMD 25.5 / 25.0 % (supervised /
@@ -381,21 +390,7 @@ fn trajectories_and_a_push_forward_as_training_data() {
     let data = data.to_string_lossy().into_owned();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("fig3");
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/amf-fig3.toml");
-    let log = wowflow(&[
-        "experiment",
-        "table",
-        "--config",
-        &config.to_string_lossy(),
-        "--profile",
-        "tiny",
-        "--only",
-        "usps-k5",
-        "--data-dir",
-        &data,
-        "--out",
-        &out.to_string_lossy(),
-    ]);
+    let log = tiny_table("amf-fig3.toml", &data, &out, &["--only", "usps-k5"]);
     let cell = |key: &str| out.join(format!("cells/traj-usps-k5-{key}.json"));
     let acc = |key: &str| accuracy(&cell(key));
     let target_only = acc("target-only");
@@ -471,24 +466,20 @@ fn fourteen_clusters_map_onto_ten_classes() {
     )
     .unwrap();
     let out = tmp.path().join("amf");
-    wowflow(&[
-        "experiment",
-        "table",
-        "--config",
-        &root.join("experiments/amf-table1.toml").to_string_lossy(),
-        "--experiment-config",
-        &settings.to_string_lossy(),
-        "--profile",
-        "tiny",
-        "--only",
-        "fashion",
-        "--only",
-        "sw-mmd-unsupervised",
-        "--data-dir",
+    let settings = settings.to_string_lossy();
+    tiny_table(
+        "amf-table1.toml",
         &data,
-        "--out",
-        &out.to_string_lossy(),
-    ]);
+        &out,
+        &[
+            "--experiment-config",
+            &settings,
+            "--only",
+            "fashion",
+            "--only",
+            "sw-mmd-unsupervised",
+        ],
+    );
     let key = "repurpose-fashion-mnist-sw-mmd-unsupervised";
     let trial: Value = serde_json::from_str(
         &std::fs::read_to_string(out.join(format!("cells/{key}/trials/t0.json"))).unwrap(),

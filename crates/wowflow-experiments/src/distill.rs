@@ -182,7 +182,7 @@ impl DistillSettings {
     }
 
     fn validate(&self) -> Result<()> {
-        for (name, v) in [
+        crate::at_least_one(&[
             ("target_per_class", self.target_per_class),
             ("trials", self.trials),
             ("evals", self.evals),
@@ -190,11 +190,7 @@ impl DistillSettings {
             ("flow.real_batch", self.flow.real_batch),
             ("embed.width", self.embed.width),
             ("grid_per_class", self.grid_per_class),
-        ] {
-            if v == 0 {
-                bail!("setting `{name}` must be at least 1");
-            }
-        }
+        ])?;
         if !(1..=3).contains(&self.embed.depth) {
             bail!(
                 "setting `embed.depth` must be 1–3 for 28×28 images, got {}",

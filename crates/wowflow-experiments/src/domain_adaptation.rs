@@ -210,7 +210,7 @@ impl Observer for Monitor<'_> {
 }
 
 fn validate(s: &DaSettings) -> Result<()> {
-    for (name, v) in [
+    crate::at_least_one(&[
         ("classifier.per_class", s.classifier.per_class),
         ("classifier.steps", s.classifier.steps),
         ("classifier.batch_size", s.classifier.batch_size),
@@ -220,11 +220,7 @@ fn validate(s: &DaSettings) -> Result<()> {
         ("flow.checkpoint_every", s.flow.checkpoint_every),
         ("output.grid_per_class", s.output.grid_per_class),
         ("output.grid_every", s.output.grid_every),
-    ] {
-        if v == 0 {
-            bail!("setting `{name}` must be at least 1");
-        }
-    }
+    ])?;
     if s.flow.target_per_class > s.classifier.per_class {
         bail!(
             "setting `flow.target_per_class` ({}) exceeds `classifier.per_class` ({}): the \

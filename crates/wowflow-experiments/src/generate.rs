@@ -123,17 +123,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         args.common.config.as_deref(),
         &args.common.profile,
     )?;
-    for (name, v) in [
+    crate::at_least_one(&[
         ("per_class", s.per_class),
         ("target_per_class", s.target_per_class),
         ("projections", s.projections),
         ("checkpoint_every", s.checkpoint_every),
         ("grid_per_class", s.grid_per_class),
-    ] {
-        if v == 0 {
-            bail!("setting `{name}` must be at least 1");
-        }
-    }
+    ])?;
     let target_name = crate::dataset_name(&args.target).to_string();
     let out = args.common.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(

@@ -295,6 +295,15 @@ pub(crate) fn observers<'a>(
     list
 }
 
+/// Refuses the first setting among `(name, value)` pairs that is 0, naming it: the counts of a
+/// profile (steps, images, trials …) must be at least 1.
+pub(crate) fn at_least_one(settings: &[(&str, usize)]) -> Result<()> {
+    match settings.iter().find(|(_, v)| *v == 0) {
+        Some((name, _)) => Err(anyhow!("setting `{name}` must be at least 1")),
+        None => Ok(()),
+    }
+}
+
 /// Writes `text` to `path` atomically (an interrupted run never leaves half a result).
 pub fn write_file(path: &Path, text: &str) -> Result<()> {
     wowflow_data::write_text_atomic(path, text)

@@ -168,7 +168,7 @@ impl RepurposeSettings {
     }
 
     fn validate(&self) -> Result<()> {
-        for (name, v) in [
+        crate::at_least_one(&[
             ("trials", self.trials),
             ("source_per_class", self.source_per_class),
             ("target_per_class", self.target_per_class),
@@ -176,11 +176,7 @@ impl RepurposeSettings {
             ("classifier.steps", self.classifier.steps),
             ("sw_mmd.projections", self.sw_mmd.projections),
             ("pseudo_labels.clusters", self.pseudo_labels.clusters),
-        ] {
-            if v == 0 {
-                bail!("setting `{name}` must be at least 1");
-            }
-        }
+        ])?;
         if self.target_per_class > self.classifier.per_class {
             bail!(
                 "setting `target_per_class` ({}) exceeds `classifier.per_class` ({}): the \

@@ -211,7 +211,7 @@ impl TrajectorySettings {
     }
 
     fn validate(&self) -> Result<()> {
-        for (name, v) in [
+        crate::at_least_one(&[
             ("source_per_class", self.source_per_class),
             ("unlabeled_per_class", self.unlabeled_per_class),
             ("trials", self.trials),
@@ -219,11 +219,7 @@ impl TrajectorySettings {
             ("snapshots", self.snapshots),
             ("fine_tune.pretrain_epochs", self.fine_tune.pretrain_epochs),
             ("fine_tune.epochs", self.fine_tune.epochs),
-        ] {
-            if v == 0 {
-                bail!("setting `{name}` must be at least 1");
-            }
-        }
+        ])?;
         if !(self.holdout > 0.0 && self.holdout < 1.0) {
             bail!("setting `holdout` must lie in (0, 1), got {}", self.holdout);
         }

@@ -227,17 +227,13 @@ impl TransferSettings {
     }
 
     fn validate(&self) -> Result<()> {
-        for (name, v) in [
+        crate::at_least_one(&[
             ("source_per_class", self.source_per_class),
             ("trials", self.trials),
             ("evals", self.evals),
             ("sw_mmd.projections", self.sw_mmd.projections),
             ("product_mmd.p", self.product_mmd.p),
-        ] {
-            if v == 0 {
-                bail!("setting `{name}` must be at least 1");
-            }
-        }
+        ])?;
         Kernel::by_name(&self.sw_mmd.kernel, self.sw_mmd.kernel_param)
             .context("setting `sw_mmd.kernel`")?;
         self.otdd_config()?;
