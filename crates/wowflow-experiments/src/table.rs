@@ -437,7 +437,8 @@ fn figure(
         groups: &group_refs,
         values: &values,
     };
-    let width = (160 + 90 * groups.len()).clamp(640, 1800) as u32;
+    // Room for every bar of a group: about 14 pixels each, and a gap between groups.
+    let width = (160 + groups.len() * (14 * series.len() + 40)).clamp(640, 2400) as u32;
     let img = wowflow_viz::bar_chart(&chart, (width, 480))?;
     wowflow_viz::save_png(&img, path).with_context(|| format!("writing {}", path.display()))
 }

@@ -88,7 +88,17 @@ pub fn bar_chart(chart: &BarChart<'_>, size: (u32, u32)) -> Result<Rgb8Image, Vi
         hi: top,
         log: false,
     };
-    let axes = Axes::layout(size, x, y, &labels)?.without_x_ticks();
+    let mut axes = Axes::layout(size, x, y, &labels)?.without_x_ticks();
+    // Headroom for the legend above the tallest bar, so no bar hides behind it.
+    let (_, legend_h) = legend_size(&axes, chart);
+    let share = legend_h as f64 / axes.area.height().max(1) as f64;
+    if share < 0.7 {
+        let y = AxisRange {
+            hi: top / (1.0 - share),
+            ..y
+        };
+        axes = Axes::layout(size, x, y, &labels)?.without_x_ticks();
+    }
     let mut img = axes.background()?;
     let s = axes.scale;
     let color = |series: &BarSeries<'_>| -> Rgb {
@@ -161,6 +171,25 @@ pub fn bar_chart(chart: &BarChart<'_>, size: (u32, u32)) -> Result<Rgb8Image, Vi
     Ok(img)
 }
 
+/// Width and height of the legend box with its inset from the plot's frame, in pixels.
+fn legend_size(axes: &Axes, chart: &BarChart<'_>) -> (i64, i64) {
+    let s = axes.scale;
+    let px = 12.0 * s;
+    let (_, text_h) = text::measure("Ag", px);
+    let row_h = text_h + 3.0 * s;
+    let pad = 6.0 * s;
+    let swatch = 12.0 * s;
+    let names_w = chart
+        .series
+        .iter()
+        .map(|se| text::measure(se.name, px).0)
+        .fold(0.0, f32::max);
+    let inset = 2 * (6.0 * s).round() as i64;
+    let box_w = (2.0 * pad + swatch + 6.0 * s + names_w).ceil() as i64;
+    let box_h = (2.0 * pad + row_h * chart.series.len() as f32).ceil() as i64;
+    (box_w + inset, box_h + inset)
+}
+
 /// The legend, in the top corner above the lower bars.
 fn draw_legend(
     img: &mut Rgb8Image,
@@ -174,15 +203,10 @@ fn draw_legend(
     let row_h = text_h + 3.0 * s;
     let pad = 6.0 * s;
     let swatch = 12.0 * s;
-    let names_w = chart
-        .series
-        .iter()
-        .map(|se| text::measure(se.name, px).0)
-        .fold(0.0, f32::max);
-    let box_w = (2.0 * pad + swatch + 6.0 * s + names_w).ceil() as i64;
-    let box_h = (2.0 * pad + row_h * chart.series.len() as f32).ceil() as i64;
-    let a = axes.area;
     let inset = (6.0 * s).round() as i64;
+    let (box_w, box_h) = legend_size(axes, chart);
+    let (box_w, box_h) = (box_w - 2 * inset, box_h - 2 * inset);
+    let a = axes.area;
     if box_w + 2 * inset > a.width() || box_h + 2 * inset > a.height() {
         return;
     }
