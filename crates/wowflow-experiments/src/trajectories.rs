@@ -24,6 +24,10 @@
 //! the table's `cells/flows/` with the initial particles, the snapshots, the push-forward's
 //! images and the push-forward's error on held-out particles (`h(x₀)` against the true
 //! `x_T` of flowed particles that `h` never saw).
+//!
+//! A stopped table resumes per network and per stored flow; a flow interrupted midway restarts
+//! from its beginning (its snapshots live in memory until it is stored: these flows take
+//! minutes, not the hour of a Table 2 cell).
 
 use super::{load_profile, machine, sample_train, AssignSettings};
 use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
