@@ -21,7 +21,7 @@
 //! flow or the layer). `before`: the frozen classifier on the raw images, its digit taken as
 //! the class (their "Original" row; only meaningful where classes are digits, i.e. USPS).
 
-use super::{load_profile, machine, sample_train, save_grid, AssignSettings};
+use super::{load_profile, machine, sample_train, save_grid, AssignMethod, AssignSettings};
 use crate::checkpoint::FlowSegments;
 use crate::domain_adaptation::{classifier, ClassifierSettings};
 use crate::evaluate::{FlowRecord, Stats};
@@ -188,6 +188,12 @@ impl RepurposeSettings {
         for m in [RepurposeMethod::Otdd, RepurposeMethod::SwMmd] {
             self.flow_settings(m, 0)?;
         }
+        if self.assign.method == AssignMethod::NearestNeighbor {
+            bail!(
+                "setting `assign.method`: the correspondence layer reads an OT coupling; use \
+                 `sliced` or `wasserstein`, not `nearest-neighbor`"
+            );
+        }
         Ok(())
     }
 
@@ -220,7 +226,10 @@ pub struct RepurposeTrial {
     pub correspondence: Option<ClassCorrespondence>,
     /// Unsupervised: the true label each cluster was matched with.
     pub cluster_labels: Option<Vec<Option<usize>>>,
-    /// The flow's time, steps and losses.
+    /// How the source was drawn where its train split is missing (KMNIST's fallback).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The flow's time, steps and losses (the time of this run's part, after a resume).
     #[serde(flatten)]
     pub flow: FlowRecord,
 }
@@ -326,6 +335,7 @@ pub fn run_cell(
         if let Some(store) = &trials_store {
             if let Some((trial, _)) = store.load_flow::<RepurposeTrial>(t, SHAPE, CLASSES)? {
                 eprintln!("{} trial {t}: loaded from a previous run", cell.key());
+                note = note.or(trial.note.clone());
                 trials.push(trial);
                 continue;
             }
@@ -342,7 +352,7 @@ pub fn run_cell(
         }
         note = note.or(source_note);
         let segments = trials_store.as_ref().map(|s| s.flow_segments(t));
-        let (trial, images) = run_trial(
+        let (mut trial, images) = run_trial(
             cell,
             settings,
             &model,
@@ -352,6 +362,7 @@ pub fn run_cell(
             segments.as_ref(),
             if t == 0 { out } else { None },
         )?;
+        trial.note = note.clone();
         eprintln!(
             "{} trial {t}: accuracy {:.2} % (before the flow {:.2} %)",
             cell.key(),
@@ -415,6 +426,7 @@ fn run_trial(
             clustering_accuracy: None,
             correspondence: None,
             cluster_labels: None,
+            note: None,
             flow: FlowRecord::default(),
         };
         return Ok((trial, images));
@@ -470,6 +482,7 @@ fn run_trial(
         clustering_accuracy: matching.as_ref().map(LabelMatching::accuracy),
         correspondence: Some(layer),
         cluster_labels: matching.map(|m| m.label_of),
+        note: None,
         flow: record,
     };
     // The flowed images with their true labels: the scores can be recomputed from them.

@@ -241,6 +241,14 @@ impl TableConfig {
                         })?;
                         let data =
                             parse_method(data, &col.id, &TrainingData::ALL, TrainingData::name)?;
+                        if !data.needs_flow() {
+                            bail!(
+                                "column `{}`: `{}` uses no flow; give it as the column's \
+                                 `method`, without `data`",
+                                col.id,
+                                data.name()
+                            );
+                        }
                         (data, Some(flow))
                     }
                 };

@@ -30,7 +30,7 @@
 //! minutes, not the hour of a Table 2 cell).
 
 use super::{load_profile, machine, sample_train, AssignSettings};
-use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
+use crate::evaluate::{train_and_test, EvalNet, FlowRecord, Score, Stats, TrainSettings};
 use crate::method::{MethodFlow, OtddRun, SwMmdRun};
 use crate::progress::{interrupt_flag, Progress};
 use crate::trials::{arrays_of, images_of, TrialStore};
@@ -227,6 +227,25 @@ impl TrajectorySettings {
         if !(self.holdout > 0.0 && self.holdout < 1.0) {
             bail!("setting `holdout` must lie in (0, 1), got {}", self.holdout);
         }
+        // Before the flow, not after: the push-forward is fitted once the flow has run.
+        self.pushforward
+            .validate()
+            .context("settings `pushforward`")?;
+        let n = self.source_per_class * CLASSES;
+        if n < 2 || n - held_out(n, self.holdout) < 2 {
+            bail!(
+                "settings `source_per_class` = {} and `holdout` = {} leave fewer than 2 flowed \
+                 particles to fit the push-forward on",
+                self.source_per_class,
+                self.holdout
+            );
+        }
+        if self.train.net != EvalNet::Lenet5 {
+            bail!(
+                "setting `train.net`: the trajectory cells and the fine-tuning column train \
+                 LeNet-5 (their protocol); other networks are not supported here"
+            );
+        }
         self.otdd.flow_settings(0).context("settings `otdd`")?;
         self.sw_mmd.flow_settings(0).context("settings `sw_mmd`")?;
         self.train.validate("train")
@@ -350,6 +369,12 @@ impl Observer for Snapshots {
     }
 }
 
+/// Flowed particles kept from the push-forward's fit: `holdout · n`, at least 1, at most
+/// `n − 1` (`n ≥ 2`).
+fn held_out(n: usize, holdout: f64) -> usize {
+    ((n as f64 * holdout).round() as usize).clamp(1, n.saturating_sub(1).max(1))
+}
+
 fn clamp01(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x.clamp(0.0, 1.0)).collect()
 }
@@ -394,7 +419,7 @@ fn compute_flow(
     // The push-forward: fitted on the pairs of (1 − holdout) of the particles.
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9));
-    let held = ((n as f64 * settings.holdout).round() as usize).clamp(1, n - 1);
+    let held = held_out(n, settings.holdout);
     let (fit_idx, held_idx) = order.split_at(n - held);
     let rows = |v: &[f32], idx: &[usize]| -> Result<Images> {
         let mut out = Vec::with_capacity(idx.len() * 784);
@@ -418,7 +443,8 @@ fn compute_flow(
     // The unlabelled images, moved by h and labelled by their nearest flowed particle.
     let m = d.unlabeled.n_points();
     let un = Images::new(clamp01(d.unlabeled.points()), vec![0; m], SHAPE, 1)?;
-    let mapped = h.push(&un)?;
+    // Clipped like every other image the networks see.
+    let mapped = clamp01(&h.push(&un)?);
     let ids: Vec<i64> = y.iter().map(|&l| l as i64).collect();
     let (flowed, _) = LabeledCloud::from_labeled_rows(&xt, 784, &ids)?;
     let (mapped_cloud, _) = LabeledCloud::from_labeled_rows(&mapped, 784, &vec![0; m])?;

@@ -1,7 +1,7 @@
 //! Predictions and their scores: accuracy, per-class accuracy, confusion matrix.
 
 use crate::data::Images;
-use crate::error::{shape, Result};
+use crate::error::{invalid, shape, Result};
 use crate::models::Network;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,12 @@ pub fn predict_proba<B: Backend, M: Network<B>>(
     for_each_batch(model, images, batch, device, |logits, rows| {
         let k = logits.dims()[1];
         match logits.into_data().convert::<f32>().to_vec::<f32>() {
+            Ok(values) if values.iter().any(|v| !v.is_finite()) => {
+                failure.get_or_insert(invalid(
+                    "logits",
+                    "the network returned a non-finite value (NaN or ±∞)",
+                ));
+            }
             Ok(values) if values.len() == rows * k => {
                 for row in values.chunks_exact(k) {
                     let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;

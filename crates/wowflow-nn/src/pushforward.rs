@@ -72,7 +72,9 @@ impl Default for PushForwardConfig {
 }
 
 impl PushForwardConfig {
-    fn validate(&self) -> Result<()> {
+    /// Checks the settings (counts at least 1, `validation` in (0, 1), a positive finite
+    /// learning rate), naming the one that is wrong.
+    pub fn validate(&self) -> Result<()> {
         for (name, v) in [
             ("channels", self.channels.iter().min().copied().unwrap_or(0)),
             ("widths", self.widths.iter().min().copied().unwrap_or(0)),
@@ -251,18 +253,20 @@ pub fn fit_push_forward<B: AutodiffBackend>(
         ));
     }
     let n = x0.len();
-    let held = ((n as f64 * config.validation).round() as usize).clamp(1, n.saturating_sub(1));
     if n < 2 {
         return Err(invalid(
             "pairs",
             format!("need at least 2 to fit and validate, got {n}"),
         ));
     }
+    let held = ((n as f64 * config.validation).round() as usize).clamp(1, n - 1);
     let mut order: Vec<usize> = (0..n).collect();
     {
         use rand::seq::SliceRandom;
         use rand::SeedableRng;
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+            seed ^ 0x5851_f42d_4c95_7f2d,
+        ));
     }
     let (fit_idx, val_idx) = order.split_at(n - held);
     let pick = |imgs: &Images, idx: &[usize]| -> Result<Images> {
@@ -282,10 +286,22 @@ pub fn fit_push_forward<B: AutodiffBackend>(
         best: 0,
         seconds: 0.0,
     };
+    let mut failures = Vec::new();
     for r in 0..config.restarts {
-        let restart_seed = seed + r as u64;
-        let model = fit_once::<B>(&fit0, &fitt, config, restart_seed, device)?;
+        // Restart seeds of different `seed`s do not overlap (trial seeds seed + t share no
+        // restart).
+        let restart_seed = seed.wrapping_mul(1_000_003).wrapping_add(r as u64);
+        // A restart that diverges counts as the worst one; the others still run.
+        let model = match fit_once::<B>(&fit0, &fitt, config, restart_seed, device) {
+            Ok(model) => model,
+            Err(e) => {
+                failures.push(format!("restart {r}: {e}"));
+                report.validation_mse.push(f64::INFINITY);
+                continue;
+            }
+        };
         let mse = mean_squared_error(&model.push(&val0)?, valt.values());
+        let mse = if mse.is_finite() { mse } else { f64::INFINITY };
         report.validation_mse.push(mse);
         if best.as_ref().is_none_or(|(b, _)| mse < *b) {
             report.best = r;
@@ -293,7 +309,12 @@ pub fn fit_push_forward<B: AutodiffBackend>(
         }
     }
     report.seconds = started.elapsed().as_secs_f64();
-    let (_, model) = best.ok_or_else(|| invalid("restarts", "must be at least 1"))?;
+    let (_, model) = best.ok_or_else(|| {
+        invalid(
+            "restarts",
+            format!("every fit failed: {}", failures.join("; ")),
+        )
+    })?;
     Ok((model, report))
 }
 

@@ -17,7 +17,7 @@
 //! vector. With `C = K` uniform classes `Γ` is a permutation over `K` and the layer only
 //! relabels; with `C ≠ K` (26 letters against 10 digits) it splits and merges mass.
 
-use crate::assign::LabelAssignment;
+use crate::assign::{AssignmentMethod, LabelAssignment};
 use crate::assignment::linear_assignment;
 use crate::exact_ot;
 use serde::{Deserialize, Serialize};
@@ -107,8 +107,15 @@ impl ClassCorrespondence {
     }
 
     /// The layer of the coupling a label assignment by OT decided from
-    /// ([`crate::assign_by_ot`], [`crate::assign_from_costs`]).
+    /// ([`crate::assign_by_ot`], [`crate::assign_from_costs`]); a 1-NN assignment holds vote
+    /// shares, not a coupling, and is refused.
     pub fn from_assignment(assignment: &LabelAssignment) -> Result<Self> {
+        if assignment.method == AssignmentMethod::NearestNeighbor {
+            return Err(invalid(
+                "label assignment",
+                "a 1-NN vote has no coupling to read a correspondence from: assign by OT",
+            ));
+        }
         Self::from_plan(&assignment.plan, assignment.sources, assignment.targets)
     }
 
@@ -145,7 +152,7 @@ impl ClassCorrespondence {
     }
 }
 
-/// Index of the largest entry (the first of equal ones); NaN never wins.
+/// Index of the largest entry (the first of equal ones); NaN never wins over a number.
 pub fn argmax(row: &[f64]) -> usize {
     let mut best = 0;
     for (i, v) in row.iter().enumerate() {
