@@ -399,6 +399,13 @@ fn figure(
     if shown.is_empty() {
         return Ok(());
     }
+    // The paper's bar only for the columns where the paper gives a number in some row.
+    let paper_of =
+        |row: &Row, c: usize| row.paper.get(&t.columns[c].id).and_then(|p| parse_paper(p));
+    let with_paper: Vec<bool> = shown
+        .iter()
+        .map(|&c| t.rows.iter().any(|r| paper_of(r, c).is_some()))
+        .collect();
     let names: Vec<(String, String)> = shown
         .iter()
         .map(|&c| {
@@ -409,32 +416,38 @@ fn figure(
     let series: Vec<wowflow_viz::BarSeries<'_>> = shown
         .iter()
         .zip(&names)
-        .flat_map(|(&c, (ours, paper))| {
-            [
-                wowflow_viz::BarSeries {
-                    name: ours,
-                    color: c,
-                    light: false,
-                },
-                wowflow_viz::BarSeries {
-                    name: paper,
-                    color: c,
-                    light: true,
-                },
-            ]
+        .zip(&with_paper)
+        .flat_map(|((&c, (ours, paper)), &has_paper)| {
+            let ours = wowflow_viz::BarSeries {
+                name: ours,
+                color: c,
+                light: false,
+            };
+            let paper = wowflow_viz::BarSeries {
+                name: paper,
+                color: c,
+                light: true,
+            };
+            if has_paper {
+                vec![ours, paper]
+            } else {
+                vec![ours]
+            }
         })
         .collect();
     let groups: Vec<String> = t.rows.iter().map(TableConfig::group).collect();
     let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
     let mut values = Vec::with_capacity(groups.len() * series.len());
     for (row, row_keys) in t.rows.iter().zip(keys) {
-        for &c in &shown {
+        for (&c, &has_paper) in shown.iter().zip(&with_paper) {
             values.push(
                 done.get(&row_keys[c])
                     .map(|d| (d.accuracy.mean, d.accuracy.std)),
             );
             // The paper's number, where it gives one ("–" and absent entries: no bar).
-            values.push(row.paper.get(&t.columns[c].id).and_then(|p| parse_paper(p)));
+            if has_paper {
+                values.push(paper_of(row, c));
+            }
         }
     }
     let title = format!("{} — profile {profile}", t.title);
