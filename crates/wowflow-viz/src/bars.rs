@@ -90,7 +90,7 @@ pub fn bar_chart(chart: &BarChart<'_>, size: (u32, u32)) -> Result<Rgb8Image, Vi
     };
     let mut axes = Axes::layout(size, x, y, &labels)?.without_x_ticks();
     // Headroom for the legend above the tallest bar, so no bar hides behind it.
-    let (_, legend_h) = legend_size(&axes, chart);
+    let legend_h = Legend::of(&axes, chart).height();
     let share = legend_h as f64 / axes.area.height().max(1) as f64;
     if share < 0.7 {
         let y = AxisRange {
@@ -171,23 +171,50 @@ pub fn bar_chart(chart: &BarChart<'_>, size: (u32, u32)) -> Result<Rgb8Image, Vi
     Ok(img)
 }
 
-/// Width and height of the legend box with its inset from the plot's frame, in pixels.
-fn legend_size(axes: &Axes, chart: &BarChart<'_>) -> (i64, i64) {
-    let s = axes.scale;
-    let px = 12.0 * s;
-    let (_, text_h) = text::measure("Ag", px);
-    let row_h = text_h + 3.0 * s;
-    let pad = 6.0 * s;
-    let swatch = 12.0 * s;
-    let names_w = chart
-        .series
-        .iter()
-        .map(|se| text::measure(se.name, px).0)
-        .fold(0.0, f32::max);
-    let inset = 2 * (6.0 * s).round() as i64;
-    let box_w = (2.0 * pad + swatch + 6.0 * s + names_w).ceil() as i64;
-    let box_h = (2.0 * pad + row_h * chart.series.len() as f32).ceil() as i64;
-    (box_w + inset, box_h + inset)
+/// The legend's measures, in pixels, at the axes' scale.
+struct Legend {
+    /// Text size.
+    px: f32,
+    /// Height of one entry.
+    row_h: f32,
+    /// Padding inside the box.
+    pad: f32,
+    /// Side of a colour swatch.
+    swatch: f32,
+    /// Gap between the box and the plot's frame.
+    inset: i64,
+    /// The box.
+    box_w: i64,
+    box_h: i64,
+}
+
+impl Legend {
+    fn of(axes: &Axes, chart: &BarChart<'_>) -> Self {
+        let s = axes.scale;
+        let px = 12.0 * s;
+        let (_, text_h) = text::measure("Ag", px);
+        let row_h = text_h + 3.0 * s;
+        let (pad, swatch) = (6.0 * s, 12.0 * s);
+        let names_w = chart
+            .series
+            .iter()
+            .map(|se| text::measure(se.name, px).0)
+            .fold(0.0, f32::max);
+        Self {
+            px,
+            row_h,
+            pad,
+            swatch,
+            inset: (6.0 * s).round() as i64,
+            box_w: (2.0 * pad + swatch + 6.0 * s + names_w).ceil() as i64,
+            box_h: (2.0 * pad + row_h * chart.series.len() as f32).ceil() as i64,
+        }
+    }
+
+    /// Height the legend takes from the top of the plot, inset included.
+    fn height(&self) -> i64 {
+        self.box_h + 2 * self.inset
+    }
 }
 
 /// The legend, in the top corner above the lower bars.
@@ -198,14 +225,15 @@ fn draw_legend(
     color: &dyn Fn(&BarSeries<'_>) -> Rgb,
 ) {
     let s = axes.scale;
-    let px = 12.0 * s;
-    let (_, text_h) = text::measure("Ag", px);
-    let row_h = text_h + 3.0 * s;
-    let pad = 6.0 * s;
-    let swatch = 12.0 * s;
-    let inset = (6.0 * s).round() as i64;
-    let (box_w, box_h) = legend_size(axes, chart);
-    let (box_w, box_h) = (box_w - 2 * inset, box_h - 2 * inset);
+    let Legend {
+        px,
+        row_h,
+        pad,
+        swatch,
+        inset,
+        box_w,
+        box_h,
+    } = Legend::of(axes, chart);
     let a = axes.area;
     if box_w + 2 * inset > a.width() || box_h + 2 * inset > a.height() {
         return;
