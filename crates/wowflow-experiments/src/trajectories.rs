@@ -744,21 +744,29 @@ pub fn run_cell(
             }
             None => None,
         };
+        // Without a flow, the trial's k-shot and source images are drawn once, and only if a
+        // network still has to be trained.
+        let mut drawn: Option<(Images, Images)> = None;
         let trial_scores =
             crate::trials::scores(Some(&scores_store), &cell.key(), t, settings.evals, |e| {
                 let net_seed = 1000 * seed + e as u64;
-                match (cell.data, &train_set) {
-                    (_, Some(set)) => train_and_test(&settings.train, set, &test, net_seed),
-                    (data, None) => {
-                        let d = draw(dirs, cell, settings, &pe.pool, seed)?;
-                        let target = Images::from_cloud(&d.target, SHAPE, None, CLASSES)?;
-                        if data == TrainingData::FineTune {
-                            let source = Images::from_cloud(&d.source, SHAPE, None, CLASSES)?;
-                            fine_tune(settings, &source, &target, &test, net_seed)
-                        } else {
-                            train_and_test(&settings.train, &target, &test, net_seed)
-                        }
-                    }
+                if let Some(set) = &train_set {
+                    return train_and_test(&settings.train, set, &test, net_seed);
+                }
+                if drawn.is_none() {
+                    let d = draw(dirs, cell, settings, &pe.pool, seed)?;
+                    drawn = Some((
+                        Images::from_cloud(&d.target, SHAPE, None, CLASSES)?,
+                        Images::from_cloud(&d.source, SHAPE, None, CLASSES)?,
+                    ));
+                }
+                let Some((target, source)) = &drawn else {
+                    bail!("the trial's images were not drawn");
+                };
+                if cell.data == TrainingData::FineTune {
+                    fine_tune(settings, source, target, &test, net_seed)
+                } else {
+                    train_and_test(&settings.train, target, &test, net_seed)
                 }
             })?;
         scores.push(trial_scores);
