@@ -46,11 +46,22 @@ pub enum TransferMethod {
     Otdd,
     /// The product-space MMD flow (Hua et al. 2023).
     ProductMmd,
+    /// A control the paper does not have: the k-shot images alone, each class's images
+    /// repeated cyclically to `source_per_class` extra rows, so the network takes as many
+    /// optimiser steps as with a flow's images but sees no new image. What a flow column
+    /// gains over this one is what the flowed images add beyond a longer training.
+    TargetRepeated,
 }
 
 impl TransferMethod {
     /// Every method, in the order of the paper's table.
-    pub const ALL: [Self; 4] = [Self::TargetOnly, Self::SwMmd, Self::Otdd, Self::ProductMmd];
+    pub const ALL: [Self; 5] = [
+        Self::TargetOnly,
+        Self::SwMmd,
+        Self::Otdd,
+        Self::ProductMmd,
+        Self::TargetRepeated,
+    ];
 
     /// The name in configs and on the command line.
     pub fn name(self) -> &'static str {
@@ -59,6 +70,7 @@ impl TransferMethod {
             Self::SwMmd => "sw-mmd",
             Self::Otdd => "otdd",
             Self::ProductMmd => "product-mmd",
+            Self::TargetRepeated => "target-repeated",
         }
     }
 }
@@ -435,6 +447,10 @@ fn augment(
     let started = Instant::now();
     let (mut points, row_labels, labels, steps, losses) = match method {
         TransferMethod::TargetOnly => (Vec::new(), Vec::new(), Vec::new(), 0, Vec::new()),
+        TransferMethod::TargetRepeated => {
+            let (points, row_labels) = repeated(&data.target, settings.source_per_class);
+            (points, row_labels, Vec::new(), 0, Vec::new())
+        }
         TransferMethod::SwMmd => {
             let s = &settings.sw_mmd;
             let flow = SwMmdFlowSettings {
@@ -517,6 +533,22 @@ fn augment(
         scores: Vec::new(),
     };
     Ok((points, row_labels, trial))
+}
+
+/// `per_class` rows per class of `target`, cycling through each class's images in order,
+/// with the class index of every row.
+fn repeated(target: &LabeledCloud, per_class: usize) -> (Vec<f32>, Vec<usize>) {
+    let d = target.dim();
+    let mut points = Vec::with_capacity(target.n_classes() * per_class * d);
+    let mut labels = Vec::with_capacity(target.n_classes() * per_class);
+    for c in 0..target.n_classes() {
+        let images: Vec<&[f32]> = target.class_points(c).chunks_exact(d).collect();
+        for image in images.iter().cycle().take(per_class) {
+            points.extend_from_slice(image);
+            labels.push(c);
+        }
+    }
+    (points, labels)
 }
 
 /// Flowed images, one target class index per row, the label given to each flowed class,
@@ -623,7 +655,8 @@ pub fn run_cell(
                     gpu,
                     segments.as_ref(),
                 )?;
-                if let (0, Some(out), false) = (t, out, flowed.is_empty()) {
+                let drawn = !flowed.is_empty() && cell.method != TransferMethod::TargetRepeated;
+                if let (0, Some(out), true) = (t, out, drawn) {
                     save_flowed(out, &flowed, &flowed_labels)?;
                 }
                 let mut values = data.target.points().to_vec();
@@ -820,6 +853,41 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// The control repeats each class's own images, in order, to exactly `per_class` rows:
+    /// classes of unequal size keep their labels and no image of another class leaks in.
+    #[test]
+    fn the_repeated_control_cycles_each_class_to_the_flowed_size() {
+        // Class 0: two images [0, 0], [1, 1]; class 1: three images [10, 10] … [12, 12].
+        let points = vec![0.0, 0.0, 1.0, 1.0, 10.0, 10.0, 11.0, 11.0, 12.0, 12.0];
+        let target = LabeledCloud::from_parts(points, 2, vec![0, 2, 5], vec![7, 9]).unwrap();
+        let (rows, labels) = repeated(&target, 5);
+        assert_eq!(labels, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
+        let firsts: Vec<f32> = rows.chunks_exact(2).map(|r| r[0]).collect();
+        assert_eq!(
+            firsts,
+            [0.0, 1.0, 0.0, 1.0, 0.0, 10.0, 11.0, 12.0, 10.0, 11.0]
+        );
+        let data = TrialData {
+            source: target.clone(),
+            target,
+        };
+        let mut settings = tiny();
+        settings.source_per_class = 4;
+        let (rows, labels, trial) = augment(
+            TransferMethod::TargetRepeated,
+            &data,
+            &settings,
+            2,
+            0,
+            DeviceArgs::default(),
+            None,
+        )
+        .unwrap();
+        assert_eq!((rows.len(), labels.len()), (16, 8));
+        assert_eq!(trial.label_counts, [4, 4]);
+        assert_eq!(trial.flow.flow_steps, 0);
     }
 
     /// jd-vl from two source classes towards three target classes (the core's test case):
