@@ -5,7 +5,7 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use wowflow_nn::{
-    evaluate, train, Budget, ConvNet, ConvNetConfig, CpuAutodiff, Images, LeNet5, TrainConfig,
+    evaluate_with, train, Budget, ConvNet, ConvNetConfig, CpuAutodiff, Images, LeNet5, TrainConfig,
 };
 
 /// The network a dataset is scored with.
@@ -99,7 +99,10 @@ pub fn train_and_test(
         EvalNet::Lenet5 => {
             let model = LeNet5::<CpuAutodiff>::new(classes, seed, &device);
             let (model, report) = train(model, train_set, &config, &device, &mut |_| {})?;
-            (evaluate(&model, test_set, &device)?.accuracy, report)
+            (
+                evaluate_with(&model, test_set, &device, config.engine)?.accuracy,
+                report,
+            )
         }
         EvalNet::Convnet { depth, width } => {
             let (c, h, _) = train_set.shape();
@@ -110,7 +113,10 @@ pub fn train_and_test(
             };
             let model = ConvNet::<CpuAutodiff>::new(net, seed, &device);
             let (model, report) = train(model, train_set, &config, &device, &mut |_| {})?;
-            (evaluate(&model, test_set, &device)?.accuracy, report)
+            (
+                evaluate_with(&model, test_set, &device, config.engine)?.accuracy,
+                report,
+            )
         }
     };
     Ok(Score {

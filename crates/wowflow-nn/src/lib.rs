@@ -44,7 +44,7 @@ pub use burn;
 pub use data::Images;
 pub use embed::RandomEmbedding;
 pub use error::{NnError, Result};
-pub use eval::{evaluate, predict, predict_proba, Evaluation};
+pub use eval::{evaluate, evaluate_with, predict, predict_proba, Evaluation};
 pub use models::{seeded_init, Architecture, ConvNet, ConvNetConfig, DaCnn, LeNet5, Network};
 pub use pushforward::{fit_push_forward, PushForward, PushForwardConfig, PushForwardReport};
 pub use store::{model_key, ModelCard, ModelStore};

@@ -1,6 +1,7 @@
 //! The native CPU engine against burn's autodiff: the same loss, every parameter's gradient
 //! and the same weights after AdamW steps, on all three networks (and a ConvNet on RGB
-//! 32×32 images), with balanced and unbalanced label batches.
+//! 32×32 images), with balanced and unbalanced label batches; and the native test pass
+//! against burn's forward.
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -8,10 +9,10 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use wowflow_nn::native::{read_params, NativeNet};
+use wowflow_nn::native::{read_params, write_params, NativeNet};
 use wowflow_nn::{
-    train, Budget, ConvNet, ConvNetConfig, CpuAutodiff, DaCnn, Engine, Images, LeNet5, Network,
-    TrainConfig,
+    evaluate, evaluate_with, train, Budget, ConvNet, ConvNetConfig, CpuAutodiff, CpuBackend, DaCnn,
+    Engine, Images, LeNet5, Network, TrainConfig,
 };
 
 fn images(n: usize, shape: (usize, usize, usize), labels: Vec<usize>, seed: u64) -> Images {
@@ -201,4 +202,97 @@ fn images_that_do_not_fit_the_network_are_refused_with_their_shape() {
     .expect_err("a 32×32 image does not fit LeNet-5's 120-feature layer")
     .to_string();
     assert!(err.contains("1×32×32"), "{err}");
+}
+
+/// Scores `model` both ways on `data` and checks that every image gets the same class.
+fn check_evaluation<M: Network<CpuBackend>>(name: &str, model: &M, data: &Images) {
+    let device = Default::default();
+    let burn = evaluate(model, data, &device).unwrap();
+    let native = evaluate_with(model, data, &device, Engine::Native).unwrap();
+    assert_eq!(native.total, data.len(), "{name}");
+    assert_eq!(
+        native.confusion, burn.confusion,
+        "{name}: predictions differ"
+    );
+    // Burn only, whatever the network: the same function as `evaluate`.
+    assert_eq!(
+        evaluate_with(model, data, &device, Engine::Burn).unwrap(),
+        burn,
+        "{name}"
+    );
+}
+
+/// The native test pass predicts what burn's forward predicts, on every network, trained a
+/// few steps so the logits are not all alike; 150 images run as two full 64-image chunks
+/// and a partial one.
+#[test]
+fn native_evaluation_predicts_what_burn_predicts() {
+    let device = Default::default();
+    let labels: Vec<usize> = (0..150).map(|i| (i * 7) % 10).collect();
+    let gray = images(150, (1, 28, 28), labels.clone(), 3);
+    let config = TrainConfig::new(Budget::Steps(20), 32, 3e-3, 1);
+    let lenet = train(
+        LeNet5::<CpuAutodiff>::new(10, 2, &device),
+        &gray,
+        &config,
+        &device,
+        &mut |_| {},
+    )
+    .unwrap()
+    .0;
+    check_evaluation("lenet5", &lenet, &gray);
+    let da = train(
+        DaCnn::<CpuAutodiff>::new(10, 3, &device),
+        &gray,
+        &config,
+        &device,
+        &mut |_| {},
+    )
+    .unwrap()
+    .0;
+    check_evaluation("da-cnn", &da, &gray);
+    let small = ConvNetConfig {
+        depth: 3,
+        width: 8,
+        ..ConvNetConfig::standard(1, 28, 10)
+    };
+    let convnet = train(
+        ConvNet::<CpuAutodiff>::new(small, 5, &device),
+        &gray,
+        &config,
+        &device,
+        &mut |_| {},
+    )
+    .unwrap()
+    .0;
+    check_evaluation("convnet", &convnet, &gray);
+    let rgb = images(70, (3, 32, 32), labels[..70].to_vec(), 4);
+    let cifar = ConvNetConfig {
+        depth: 2,
+        width: 6,
+        ..ConvNetConfig::standard(3, 32, 10)
+    };
+    check_evaluation(
+        "convnet rgb",
+        &ConvNet::<CpuBackend>::new(cifar, 6, &device),
+        &rgb,
+    );
+}
+
+/// A network whose weights went non-finite is an error naming its logits, not a score.
+#[test]
+fn native_evaluation_refuses_non_finite_logits() {
+    let device = Default::default();
+    let model = LeNet5::<CpuBackend>::new(10, 2, &device);
+    let params: Vec<Vec<f32>> = read_params(&model)
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| vec![f32::NAN; v.len()])
+        .collect();
+    let broken = write_params(model, params);
+    let data = images(5, (1, 28, 28), vec![0, 1, 2, 3, 4], 0);
+    let err = evaluate_with(&broken, &data, &device, Engine::Native)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("logits") && err.contains("NaN"), "{err}");
 }
