@@ -171,6 +171,10 @@ method = "target-only"
 id = "otdd"
 title = "OTDD flow"
 method = "otdd"
+[[columns]]
+id = "target-repeated"
+title = "control"
+method = "target-repeated"
 [[rows]]
 label = "M→U"
 dataset = "usps"
@@ -204,25 +208,28 @@ paper = { target-only = "32.4 ± 7.9", otdd = "39.5" }
     // Only the target-only cell first: the table shows it and marks the other as pending.
     run(&["--only", "target-only"]);
     let md = std::fs::read_to_string(out.join("table.md")).unwrap();
+    // The control is not in the paper: no brackets, not even "[–]".
     assert!(
-        md.contains("[32.4 ± 7.9]") && md.contains("… [39.5]"),
+        md.contains("[32.4 ± 7.9]") && md.contains("… [39.5] | … |"),
         "{md}"
     );
     let cell = out.join("cells/transfer-mnist-usps-k1-target-only.json");
     let first = std::fs::read_to_string(&cell).unwrap();
     // The rest; the finished cell is kept as it was.
     let log = run(&[]);
-    assert!(log.contains("2 cells, 1 done, 1 to compute"), "{log}");
+    assert!(log.contains("3 cells, 1 done, 2 to compute"), "{log}");
     assert_eq!(std::fs::read_to_string(&cell).unwrap(), first);
     let md = std::fs::read_to_string(out.join("table.md")).unwrap();
     assert!(!md.contains("… ["), "{md}");
+    let row = md.lines().find(|l| l.starts_with("| M→U")).unwrap();
+    assert!(!row.ends_with("] |"), "{row}");
     let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 3, "{csv}");
-    // The figure: ours beside the paper's for the two computed columns.
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    // The figure: ours beside the paper's where the paper has a number.
     let png = std::fs::read(out.join("table.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     let log = run(&["--dry-run"]);
-    assert!(log.contains("2 cells, 2 done, 0 to compute"), "{log}");
+    assert!(log.contains("3 cells, 3 done, 0 to compute"), "{log}");
     let golden: Vec<String> = ["target-only", "otdd"]
         .iter()
         .map(|m| {

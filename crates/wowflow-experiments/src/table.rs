@@ -344,6 +344,12 @@ fn render(
     md.push('\n');
     let mut csv = String::from("row,k,column,mean,std,n,paper,seconds,machine\n");
     let mut machines = std::collections::BTreeSet::new();
+    // A column the paper does not have (a control) gets no brackets.
+    let in_paper: Vec<bool> = t
+        .columns
+        .iter()
+        .map(|c| t.rows.iter().any(|r| r.paper.contains_key(&c.id)))
+        .collect();
     for (row, row_keys) in t.rows.iter().zip(keys) {
         let k = row.k.map_or(String::new(), |k| k.to_string());
         if with_k {
@@ -351,11 +357,16 @@ fn render(
         } else {
             md.push_str(&format!("| {} |", row.label));
         }
-        for (col, key) in t.columns.iter().zip(row_keys) {
+        for ((col, key), &cited) in t.columns.iter().zip(row_keys).zip(&in_paper) {
             let paper = row.paper.get(&col.id).map_or("–", String::as_str);
+            let bracket = if cited {
+                format!(" [{paper}]")
+            } else {
+                String::new()
+            };
             match done.get(key) {
                 Some(d) => {
-                    md.push_str(&format!(" {} [{paper}] |", d.accuracy));
+                    md.push_str(&format!(" {}{bracket} |", d.accuracy));
                     csv.push_str(&format!(
                         "{},{},{},{:.2},{:.2},{},{},{:.1},\"{}\"\n",
                         row.label,
@@ -370,7 +381,7 @@ fn render(
                     ));
                     machines.insert(d.machine.clone());
                 }
-                None => md.push_str(&format!(" … [{paper}] |")),
+                None => md.push_str(&format!(" …{bracket} |")),
             }
         }
         md.push('\n');
