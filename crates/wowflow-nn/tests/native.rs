@@ -222,6 +222,17 @@ fn check_evaluation<M: Network<CpuBackend>>(name: &str, model: &M, data: &Images
     );
 }
 
+/// Trains `model` 20 steps on `data` then scores it both ways ([`check_evaluation`]).
+fn check_trained_evaluation<M>(name: &str, model: M, data: &Images)
+where
+    M: AutodiffModule<CpuAutodiff> + Network<CpuAutodiff>,
+    M::InnerModule: Network<CpuBackend>,
+{
+    let config = TrainConfig::new(Budget::Steps(20), 32, 3e-3, 1);
+    let (trained, _) = train(model, data, &config, &Default::default(), &mut |_| {}).unwrap();
+    check_evaluation(name, &trained, data);
+}
+
 /// The native test pass predicts what burn's forward predicts, on every network, trained a
 /// few steps so the logits are not all alike; 150 images run as two full 64-image chunks
 /// and a partial one.
@@ -230,53 +241,24 @@ fn native_evaluation_predicts_what_burn_predicts() {
     let device = Default::default();
     let labels: Vec<usize> = (0..150).map(|i| (i * 7) % 10).collect();
     let gray = images(150, (1, 28, 28), labels.clone(), 3);
-    let config = TrainConfig::new(Budget::Steps(20), 32, 3e-3, 1);
-    let lenet = train(
-        LeNet5::<CpuAutodiff>::new(10, 2, &device),
-        &gray,
-        &config,
-        &device,
-        &mut |_| {},
-    )
-    .unwrap()
-    .0;
-    check_evaluation("lenet5", &lenet, &gray);
-    let da = train(
-        DaCnn::<CpuAutodiff>::new(10, 3, &device),
-        &gray,
-        &config,
-        &device,
-        &mut |_| {},
-    )
-    .unwrap()
-    .0;
-    check_evaluation("da-cnn", &da, &gray);
+    check_trained_evaluation("lenet5", LeNet5::<CpuAutodiff>::new(10, 2, &device), &gray);
+    check_trained_evaluation("da-cnn", DaCnn::<CpuAutodiff>::new(10, 3, &device), &gray);
     let small = ConvNetConfig {
         depth: 3,
         width: 8,
         ..ConvNetConfig::standard(1, 28, 10)
     };
-    let convnet = train(
-        ConvNet::<CpuAutodiff>::new(small, 5, &device),
-        &gray,
-        &config,
-        &device,
-        &mut |_| {},
-    )
-    .unwrap()
-    .0;
-    check_evaluation("convnet", &convnet, &gray);
+    let convnet = ConvNet::<CpuAutodiff>::new(small, 5, &device);
+    check_trained_evaluation("convnet", convnet, &gray);
+    // An untrained RGB ConvNet, scored as it is.
     let rgb = images(70, (3, 32, 32), labels[..70].to_vec(), 4);
     let cifar = ConvNetConfig {
         depth: 2,
         width: 6,
         ..ConvNetConfig::standard(3, 32, 10)
     };
-    check_evaluation(
-        "convnet rgb",
-        &ConvNet::<CpuBackend>::new(cifar, 6, &device),
-        &rgb,
-    );
+    let convnet = ConvNet::<CpuBackend>::new(cifar, 6, &device);
+    check_evaluation("convnet rgb", &convnet, &rgb);
 }
 
 /// A network whose weights went non-finite is an error naming its logits, not a score.
