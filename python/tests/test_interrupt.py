@@ -22,7 +22,8 @@ SCRIPT = textwrap.dedent(
     print("ready", flush=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r = wowflow.flow(src, tgt, steps=10**7, lr=0.1, seed=3, checkpoint=sys.argv[1])
+        r = wowflow.flow(src, tgt, steps=10**7, lr=0.1, seed=3, checkpoint=sys.argv[1],
+                         callback=lambda s: print("running", flush=True) if s.step == 1 else None)
     print(r.steps, r.interrupted, r.checkpoint, len(r.losses), bool(np.isfinite(r.x).all()))
     print("warned" if any("interrupted" in str(w.message) for w in caught) else "silent")
     """
@@ -38,9 +39,12 @@ def test_ctrl_c_stops_a_long_flow_and_returns_the_partial_result(tmp_path):
         text=True,
     )
     assert proc.stdout.readline().strip() == "ready"
-    time.sleep(2.0)  # the flow is running, with the GIL released
+    # Signal only once the flow's loop runs (its second step has begun), however loaded
+    # the machine is, and a little later, with the GIL released in between.
+    assert proc.stdout.readline().strip() == "running"
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     steps, interrupted, where, losses, finite = out.split("\n")[0].split()
     assert int(steps) > 0 and int(steps) < 10**7
