@@ -16,7 +16,11 @@ import wowflow
 
 SCRIPT = textwrap.dedent(
     """
-    import sys, warnings, numpy as np, wowflow
+    import signal, sys, warnings, numpy as np, wowflow
+    # A test suite started as a background job (nohup, `&` without job control) hands its
+    # children SIGINT ignored, and Python then installs no KeyboardInterrupt handler: put
+    # back the one an interactive session has.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = np.random.default_rng(0)
     src, tgt = rng.normal(size=(4, 200, 8)), rng.normal(size=(4, 200, 8)) + 1
     print("ready", flush=True)
