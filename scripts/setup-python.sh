@@ -17,6 +17,9 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install "maturin>=1.9,<2" "numpy>=1.21" "pytest>=7" "pot>=0.9" "tqdm>=4"
 # JAX, for the interoperability test (wowflow's exact gradient inside a JAX loop); optional.
 pip install "jax[cpu]>=0.4" || echo "setup-python: could not install jax; its interop test will be skipped"
+# Ray, for the distributed table runner (wowflow.experiments.run_table(executor="ray")) and
+# its tests against a local two-node cluster; optional: without it those tests are skipped.
+pip install "ray>=2.9" || echo "setup-python: could not install ray; the Ray executor's tests will be skipped"
 profile=()
 if [ "${1:-}" = "--release" ]; then
   profile=(--release)

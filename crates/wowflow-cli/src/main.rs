@@ -56,6 +56,32 @@ enum Command {
     },
 }
 
+/// `wowflow experiment table --executor ray`: handed to the Python package, whose table
+/// runner has the Ray executor (`$WOWFLOW_PYTHON -m wowflow table ...`, default `python3`).
+fn ray_table(args: &wowflow_experiments::table::TableArgs) -> anyhow::Result<()> {
+    let python = std::env::var_os("WOWFLOW_PYTHON").unwrap_or_else(|| "python3".into());
+    let status = std::process::Command::new(&python)
+        .args(["-m", "wowflow"])
+        .args(wowflow_experiments::table::python_args(args)?)
+        .status()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--executor ray runs `{} -m wowflow table`: {e}; set WOWFLOW_PYTHON to the \
+                 Python with wowflow and Ray (scripts/setup-python.sh: .venv/bin/python)",
+                python.to_string_lossy()
+            )
+        })?;
+    if !status.success() {
+        anyhow::bail!(
+            "`{} -m wowflow table --executor ray` failed ({status}); without the wowflow \
+             package there, set WOWFLOW_PYTHON to the Python that has it (scripts/setup-python.sh: \
+             .venv/bin/python)",
+            python.to_string_lossy()
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -64,6 +90,9 @@ fn main() -> ExitCode {
         Command::Demo { demo } => demo_cmd::run(demo),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Data { cmd } => data_cmd::run(cmd),
+        Command::Experiment {
+            experiment: wowflow_experiments::Experiment::Table(args),
+        } if args.executor == wowflow_experiments::table::Executor::Ray => ray_table(&args),
         Command::Experiment { experiment } => wowflow_experiments::run(experiment),
     };
     match result {

@@ -240,6 +240,163 @@ paper = { target-only = "32.4 ± 7.9", otdd = "39.5" }
     check_golden("table-runner-tiny-usps-k1", &golden);
 }
 
+/// A table computed piece by piece (`--plan`, then `--cell KEY --piece P` for each piece,
+/// in another order than the runner's, on one thread) stores the same files as the runner
+/// computing it whole on two; the runner then only assembles the cells. What the Ray
+/// executor of the Python package relies on. A network before its flow, an unknown piece or
+/// cell are refused with what to do.
+#[test]
+fn a_table_computed_piece_by_piece_equals_the_whole_run() {
+    let Some(data) = data_dir() else { return };
+    let data = data.to_string_lossy().into_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("t.toml");
+    std::fs::write(
+        &config,
+        r#"
+name = "t"
+title = "tiny transfer table"
+experiment = "transfer"
+profile = "tiny"
+note = "two cells"
+[[columns]]
+id = "target-only"
+title = "target only"
+method = "target-only"
+[[columns]]
+id = "otdd"
+title = "OTDD flow"
+method = "otdd"
+[[rows]]
+label = "M→U"
+dataset = "usps"
+k = 1
+"#,
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let args = |out: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "experiment",
+            "table",
+            "--config",
+            &config,
+            "--data-dir",
+            &data,
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(tmp.path().join(out).to_string_lossy().into_owned());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |out: &str, extra: &[&str]| {
+        let a = args(out, extra);
+        wowflow(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let fails = |out: &str, extra: &[&str]| {
+        let a = args(out, extra);
+        common::fails(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    run("whole", &[]);
+    let plan_of = |out: &str| -> Value {
+        let a = args(out, &["--plan"]);
+        serde_json::from_str(&common::stdout_of(
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        ))
+        .unwrap()
+    };
+    let plan = plan_of("pieces");
+    let cells = plan["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2, "{plan}");
+    assert_eq!(plan["done_cells"], 0);
+    let key = cells[1]["key"].as_str().unwrap().to_string();
+    assert_eq!(key, "transfer-mnist-usps-k1-otdd");
+    let pieces: Vec<&str> = cells[1]["pieces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["piece"].as_str().unwrap())
+        .collect();
+    assert_eq!(pieces, ["flow:0", "net:0:0"]);
+    assert_eq!(cells[1]["pieces"][1]["after"], "flow:0");
+    // A network before its flow: refused, saying which piece comes first.
+    let err = fails("pieces", &["--cell", &key, "--piece", "net:0:0"]);
+    assert!(err.contains("compute piece flow:0 first"), "{err}");
+    let err = fails("pieces", &["--cell", &key, "--piece", "net:0:7"]);
+    assert!(err.contains("has no piece net:0:7"), "{err}");
+    let err = fails("pieces", &["--cell", "no-such-cell", "--piece", "flow:0"]);
+    assert!(err.contains("no such cell"), "{err}");
+    let err = fails("pieces", &["--cell", &key, "--piece", "flow"]);
+    assert!(err.contains("expected `flow:T`"), "{err}");
+    // The OTDD cell's pieces on one thread, then the target-only cell's.
+    for cell in [&cells[1], &cells[0]] {
+        let key = cell["key"].as_str().unwrap();
+        for piece in cell["pieces"].as_array().unwrap() {
+            let a = args(
+                "pieces",
+                &["--cell", key, "--piece", piece["piece"].as_str().unwrap()],
+            );
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_wowflow"))
+                .args(&a)
+                .env("RAYON_NUM_THREADS", "1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let plan = plan_of("pieces");
+    for cell in plan["cells"].as_array().unwrap() {
+        for piece in cell["pieces"].as_array().unwrap() {
+            assert_eq!(piece["done"], true, "{plan}");
+        }
+    }
+    // The network's inputs are its trial's record, training set and the store's settings.
+    let inputs = &plan["cells"][1]["pieces"][1]["inputs"];
+    assert_eq!(
+        inputs,
+        &serde_json::json!([
+            format!("cells/{key}/trials/settings.json"),
+            format!("cells/{key}/trials/t0.json"),
+            format!("cells/{key}/trials/t0.npz"),
+        ]),
+        "{plan}"
+    );
+    // No cell file yet: the pieces write only their own files.
+    assert!(!tmp.path().join(format!("pieces/cells/{key}.json")).exists());
+    run("pieces", &[]);
+    for cell in [
+        "transfer-mnist-usps-k1-target-only",
+        "transfer-mnist-usps-k1-otdd",
+    ] {
+        let read = |out: &str| -> Value {
+            let path = tmp.path().join(format!("{out}/cells/{cell}.json"));
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        let (whole, pieces) = (read("whole"), read("pieces"));
+        assert_eq!(whole["accuracy"], pieces["accuracy"], "{cell}");
+        assert_eq!(
+            whole["trials"][0]["loss_last"],
+            pieces["trials"][0]["loss_last"]
+        );
+        let npz = |out: &str| {
+            std::fs::read(tmp.path().join(format!("{out}/cells/{cell}/trials/t0.npz"))).unwrap()
+        };
+        assert!(
+            npz("whole") == npz("pieces"),
+            "{cell}: training sets differ"
+        );
+    }
+    let md = |out: &str| std::fs::read_to_string(tmp.path().join(out).join("table.md")).unwrap();
+    assert_eq!(md("whole"), md("pieces"));
+}
+
 /// A cell stopped after its flow and one network resumes there: the rerun trains only the
 /// missing network, keeps every finished piece untouched and gives the same numbers as the
 /// uninterrupted run; other settings are refused before any work.

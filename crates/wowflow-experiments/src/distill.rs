@@ -8,8 +8,8 @@ use super::{AssignSettings, CommonArgs};
 use crate::checkpoint::FlowSegments;
 use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
 use crate::method::SamplerName;
-use crate::trials::TrialStore;
-use anyhow::{bail, Context, Result};
+use crate::trials::{Piece, TrialStore};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -484,6 +484,114 @@ fn save_synthetic(
     save_grid(&shown, &order, per_class, &out.join("synthetic.png"))
 }
 
+/// A cell opened for work: the dataset's splits loaded once, the store of its finished
+/// pieces opened. [`run_cell`] runs every piece; [`run_piece`] one.
+struct OpenCell<'a> {
+    cell: &'a DistillCell,
+    settings: &'a DistillSettings,
+    out: Option<&'a Path>,
+    data: Splits,
+    classes: usize,
+    store: Option<TrialStore>,
+}
+
+impl<'a> OpenCell<'a> {
+    fn open(
+        cell: &'a DistillCell,
+        settings: &'a DistillSettings,
+        profile: &str,
+        dirs: &DataDirs,
+        out: Option<&'a Path>,
+    ) -> Result<Self> {
+        let data = splits(dirs, &cell.dataset)?;
+        let classes = data.test.n_classes();
+        // Finished syntheses and networks are kept under `out/trials` and reused by a rerun;
+        // the numbers of the pieces do not depend on how many trials or networks the cell has.
+        let store = match out {
+            Some(out) => {
+                let mut fingerprint = settings.clone();
+                (fingerprint.trials, fingerprint.evals) = (0, 0);
+                Some(TrialStore::open(out, &(cell, profile, fingerprint))?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            cell,
+            settings,
+            out,
+            data,
+            classes,
+            store,
+        })
+    }
+
+    /// The trials and the training settings (full data: one trial, its own settings).
+    fn trials_and_train(&self) -> (usize, &'a TrainSettings) {
+        match self.cell.method {
+            DistillMethod::FullData => (1, &self.settings.full_data_train),
+            _ => (self.settings.trials, &self.settings.train),
+        }
+    }
+
+    fn seed(&self, t: usize) -> u64 {
+        self.settings.seed + t as u64
+    }
+
+    /// Where synthetic sets are kept: the full-data column trains on the dataset itself and
+    /// keeps nothing but its scores.
+    fn flow_store(&self) -> Option<&TrialStore> {
+        self.store
+            .as_ref()
+            .filter(|_| self.cell.method != DistillMethod::FullData)
+    }
+
+    /// Trial `t`'s record and synthetic set: loaded where stored, else synthesized (and
+    /// stored).
+    fn flow(&self, t: usize) -> Result<(Trial, Images)> {
+        let (cell, settings, classes) = (self.cell, self.settings, self.classes);
+        if let Some(store) = self.flow_store() {
+            if let Some(done) = store.load_flow::<Trial>(t, (1, 28, 28), classes)? {
+                eprintln!(
+                    "{} trial {t}: synthetic set loaded from a previous run",
+                    cell.key()
+                );
+                return Ok(done);
+            }
+        }
+        let segments = self.flow_store().map(|s| s.flow_segments(t));
+        let (cloud, labels, trial) =
+            synthesize(cell, settings, &self.data, self.seed(t), segments.as_ref())?;
+        if let Some(segments) = &segments {
+            segments.finish()?;
+        }
+        if t == 0 && cell.method != DistillMethod::FullData {
+            if let Some(out) = self.out {
+                save_synthetic(
+                    out,
+                    &cloud,
+                    &labels,
+                    self.data.normalize,
+                    settings.grid_per_class,
+                )?;
+            }
+        }
+        let train_set = Images::from_cloud(&cloud, (1, 28, 28), Some(&labels), classes)?;
+        if let Some(store) = self.flow_store() {
+            store.save_flow(t, &trial, &train_set)?;
+        }
+        Ok((trial, train_set))
+    }
+
+    /// How network `e` of trial `t` is trained and scored (same seed however it is reached).
+    fn train(&self, t: usize, train_set: &Images) -> impl FnMut(usize) -> Result<Score> + '_ {
+        let seed = self.seed(t);
+        let train = self.trials_and_train().1;
+        let test = &self.data.test;
+        let train_set = train_set.clone();
+        move |e| train_and_test(train, &train_set, test, 1000 * seed + e as u64)
+    }
+}
+
 /// Runs one cell: `trials` synthetic sets × `evals` trainings (full data: one set).
 pub fn run_cell(
     cell: &DistillCell,
@@ -493,70 +601,19 @@ pub fn run_cell(
     out: Option<&Path>,
 ) -> Result<CellResult> {
     let started = Instant::now();
-    let data = splits(dirs, &cell.dataset)?;
-    let (trials_n, train) = match cell.method {
-        DistillMethod::FullData => (1, &settings.full_data_train),
-        _ => (settings.trials, &settings.train),
-    };
-    // Finished syntheses and networks are kept under `out/trials` and reused by a rerun;
-    // the numbers of the pieces do not depend on how many trials or networks the cell has.
-    let classes = data.test.n_classes();
-    let store = match out {
-        Some(out) => {
-            let mut fingerprint = settings.clone();
-            (fingerprint.trials, fingerprint.evals) = (0, 0);
-            Some(TrialStore::open(out, &(cell, profile, fingerprint))?)
-        }
-        None => None,
-    };
+    let open = OpenCell::open(cell, settings, profile, dirs, out)?;
+    let trials_n = open.trials_and_train().0;
     let mut trials = Vec::with_capacity(trials_n);
     let mut accuracies = Vec::new();
     for t in 0..trials_n {
-        let seed = settings.seed + t as u64;
-        // The full-data column trains on the dataset itself: nothing to keep but its scores.
-        let flow_store = store
-            .as_ref()
-            .filter(|_| cell.method != DistillMethod::FullData);
-        let saved = match flow_store {
-            Some(store) => store.load_flow::<Trial>(t, (1, 28, 28), classes)?,
-            None => None,
-        };
-        let (mut trial, train_set) = match saved {
-            Some(done) => {
-                eprintln!(
-                    "{} trial {t}: synthetic set loaded from a previous run",
-                    cell.key()
-                );
-                done
-            }
-            None => {
-                let segments = flow_store.map(|s| s.flow_segments(t));
-                let (cloud, labels, trial) =
-                    synthesize(cell, settings, &data, seed, segments.as_ref())?;
-                if let Some(segments) = &segments {
-                    segments.finish()?;
-                }
-                if t == 0 && cell.method != DistillMethod::FullData {
-                    if let Some(out) = out {
-                        save_synthetic(
-                            out,
-                            &cloud,
-                            &labels,
-                            data.normalize,
-                            settings.grid_per_class,
-                        )?;
-                    }
-                }
-                let train_set = Images::from_cloud(&cloud, (1, 28, 28), Some(&labels), classes)?;
-                if let Some(store) = flow_store {
-                    store.save_flow(t, &trial, &train_set)?;
-                }
-                (trial, train_set)
-            }
-        };
-        let scores = crate::trials::scores(store.as_ref(), &cell.key(), t, settings.evals, |e| {
-            train_and_test(train, &train_set, &data.test, 1000 * seed + e as u64)
-        })?;
+        let (mut trial, train_set) = open.flow(t)?;
+        let scores = crate::trials::scores(
+            open.store.as_ref(),
+            &cell.key(),
+            t,
+            settings.evals,
+            open.train(t, &train_set),
+        )?;
         accuracies.extend(scores.iter().map(|s| s.accuracy));
         trial.scores = scores;
         trials.push(trial);
@@ -565,12 +622,71 @@ pub fn run_cell(
         cell: cell.clone(),
         profile: profile.to_string(),
         settings: settings.clone(),
-        normalize: (data.normalize.mean, data.normalize.std),
+        normalize: (open.data.normalize.mean, open.data.normalize.std),
         accuracy: Stats::of_accuracies(&accuracies),
         trials,
         seconds: started.elapsed().as_secs_f64(),
         machine: machine(),
     })
+}
+
+/// The pieces of a cell, in the order [`run_cell`] computes them: for each trial its
+/// synthetic set, then its networks. The full-data column stores no set (its one trial
+/// trains on the dataset), so its networks are its only pieces.
+pub fn pieces(cell: &DistillCell, settings: &DistillSettings) -> Vec<Piece> {
+    let full = cell.method == DistillMethod::FullData;
+    let trials = if full { 1 } else { settings.trials };
+    (0..trials)
+        .flat_map(|t| {
+            let flow = (!full).then_some(Piece::Flow(t));
+            flow.into_iter()
+                .chain((0..settings.evals).map(move |e| Piece::Network(t, e)))
+        })
+        .collect()
+}
+
+/// Computes one piece of a cell into the cell's store under `out`, exactly as [`run_cell`]
+/// would (same files, same bits); a network needs its trial's synthetic set stored there
+/// first (except the full-data column's, which trains on the dataset).
+pub fn run_piece(
+    cell: &DistillCell,
+    settings: &DistillSettings,
+    profile: &str,
+    dirs: &DataDirs,
+    out: &Path,
+    piece: Piece,
+) -> Result<()> {
+    let open = OpenCell::open(cell, settings, profile, dirs, Some(out))?;
+    match piece {
+        Piece::Flow(t) => open.flow(t).map(drop),
+        Piece::Network(t, e) => {
+            let train_set = match open.flow_store() {
+                Some(store) => {
+                    store
+                        .load_flow::<Trial>(t, (1, 28, 28), open.classes)?
+                        .ok_or_else(|| {
+                            anyhow!(
+                                "{} piece {piece}: trial {t}'s synthetic set is not stored \
+                                 under {}; compute piece flow:{t} first",
+                                cell.key(),
+                                out.display()
+                            )
+                        })?
+                        .1
+                }
+                None => open.flow(t)?.1,
+            };
+            crate::trials::score(
+                open.store.as_ref(),
+                &cell.key(),
+                t,
+                e,
+                &mut open.train(t, &train_set),
+            )
+            .map(drop)
+        }
+        Piece::Cell => run_cell(cell, settings, profile, dirs, Some(out)).map(drop),
+    }
 }
 
 /// Runs `wowflow experiment distill`: one cell, written to `OUT/result.json`, with trial 0's

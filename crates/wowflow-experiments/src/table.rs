@@ -14,8 +14,9 @@ use crate::evaluate::Stats;
 use crate::repurpose::{self, Modality, RepurposeCell, RepurposeMethod, RepurposeSettings};
 use crate::trajectories::{self, FlowKind, TrainingData, TrajectoryCell, TrajectorySettings};
 use crate::transfer::{self, TransferCell, TransferMethod, TransferSettings};
+use crate::trials::Piece;
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -50,12 +51,50 @@ pub struct TableArgs {
     /// List the cells and which are done, compute nothing.
     #[cfg_attr(feature = "clap", arg(long))]
     pub dry_run: bool,
+    /// Print the work left as JSON and compute nothing: each selected cell not done, its
+    /// pieces (`flow:T`, `net:T:E` or `cell`), which are done, which piece each waits for
+    /// and the files under OUT it reads. What a scheduler hands out (the Python package's
+    /// Ray executor does).
+    #[cfg_attr(feature = "clap", arg(long, conflicts_with = "dry_run"))]
+    pub plan: bool,
+    /// With `--piece`: compute one piece of this cell into OUT and nothing else (no table
+    /// files): the unit of work of a distributed run.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "KEY", requires = "piece", conflicts_with_all = ["plan", "dry_run"])
+    )]
+    pub cell: Option<String>,
+    /// With `--cell`: which piece (`flow:T`, `net:T:E` or `cell`).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "PIECE", requires = "cell"))]
+    pub piece: Option<String>,
+    /// Where the pieces are computed: `local` (this process), or `ray` (each flow and
+    /// network a task on a Ray cluster; the `wowflow` command hands the run to the Python
+    /// package, `$WOWFLOW_PYTHON -m wowflow table`, default `python3`).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_enum, default_value = "local", conflicts_with_all = ["plan", "dry_run", "cell", "max_cells"])
+    )]
+    pub executor: Executor,
+    /// With `--executor ray`: the cluster's `HOST:PORT` [default: a new local cluster].
+    #[cfg_attr(feature = "clap", arg(long, value_name = "HOST:PORT"))]
+    pub address: Option<String>,
     /// Where datasets are looked for first.
     #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
     pub data_dir: Option<PathBuf>,
     /// `--device cuda`: Table 2's SW-MMD flows on the GPU (Table 1 runs on the CPU).
     #[cfg_attr(feature = "clap", command(flatten))]
     pub gpu: crate::device::DeviceArgs,
+}
+
+/// Where a table's pieces are computed (`--executor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Executor {
+    /// In this process, one cell after the other.
+    #[default]
+    Local,
+    /// As Ray tasks, by the Python package (`python -m wowflow table --executor ray`).
+    Ray,
 }
 
 /// A table config.
@@ -310,6 +349,118 @@ fn compute(
     })
 }
 
+/// The pieces a cell is computed in: flows and networks for the transfer and distillation
+/// cells; the whole cell for re-purposing (its trials share a classifier trained on first
+/// use) and trajectories (their flows are shared between the cells of a row).
+fn pieces(cell: &Cell, settings: &Settings) -> Vec<Piece> {
+    match (cell, settings) {
+        (Cell::Transfer(_), Settings::Transfer(s)) => transfer::pieces(s),
+        (Cell::Distill(c), Settings::Distill(s)) => distill::pieces(c, s),
+        _ => vec![Piece::Cell],
+    }
+}
+
+/// Computes one piece of `cell` into `cell_dir` (a whole cell also writes `KEY.json`).
+fn compute_piece(
+    cell: &Cell,
+    settings: &Settings,
+    profile: &str,
+    dirs: &DataDirs,
+    cell_dir: &Path,
+    gpu: crate::device::DeviceArgs,
+    piece: Piece,
+) -> Result<()> {
+    let key = cell.key();
+    if !pieces(cell, settings).contains(&piece) {
+        bail!(
+            "cell {key} has no piece {piece}; its pieces: {}",
+            pieces(cell, settings)
+                .iter()
+                .map(Piece::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    let out = cell_dir.join(&key);
+    match (piece, cell, settings) {
+        (Piece::Cell, _, _) => {
+            let json = compute(cell, settings, profile, dirs, cell_dir, gpu)?;
+            write_file(&cell_dir.join(format!("{key}.json")), &json)
+        }
+        (_, Cell::Transfer(c), Settings::Transfer(s)) => {
+            wowflow_data::prepare_output_dir(&out)?;
+            transfer::run_piece(c, s, profile, dirs, &out, gpu, piece)
+        }
+        (_, Cell::Distill(c), Settings::Distill(s)) => {
+            wowflow_data::prepare_output_dir(&out)?;
+            distill::run_piece(c, s, profile, dirs, &out, piece)
+        }
+        _ => bail!("cell {key}: piece {piece} is computed with the whole cell"),
+    }
+}
+
+/// The files under the table's output directory (relative paths, `/`-separated) that piece
+/// `piece` of `cell` reads, as they are now: the cell's store settings and its trial's
+/// files (a flow resumes from its stored segment), or for a whole cell everything under its
+/// directory and the flows it shares.
+fn piece_inputs(cell: &Cell, piece: Piece, out: &Path) -> Result<Vec<String>> {
+    let key = cell.key();
+    let mut dirs = vec![format!("cells/{key}")];
+    if let (Piece::Cell, Cell::Trajectories(c)) = (piece, cell) {
+        dirs.extend(c.shared_flow_dir().map(|d| format!("cells/{d}")));
+    }
+    let mut files = Vec::new();
+    for dir in dirs {
+        let mut stack = vec![dir];
+        while let Some(rel) = stack.pop() {
+            let path = out.join(&rel);
+            let entries = match std::fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("listing {}", path.display())),
+            };
+            for entry in entries {
+                let entry = entry.with_context(|| format!("listing {}", path.display()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let child = format!("{rel}/{name}");
+                if entry.file_type()?.is_dir() {
+                    stack.push(child);
+                } else if wanted(piece, &rel, &name) {
+                    files.push(child);
+                }
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Whether file `name` in directory `rel` is an input of `piece` (see [`piece_inputs`]).
+fn wanted(piece: Piece, rel: &str, name: &str) -> bool {
+    let Some(t) = piece.trial() else {
+        return true;
+    };
+    rel.ends_with("/trials")
+        && (name == "settings.json"
+            || match piece {
+                Piece::Flow(_) => name == format!("t{t}.flow.npz"),
+                _ => name == format!("t{t}.json") || name == format!("t{t}.npz"),
+            })
+}
+
+/// Whether `piece` of the cell stored in `dir` (`cells/KEY`) is finished.
+fn piece_done(piece: Piece, dir: &Path) -> bool {
+    let trials = dir.join("trials");
+    match piece {
+        Piece::Flow(t) => {
+            trials.join(format!("t{t}.json")).is_file()
+                && trials.join(format!("t{t}.npz")).is_file()
+        }
+        Piece::Network(t, e) => trials.join(format!("t{t}-e{e}.json")).is_file(),
+        Piece::Cell => false,
+    }
+}
+
 fn read_done(path: &Path, profile: &str) -> Option<Done> {
     let text = std::fs::read_to_string(path).ok()?;
     let done: Done = serde_json::from_str(&text).ok()?;
@@ -486,80 +637,286 @@ fn parse_paper(text: &str) -> Option<(f64, f64)> {
     Some((mean, std))
 }
 
+/// A table read from its config: its settings, cells and the cells already done.
+struct Loaded {
+    t: TableConfig,
+    profile: String,
+    settings: Settings,
+    out: PathBuf,
+    cell_dir: PathBuf,
+    dirs: DataDirs,
+    /// Each row's cell keys, column by column.
+    keys: Vec<Vec<String>>,
+    /// Every cell of the table once.
+    cells: Vec<Cell>,
+    done: BTreeMap<String, Done>,
+}
+
+impl Loaded {
+    fn load(args: &TableArgs) -> Result<Self> {
+        args.gpu.check()?;
+        let t = TableConfig::load(&args.config)?;
+        let profile = args.profile.clone().unwrap_or_else(|| t.profile.clone());
+        let config = args.experiment_config.as_deref();
+        let settings = match t.experiment {
+            ExperimentKind::Transfer => {
+                Settings::Transfer(TransferSettings::load(config, &profile)?)
+            }
+            ExperimentKind::Distill => Settings::Distill(DistillSettings::load(config, &profile)?),
+            ExperimentKind::Repurpose => {
+                Settings::Repurpose(RepurposeSettings::load(config, &profile)?)
+            }
+            ExperimentKind::Trajectories => {
+                Settings::Trajectories(TrajectorySettings::load(config, &profile)?)
+            }
+        };
+        if let Settings::Transfer(s) = &settings {
+            args.gpu.check_sampler(s.sw_mmd.sampler, "sw_mmd.sampler")?;
+        }
+        if args.gpu.is_cuda() && !matches!(settings, Settings::Transfer(_)) {
+            bail!(
+                "--device cuda: only the transfer cells (Table 2) run flows on the GPU; the \
+                 distillation, re-purposing and trajectory cells run on the CPU: drop it"
+            );
+        }
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{profile}", t.name)));
+        let cell_dir = out.join("cells");
+        wowflow_data::prepare_output_dir(&cell_dir)?;
+        let dirs = DataDirs::new(args.data_dir.as_deref());
+        let mut keys = Vec::with_capacity(t.rows.len());
+        let mut cells: Vec<Cell> = Vec::new();
+        for row in &t.rows {
+            let mut row_keys = Vec::with_capacity(t.columns.len());
+            for col in &t.columns {
+                let cell = t.cell(row, col)?;
+                let key = cell.key();
+                if !cells.iter().any(|c| c.key() == key) {
+                    cells.push(cell);
+                }
+                row_keys.push(key);
+            }
+            keys.push(row_keys);
+        }
+        let mut done: BTreeMap<String, Done> = BTreeMap::new();
+        for cell in &cells {
+            let key = cell.key();
+            if let Some(d) = read_done(&cell_dir.join(format!("{key}.json")), &profile) {
+                done.insert(key, d);
+            }
+        }
+        Ok(Self {
+            t,
+            profile,
+            settings,
+            out,
+            cell_dir,
+            dirs,
+            keys,
+            cells,
+            done,
+        })
+    }
+
+    /// The cells selected by `--only` / `--skip` and not done yet.
+    fn pending(&self, args: &TableArgs) -> Vec<&Cell> {
+        self.cells
+            .iter()
+            .filter(|c| !self.done.contains_key(&c.key()) && selected(args, &c.key()))
+            .collect()
+    }
+}
+
+fn selected(args: &TableArgs, key: &str) -> bool {
+    args.only.iter().all(|s| key.contains(s.as_str()))
+        && !args.skip.iter().any(|s| key.contains(s.as_str()))
+}
+
+/// The work left in a table (`--plan`), as JSON.
+#[derive(Debug, Serialize)]
+struct Plan {
+    table: String,
+    profile: String,
+    out: PathBuf,
+    /// Cells of the table already finished (selected or not).
+    done_cells: usize,
+    /// The selected cells not finished, with their pieces.
+    cells: Vec<PlannedCell>,
+}
+
+#[derive(Debug, Serialize)]
+struct PlannedCell {
+    key: String,
+    pieces: Vec<PlannedPiece>,
+}
+
+#[derive(Debug, Serialize)]
+struct PlannedPiece {
+    piece: String,
+    done: bool,
+    /// The piece that must be finished first (a network waits for its trial's flow).
+    after: Option<String>,
+    /// Files under OUT the piece reads, as they are now (relative, `/`-separated).
+    inputs: Vec<String>,
+}
+
+fn plan(loaded: &Loaded, args: &TableArgs) -> Result<Plan> {
+    let mut cells = Vec::new();
+    for cell in loaded.pending(args) {
+        let key = cell.key();
+        let all = pieces(cell, &loaded.settings);
+        let dir = loaded.cell_dir.join(&key);
+        let planned = all
+            .iter()
+            .map(|&piece| {
+                let after = match piece {
+                    Piece::Network(t, _) if all.contains(&Piece::Flow(t)) => {
+                        Some(Piece::Flow(t).to_string())
+                    }
+                    _ => None,
+                };
+                Ok(PlannedPiece {
+                    piece: piece.to_string(),
+                    done: piece_done(piece, &dir),
+                    after,
+                    inputs: piece_inputs(cell, piece, &loaded.out)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        cells.push(PlannedCell {
+            key,
+            pieces: planned,
+        });
+    }
+    Ok(Plan {
+        table: loaded.t.name.clone(),
+        profile: loaded.profile.clone(),
+        out: loaded.out.clone(),
+        done_cells: loaded.done.len(),
+        cells,
+    })
+}
+
+/// The options of `python -m wowflow table` (the Python package's table runner, which has
+/// the Ray executor) that run what `args` asks; refuses what it does not have.
+pub fn python_args(args: &TableArgs) -> Result<Vec<String>> {
+    if args.dry_run || args.plan || args.cell.is_some() || args.max_cells.is_some() {
+        bail!("--executor ray: --dry-run, --plan, --cell and --max-cells are local options");
+    }
+    if args.gpu.tf32 {
+        bail!("--executor ray: --tf32 is not passed to the Ray tasks; drop it");
+    }
+    let mut out = vec!["table".to_string(), "--config".into()];
+    out.push(args.config.to_string_lossy().into_owned());
+    let mut push = |flag: &str, value: Option<String>| {
+        if let Some(v) = value {
+            out.push(flag.to_string());
+            out.push(v);
+        }
+    };
+    push("--profile", args.profile.clone());
+    push(
+        "--experiment-config",
+        args.experiment_config
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+    );
+    push(
+        "--out",
+        args.out.as_ref().map(|p| p.to_string_lossy().into_owned()),
+    );
+    push(
+        "--data-dir",
+        args.data_dir
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+    );
+    for text in &args.only {
+        push("--only", Some(text.clone()));
+    }
+    for text in &args.skip {
+        push("--skip", Some(text.clone()));
+    }
+    if args.gpu.is_cuda() {
+        push("--device", Some("cuda".into()));
+    }
+    push("--executor", Some("ray".into()));
+    push("--address", args.address.clone());
+    Ok(out)
+}
+
+/// The work left in the table `args` selects, as the JSON `--plan` prints.
+pub fn plan_json(args: &TableArgs) -> Result<String> {
+    let loaded = Loaded::load(args)?;
+    Ok(serde_json::to_string_pretty(&plan(&loaded, args)?)?)
+}
+
 /// Runs `wowflow experiment table`: computes the selected cells not yet done, writing each
 /// to `OUT/cells/<key>.json` and rewriting `OUT/table.md` and `OUT/table.csv` after each.
+/// With `--plan`, prints the work left instead; with `--cell KEY --piece P`, computes that
+/// one piece.
 pub fn run(args: TableArgs) -> Result<()> {
-    args.gpu.check()?;
-    let t = TableConfig::load(&args.config)?;
-    let profile = args.profile.clone().unwrap_or_else(|| t.profile.clone());
-    let settings = match t.experiment {
-        ExperimentKind::Transfer => Settings::Transfer(TransferSettings::load(
-            args.experiment_config.as_deref(),
-            &profile,
-        )?),
-        ExperimentKind::Distill => Settings::Distill(DistillSettings::load(
-            args.experiment_config.as_deref(),
-            &profile,
-        )?),
-        ExperimentKind::Repurpose => Settings::Repurpose(RepurposeSettings::load(
-            args.experiment_config.as_deref(),
-            &profile,
-        )?),
-        ExperimentKind::Trajectories => Settings::Trajectories(TrajectorySettings::load(
-            args.experiment_config.as_deref(),
-            &profile,
-        )?),
-    };
-    if let Settings::Transfer(s) = &settings {
-        args.gpu.check_sampler(s.sw_mmd.sampler, "sw_mmd.sampler")?;
-    }
-    if args.gpu.is_cuda() && !matches!(settings, Settings::Transfer(_)) {
+    if args.executor == Executor::Ray {
         bail!(
-            "--device cuda: only the transfer cells (Table 2) run flows on the GPU; the \
-             distillation, re-purposing and trajectory cells run on the CPU: drop it"
+            "--executor ray: the Ray executor is the Python package's; run `python -m \
+             wowflow table` with the same options (the `wowflow` command does so itself)"
         );
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{profile}", t.name)));
-    let cell_dir = out.join("cells");
-    wowflow_data::prepare_output_dir(&cell_dir)?;
-    let dirs = DataDirs::new(args.data_dir.as_deref());
-
-    let mut keys = Vec::with_capacity(t.rows.len());
-    let mut todo: Vec<Cell> = Vec::new();
-    for row in &t.rows {
-        let mut row_keys = Vec::with_capacity(t.columns.len());
-        for col in &t.columns {
-            let cell = t.cell(row, col)?;
-            let key = cell.key();
-            if !todo.iter().any(|c| c.key() == key) {
-                todo.push(cell);
-            }
-            row_keys.push(key);
-        }
-        keys.push(row_keys);
+    if args.address.is_some() {
+        bail!("--address is an option of --executor ray");
     }
-    let mut done: BTreeMap<String, Done> = BTreeMap::new();
-    for cell in &todo {
-        let key = cell.key();
-        if let Some(d) = read_done(&cell_dir.join(format!("{key}.json")), &profile) {
-            done.insert(key, d);
-        }
+    let loaded = Loaded::load(&args)?;
+    if args.plan {
+        println!("{}", serde_json::to_string_pretty(&plan(&loaded, &args)?)?);
+        return Ok(());
     }
-    let selected = |key: &str| {
-        args.only.iter().all(|s| key.contains(s.as_str()))
-            && !args.skip.iter().any(|s| key.contains(s.as_str()))
-    };
-    let pending: Vec<&Cell> = todo
-        .iter()
-        .filter(|c| !done.contains_key(&c.key()) && selected(&c.key()))
-        .collect();
+    if let (Some(key), Some(piece)) = (&args.cell, &args.piece) {
+        let piece: Piece = piece.parse()?;
+        let cell = loaded
+            .cells
+            .iter()
+            .find(|c| &c.key() == key)
+            .ok_or_else(|| {
+                anyhow!(
+                    "--cell {key}: table {} has no such cell (see --dry-run for its cells)",
+                    loaded.t.name
+                )
+            })?;
+        let started = Instant::now();
+        compute_piece(
+            cell,
+            &loaded.settings,
+            &loaded.profile,
+            &loaded.dirs,
+            &loaded.cell_dir,
+            args.gpu,
+            piece,
+        )
+        .with_context(|| format!("cell {key}, piece {piece}"))?;
+        eprintln!(
+            "{key} piece {piece}: done ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    let Loaded {
+        t,
+        profile,
+        settings,
+        out,
+        cell_dir,
+        dirs,
+        keys,
+        ..
+    } = &loaded;
+    let mut done = loaded.done.clone();
+    let pending = loaded.pending(&args);
     eprintln!(
         "{}: {} cells, {} done, {} to compute{}",
         t.name,
-        todo.len(),
+        loaded.cells.len(),
         done.len(),
         pending.len(),
         if args.only.is_empty() && args.skip.is_empty() {
@@ -573,11 +930,11 @@ pub fn run(args: TableArgs) -> Result<()> {
         }
     );
     if args.dry_run {
-        for cell in &todo {
+        for cell in &loaded.cells {
             let key = cell.key();
             let state = if done.contains_key(&key) {
                 "done"
-            } else if selected(&key) {
+            } else if selected(&args, &key) {
                 "to compute"
             } else {
                 "skipped"
@@ -587,10 +944,10 @@ pub fn run(args: TableArgs) -> Result<()> {
         return Ok(());
     }
     let write_table = |done: &BTreeMap<String, Done>| -> Result<()> {
-        let (md, csv) = render(&t, &profile, done, &keys);
+        let (md, csv) = render(t, profile, done, keys);
         write_file(&out.join("table.md"), &md)?;
         write_file(&out.join("table.csv"), &csv)?;
-        figure(&t, &profile, done, &keys, &out.join("table.png"))
+        figure(t, profile, done, keys, &out.join("table.png"))
     };
     write_table(&done)?;
     let limit = args.max_cells.unwrap_or(usize::MAX);
@@ -598,11 +955,11 @@ pub fn run(args: TableArgs) -> Result<()> {
         let key = cell.key();
         eprintln!("[{}/{}] {key}", i + 1, pending.len().min(limit));
         let started = Instant::now();
-        let json = compute(cell, &settings, &profile, &dirs, &cell_dir, args.gpu)
+        let json = compute(cell, settings, profile, dirs, cell_dir, args.gpu)
             .with_context(|| format!("cell {key}"))?;
         let path = cell_dir.join(format!("{key}.json"));
         write_file(&path, &json)?;
-        let d = read_done(&path, &profile)
+        let d = read_done(&path, profile)
             .ok_or_else(|| anyhow!("{}: just written but unreadable", path.display()))?;
         eprintln!(
             "{key}: {} % ({:.0} s)",

@@ -155,6 +155,12 @@ impl TrajectoryCell {
     fn flow_key(&self, flow: FlowKind) -> String {
         format!("traj-{}-k{}-{}", self.target, self.k, flow.name())
     }
+
+    /// The directory, relative to the table's `cells/`, of the flow this cell shares with
+    /// the other columns of its row (`None` without a flow).
+    pub fn shared_flow_dir(&self) -> Option<String> {
+        self.flow.map(|f| format!("flows/{}", self.flow_key(f)))
+    }
 }
 
 /// The `fine_tune` table.

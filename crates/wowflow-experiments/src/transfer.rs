@@ -13,8 +13,8 @@ use crate::device::DeviceArgs;
 use crate::evaluate::{train_and_test, FlowRecord, Score, Stats, TrainSettings};
 use crate::method::SamplerName;
 use crate::otdd::{joint_labels, ClusteringName, DynamicsName, OtddArgs};
-use crate::trials::TrialStore;
-use anyhow::{bail, Context, Result};
+use crate::trials::{Piece, TrialStore};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,7 +23,7 @@ use wowflow_baselines::{
     ProductMmdConfig, ProductMmdObjective,
 };
 use wowflow_core::{FlowState, Kernel, LabeledCloud, Method, Optimizer, SwMmdFlowSettings};
-use wowflow_data::{draw_disjoint, pool_and_eval, to_cloud, DataDirs, Transform};
+use wowflow_data::{draw_disjoint, pool_and_eval, to_cloud, DataDirs, PoolEval, Transform};
 use wowflow_nn::Images;
 use wowflow_ot::{LabelCost, OtddConfig};
 use wowflow_ot::{OtSolver, SinkhornConfig};
@@ -596,6 +596,119 @@ fn save_flowed(out: &Path, points: &[f32], labels: &[usize]) -> Result<()> {
     save_grid(&cloud, &order, 10, &out.join("flowed.png"))
 }
 
+/// A cell opened for work: the target's pool and test split loaded once, the store of its
+/// finished pieces opened. [`run_cell`] runs every piece; [`run_piece`] one.
+struct OpenCell<'a> {
+    cell: &'a TransferCell,
+    settings: &'a TransferSettings,
+    dirs: &'a DataDirs,
+    out: Option<&'a Path>,
+    gpu: DeviceArgs,
+    pe: PoolEval,
+    test: Images,
+    classes: usize,
+    store: Option<TrialStore>,
+}
+
+impl<'a> OpenCell<'a> {
+    fn open(
+        cell: &'a TransferCell,
+        settings: &'a TransferSettings,
+        profile: &str,
+        dirs: &'a DataDirs,
+        out: Option<&'a Path>,
+        gpu: DeviceArgs,
+    ) -> Result<Self> {
+        let pe = pool_and_eval(dirs, &cell.target, settings.split_seed)
+            .with_context(|| format!("loading {}", cell.target))?;
+        if let Some(note) = &pe.note {
+            eprintln!("note: {note}");
+        }
+        let all: Vec<Vec<usize>> = pe.eval.class_indices();
+        let test_cloud = to_cloud(&pe.eval, &all, &Transform::mnist_size(&pe.eval))?;
+        let classes = test_cloud.n_classes();
+        let test = Images::from_cloud(&test_cloud, (1, 28, 28), None, classes)?;
+        // Finished flows and networks are kept under `out/trials` and reused by a rerun; the
+        // numbers of the pieces do not depend on how many trials or networks the cell has.
+        let store = match out {
+            Some(out) => {
+                let mut fingerprint = settings.clone();
+                (fingerprint.trials, fingerprint.evals) = (0, 0);
+                let device = format!("{gpu:?}");
+                Some(TrialStore::open(
+                    out,
+                    &(cell, profile, fingerprint, device),
+                )?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            cell,
+            settings,
+            dirs,
+            out,
+            gpu,
+            pe,
+            test,
+            classes,
+            store,
+        })
+    }
+
+    fn seed(&self, t: usize) -> u64 {
+        self.settings.seed + t as u64
+    }
+
+    /// Trial `t`'s record and training set: loaded where stored, else flowed and stored.
+    fn flow(&self, t: usize) -> Result<(Trial, Images)> {
+        let (cell, settings, classes) = (self.cell, self.settings, self.classes);
+        if let Some(store) = &self.store {
+            if let Some(done) = store.load_flow::<Trial>(t, (1, 28, 28), classes)? {
+                eprintln!("{} trial {t}: flow loaded from a previous run", cell.key());
+                return Ok(done);
+            }
+        }
+        let seed = self.seed(t);
+        let data = trial_data(self.dirs, cell, settings, &self.pe.pool, seed)?;
+        let segments = self.store.as_ref().map(|s| s.flow_segments(t));
+        let (flowed, flowed_labels, trial) = augment(
+            cell.method,
+            &data,
+            settings,
+            cell.k,
+            seed,
+            self.gpu,
+            segments.as_ref(),
+        )?;
+        let drawn = !flowed.is_empty() && cell.method != TransferMethod::TargetRepeated;
+        if let (0, Some(out), true) = (t, self.out, drawn) {
+            save_flowed(out, &flowed, &flowed_labels)?;
+        }
+        let mut values = data.target.points().to_vec();
+        let mut labels = Images::from_cloud(&data.target, (1, 28, 28), None, classes)?
+            .labels()
+            .to_vec();
+        values.extend_from_slice(&flowed);
+        labels.extend_from_slice(&flowed_labels);
+        let train_set = Images::new(values, labels, (1, 28, 28), classes)?;
+        if let Some(store) = &self.store {
+            store.save_flow(t, &trial, &train_set)?;
+        }
+        if let Some(segments) = &segments {
+            segments.finish()?;
+        }
+        Ok((trial, train_set))
+    }
+
+    /// How network `e` of trial `t` is trained and scored (same seed however it is reached).
+    fn train(&self, t: usize, train_set: &Images) -> impl FnMut(usize) -> Result<Score> + '_ {
+        let seed = self.seed(t);
+        let (settings, test) = (self.settings, &self.test);
+        let train_set = train_set.clone();
+        move |e| train_and_test(&settings.train, &train_set, test, 1000 * seed + e as u64)
+    }
+}
+
 /// Runs one cell: `trials` flows × `evals` trainings, scored on the target's test split.
 /// With `out`, trial 0's flowed images are drawn there.
 pub fn run_cell(
@@ -607,77 +720,18 @@ pub fn run_cell(
     gpu: DeviceArgs,
 ) -> Result<CellResult> {
     let started = Instant::now();
-    let pe = pool_and_eval(dirs, &cell.target, settings.split_seed)
-        .with_context(|| format!("loading {}", cell.target))?;
-    if let Some(note) = &pe.note {
-        eprintln!("note: {note}");
-    }
-    let all: Vec<Vec<usize>> = pe.eval.class_indices();
-    let test_cloud = to_cloud(&pe.eval, &all, &Transform::mnist_size(&pe.eval))?;
-    let classes = test_cloud.n_classes();
-    let test = Images::from_cloud(&test_cloud, (1, 28, 28), None, classes)?;
-    // Finished flows and networks are kept under `out/trials` and reused by a rerun; the
-    // numbers of the pieces do not depend on how many trials or networks the cell has.
-    let store = match out {
-        Some(out) => {
-            let mut fingerprint = settings.clone();
-            (fingerprint.trials, fingerprint.evals) = (0, 0);
-            let device = format!("{gpu:?}");
-            Some(TrialStore::open(
-                out,
-                &(cell, profile, fingerprint, device),
-            )?)
-        }
-        None => None,
-    };
+    let open = OpenCell::open(cell, settings, profile, dirs, out, gpu)?;
     let mut trials = Vec::with_capacity(settings.trials);
     let mut accuracies = Vec::new();
     for t in 0..settings.trials {
-        let seed = settings.seed + t as u64;
-        let saved = match &store {
-            Some(store) => store.load_flow::<Trial>(t, (1, 28, 28), classes)?,
-            None => None,
-        };
-        let (mut trial, train_set) = match saved {
-            Some(done) => {
-                eprintln!("{} trial {t}: flow loaded from a previous run", cell.key());
-                done
-            }
-            None => {
-                let data = trial_data(dirs, cell, settings, &pe.pool, seed)?;
-                let segments = store.as_ref().map(|s| s.flow_segments(t));
-                let (flowed, flowed_labels, trial) = augment(
-                    cell.method,
-                    &data,
-                    settings,
-                    cell.k,
-                    seed,
-                    gpu,
-                    segments.as_ref(),
-                )?;
-                let drawn = !flowed.is_empty() && cell.method != TransferMethod::TargetRepeated;
-                if let (0, Some(out), true) = (t, out, drawn) {
-                    save_flowed(out, &flowed, &flowed_labels)?;
-                }
-                let mut values = data.target.points().to_vec();
-                let mut labels = Images::from_cloud(&data.target, (1, 28, 28), None, classes)?
-                    .labels()
-                    .to_vec();
-                values.extend_from_slice(&flowed);
-                labels.extend_from_slice(&flowed_labels);
-                let train_set = Images::new(values, labels, (1, 28, 28), classes)?;
-                if let Some(store) = &store {
-                    store.save_flow(t, &trial, &train_set)?;
-                }
-                if let Some(segments) = &segments {
-                    segments.finish()?;
-                }
-                (trial, train_set)
-            }
-        };
-        let scores = crate::trials::scores(store.as_ref(), &cell.key(), t, settings.evals, |e| {
-            train_and_test(&settings.train, &train_set, &test, 1000 * seed + e as u64)
-        })?;
+        let (mut trial, train_set) = open.flow(t)?;
+        let scores = crate::trials::scores(
+            open.store.as_ref(),
+            &cell.key(),
+            t,
+            settings.evals,
+            open.train(t, &train_set),
+        )?;
         accuracies.extend(scores.iter().map(|s| s.accuracy));
         trial.scores = scores;
         trials.push(trial);
@@ -688,10 +742,63 @@ pub fn run_cell(
         settings: settings.clone(),
         accuracy: Stats::of_accuracies(&accuracies),
         trials,
-        note: pe.note,
+        note: open.pe.note,
         seconds: started.elapsed().as_secs_f64(),
         machine: machine(),
     })
+}
+
+/// The pieces of a cell, in the order [`run_cell`] computes them: for each trial its flow,
+/// then its networks (each needs the flow stored first).
+pub fn pieces(settings: &TransferSettings) -> Vec<Piece> {
+    (0..settings.trials)
+        .flat_map(|t| {
+            std::iter::once(Piece::Flow(t))
+                .chain((0..settings.evals).map(move |e| Piece::Network(t, e)))
+        })
+        .collect()
+}
+
+/// Computes one piece of a cell into the cell's store under `out`, exactly as [`run_cell`]
+/// would (same files, same bits); a network needs its trial's flow stored there first.
+pub fn run_piece(
+    cell: &TransferCell,
+    settings: &TransferSettings,
+    profile: &str,
+    dirs: &DataDirs,
+    out: &Path,
+    gpu: DeviceArgs,
+    piece: Piece,
+) -> Result<()> {
+    let open = OpenCell::open(cell, settings, profile, dirs, Some(out), gpu)?;
+    match piece {
+        Piece::Flow(t) => open.flow(t).map(drop),
+        Piece::Network(t, e) => {
+            let store = open
+                .store
+                .as_ref()
+                .ok_or_else(|| anyhow!("a network piece needs the cell's store"))?;
+            let (_, train_set) = store
+                .load_flow::<Trial>(t, (1, 28, 28), open.classes)?
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{} piece {piece}: trial {t}'s flow is not stored under {}; compute \
+                         piece flow:{t} first",
+                        cell.key(),
+                        out.display()
+                    )
+                })?;
+            crate::trials::score(
+                Some(store),
+                &cell.key(),
+                t,
+                e,
+                &mut open.train(t, &train_set),
+            )
+            .map(drop)
+        }
+        Piece::Cell => run_cell(cell, settings, profile, dirs, Some(out), gpu).map(drop),
+    }
 }
 
 /// Runs `wowflow experiment transfer`: one cell, written to `OUT/result.json`, with trial

@@ -200,29 +200,92 @@ pub fn scores(
     evals: usize,
     mut train: impl FnMut(usize) -> Result<Score>,
 ) -> Result<Vec<Score>> {
-    let mut scores = Vec::with_capacity(evals);
-    for e in 0..evals {
-        let saved = match store {
-            Some(store) => store.load_score(trial, e)?,
-            None => None,
-        };
-        let score = match saved {
-            Some(score) => score,
-            None => {
-                let score = train(e)?;
-                if let Some(store) = store {
-                    store.save_score(trial, e, &score)?;
-                }
-                score
+    (0..evals)
+        .map(|e| score(store, key, trial, e, &mut train))
+        .collect()
+}
+
+/// The score of network `eval` of trial `trial` of cell `key`: loaded from `store` where it
+/// was stored before, else trained by `train(eval)` and stored at once. Logs it.
+pub fn score(
+    store: Option<&TrialStore>,
+    key: &str,
+    trial: usize,
+    eval: usize,
+    train: &mut impl FnMut(usize) -> Result<Score>,
+) -> Result<Score> {
+    let saved = match store {
+        Some(store) => store.load_score(trial, eval)?,
+        None => None,
+    };
+    let score = match saved {
+        Some(score) => score,
+        None => {
+            let score = train(eval)?;
+            if let Some(store) = store {
+                store.save_score(trial, eval, &score)?;
             }
-        };
-        eprintln!(
-            "{key} trial {trial} eval {e}: test accuracy {:.2} % ({} training images, {:.1} s)",
-            100.0 * score.accuracy,
-            score.train_images,
-            score.train_seconds
-        );
-        scores.push(score);
+            score
+        }
+    };
+    eprintln!(
+        "{key} trial {trial} eval {eval}: test accuracy {:.2} % ({} training images, {:.1} s)",
+        100.0 * score.accuracy,
+        score.train_images,
+        score.train_seconds
+    );
+    Ok(score)
+}
+
+/// One unit of work of a table cell, the grain at which a scheduler (Ray, through the Python
+/// package) hands a cell out: a trial's flow, one network trained on a stored flow's
+/// training set, or — for the experiments whose pieces are not independent — the whole cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    /// Trial `t`'s flow (or the draw of its images, for columns without a flow), stored as
+    /// `tT.json` + `tT.npz`.
+    Flow(usize),
+    /// Network `e` of trial `t`, trained on the stored `tT.npz`, scored into `tT-eE.json`.
+    Network(usize, usize),
+    /// The whole cell, written as `cells/KEY.json`.
+    Cell,
+}
+
+impl Piece {
+    /// The trial whose files the piece reads and writes (`None` for a whole cell).
+    pub fn trial(self) -> Option<usize> {
+        match self {
+            Piece::Flow(t) | Piece::Network(t, _) => Some(t),
+            Piece::Cell => None,
+        }
     }
-    Ok(scores)
+}
+
+impl std::fmt::Display for Piece {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Piece::Flow(t) => write!(f, "flow:{t}"),
+            Piece::Network(t, e) => write!(f, "net:{t}:{e}"),
+            Piece::Cell => f.write_str("cell"),
+        }
+    }
+}
+
+impl std::str::FromStr for Piece {
+    type Err = anyhow::Error;
+
+    /// `flow:T`, `net:T:E` or `cell`.
+    fn from_str(s: &str) -> Result<Self> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let num = |p: &str| {
+            p.parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("piece `{s}`: `{p}` is not a trial or network index"))
+        };
+        match parts.as_slice() {
+            ["cell"] => Ok(Piece::Cell),
+            ["flow", t] => Ok(Piece::Flow(num(t)?)),
+            ["net", t, e] => Ok(Piece::Network(num(t)?, num(e)?)),
+            _ => bail!("piece `{s}`: expected `flow:T`, `net:T:E` or `cell`"),
+        }
+    }
 }

@@ -123,3 +123,19 @@ pub fn run_experiment(py: Python<'_>, args: Vec<String>) -> PyResult<()> {
     py.detach(move || wowflow_experiments::run(cli.experiment))
         .py()
 }
+
+/// The work left in a table (`wowflow experiment table ... --plan`), as JSON, for the
+/// options `args` of `run_experiment(["table", *args])`.
+#[pyfunction]
+pub fn table_plan(py: Python<'_>, args: Vec<String>) -> PyResult<String> {
+    let argv = ["wowflow experiment".to_string(), "table".to_string()]
+        .into_iter()
+        .chain(args);
+    let cli =
+        ExperimentCli::try_parse_from(argv).map_err(|e| value_error(e.render().to_string()))?;
+    let wowflow_experiments::Experiment::Table(table) = cli.experiment else {
+        return Err(value_error("table_plan: not a table".to_string()));
+    };
+    py.detach(move || wowflow_experiments::table::plan_json(&table))
+        .py()
+}

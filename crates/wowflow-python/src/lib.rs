@@ -32,5 +32,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(data::rings, m)?)?;
     m.add_function(wrap_pyfunction!(data::gaussian_noise, m)?)?;
     m.add_function(wrap_pyfunction!(data::run_experiment, m)?)?;
+    m.add_function(wrap_pyfunction!(data::table_plan, m)?)?;
     Ok(())
 }
