@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -61,8 +60,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ray_cli(*args: str, timeout: float = 120) -> None:
+def _ray_cli(*args: str, timeout: float = 120, log: Path = None) -> None:
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    if log is not None:
+        # The workers inherit it: every piece started and ended is logged there.
+        env["WOWFLOW_PIECE_LOG"] = str(log)
     done = subprocess.run(
         [str(RAY), *args], env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -70,8 +72,16 @@ def _ray_cli(*args: str, timeout: float = 120) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """`HOST:PORT` of a two-node Ray cluster on 127.0.0.1, one CPU per node."""
+def piece_log(tmp_path_factory) -> Path:
+    """Where the cluster's workers log every piece they start and end."""
+    return tmp_path_factory.mktemp("ray-log") / "pieces.jsonl"
+
+
+@pytest.fixture(scope="module")
+def cluster(piece_log):
+    """`HOST:PORT` of a two-node Ray cluster on 127.0.0.1, one CPU per node. (`ray stop
+    --force` at the end stops every Ray process of the machine: run the suite where no
+    other Ray cluster lives.)"""
     if not RAY.exists():
         pytest.skip(f"{RAY} not found (Ray installed without its command)")
     port = _free_port()
@@ -79,12 +89,12 @@ def cluster():
     try:
         _ray_cli(
             "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-            "--num-cpus=1",
-            "--include-dashboard=false", "--disable-usage-stats",
+            "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats",
+            log=piece_log,
         )
         _ray_cli(
             "start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-            "--disable-usage-stats",
+            "--disable-usage-stats", log=piece_log,
         )
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
         deadline = time.time() + 60
@@ -156,17 +166,19 @@ def test_a_table_run_through_ray_equals_the_local_run_bit_for_bit(cluster, table
     assert (again.computed, again.complete) == (0, True)
 
 
-def _pieces_running() -> list:
-    """PIDs of Ray workers running a piece (Ray titles them `ray::run_piece`)."""
-    found = subprocess.run(["pgrep", "-f", "ray::run_piece"], capture_output=True, text=True)
-    return [int(pid) for pid in found.stdout.split()]
+def _log_since(log: Path, since: float) -> list:
+    if not log.exists():
+        return []
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [e for e in entries if e["time"] >= since]
 
 
 def test_a_worker_killed_mid_piece_is_retried_and_every_piece_lands_once(
-    cluster, table, tmp_path
+    cluster, table, tmp_path, piece_log
 ):
     config, options, reference = table
     result = {}
+    since = time.time()
 
     def drive():
         try:
@@ -179,26 +191,33 @@ def test_a_worker_killed_mid_piece_is_retried_and_every_piece_lands_once(
 
     driver = threading.Thread(target=drive)
     driver.start()
-    killed = []
+    killed = None
     deadline = time.time() + 120
-    # Kill the worker of the first SW-MMD flow seen running (seconds long, unlike the
-    # target-only pieces), once it has run a little.
-    while not killed and driver.is_alive() and time.time() < deadline:
-        for pid in _pieces_running():
-            time.sleep(0.5)
-            if pid not in _pieces_running():
-                continue  # a short piece, finished meanwhile
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except ProcessLookupError:
-                continue
-            break
+    # Kill the worker of the first SW-MMD flow seen running (seconds long), half a second
+    # after it started, and only while the log still shows it running.
+    while killed is None and driver.is_alive() and time.time() < deadline:
+        entries = _log_since(piece_log, since)
+        ended = {(e["key"], e["piece"], e["pid"]) for e in entries if e["event"] == "end"}
+        for e in entries:
+            running = (e["key"], e["piece"], e["pid"]) not in ended
+            if (e["event"] == "start" and running and "sw-mmd" in e["key"]
+                    and e["piece"].startswith("flow") and time.time() - e["time"] > 0.5):
+                os.kill(e["pid"], signal.SIGKILL)
+                killed = e
+                break
         time.sleep(0.05)
     driver.join(timeout=300)
     assert not driver.is_alive(), "the Ray run did not finish"
     assert "error" not in result, result.get("error")
-    assert killed, "no worker was seen running a piece"
+    assert killed is not None, "no SW-MMD flow was seen running"
+    entries = _log_since(piece_log, since)
+    same = [e for e in entries if (e["key"], e["piece"]) == (killed["key"], killed["piece"])]
+    # The killed run never ended; Ray ran the piece again in another worker, to its end.
+    assert not any(e["event"] == "end" and e["pid"] == killed["pid"] for e in same), same
+    assert any(e["event"] == "end" and e["pid"] != killed["pid"] for e in same), same
+    # Every piece ended exactly once.
+    ends = [(e["key"], e["piece"]) for e in entries if e["event"] == "end"]
+    assert len(ends) == len(set(ends)) == PIECES, ends
     run = result["run"]
     assert run.complete and run.computed == PIECES
     assert_same_table(run.out, reference)

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _native
@@ -48,7 +48,8 @@ class TableRun:
     computed : int
         Ray: pieces computed by this call (flows, networks, whole cells). Local: cells.
     reused : int
-        Ray: pieces found finished in ``out`` and kept. Local: cells.
+        Ray: pieces of the selected unfinished cells found stored in ``out`` and kept.
+        Local: selected cells found finished.
     seconds : float
         Wall time of the call.
     executor : str
@@ -100,12 +101,26 @@ def plan(args: Sequence[str]) -> Dict[str, Any]:
     return json.loads(_native.table_plan(list(args)))
 
 
-def _safe_relative(rel: str) -> Path:
-    """``rel`` as a path inside the output directory (results arrive over the network)."""
-    path = Path(rel)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
+def _safe_relative(rel: str, allowed: Optional[Sequence[str]] = None) -> Path:
+    """``rel`` as a path inside the output directory — and, with ``allowed``, under one of
+    those prefixes (``dir/``) or equal to one (a file): results arrive over the network."""
+    posix = PurePosixPath(rel)
+    if (
+        not rel
+        or posix.is_absolute()
+        or ".." in posix.parts
+        or "\\" in rel
+        or ":" in rel
+        or not posix.parts
+    ):
         raise ValueError(f"piece result: {rel!r} is not a path inside the output directory")
-    return path
+    if allowed is not None and not any(
+        rel.startswith(a) if a.endswith("/") else rel == a for a in allowed
+    ):
+        raise ValueError(
+            f"piece result: {rel!r} is outside what the piece may write ({', '.join(allowed)})"
+        )
+    return Path(*posix.parts)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -122,18 +137,48 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def apply_files(out: Path, files: Dict[str, Optional[bytes]]) -> None:
+def apply_files(
+    out: Path, files: Dict[str, Optional[bytes]], allowed: Optional[Sequence[str]] = None
+) -> None:
     """Writes a piece's files into ``out`` (``None``: the piece removed that file, e.g. a
-    flow's segment once the flow is stored). Records (``*.json``) go last, so a reader never
-    sees a record without the arrays it describes."""
-    order = sorted(files, key=lambda rel: (rel.endswith(".json"), rel))
-    for rel in order:
-        path = out / _safe_relative(rel)
+    flow's segment once the flow is stored), each atomically, in the order a local run
+    writes them: every path checked first (``allowed``: see :func:`_safe_relative`), then
+    arrays and pictures, then records (``*.json``) with a cell's ``cells/KEY.json`` last,
+    then removals — so a driver stopped in between never holds a record without its arrays,
+    nor loses a flow's segment before the flow is stored."""
+    paths = {rel: out / _safe_relative(rel, allowed) for rel in files}
+
+    def rank(rel: str) -> tuple:
+        cell_record = rel.count("/") == 1 and rel.startswith("cells/") and rel.endswith(".json")
+        return (files[rel] is None, cell_record, rel.endswith(".json"), rel)
+
+    for rel in sorted(files, key=rank):
         data = files[rel]
         if data is None:
-            path.unlink(missing_ok=True)
+            paths[rel].unlink(missing_ok=True)
         else:
-            _write_atomic(path, data)
+            _write_atomic(paths[rel], data)
+
+
+def _remove_partial_writes(out: Path) -> None:
+    """Temporary files of writes a killed driver left behind (never read as results)."""
+    cells = out / "cells"
+    if cells.is_dir():
+        for leftover in cells.rglob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
+def _log(event: str, key: str, piece: str) -> None:
+    """One line per piece started or ended in ``$WOWFLOW_PIECE_LOG`` where it is set (on the
+    nodes: in the environment of ``ray start``): which process ran what, for debugging a
+    cluster and for the tests' check that a killed piece was run again."""
+    path = os.environ.get("WOWFLOW_PIECE_LOG")
+    if path:
+        line = json.dumps(
+            {"event": event, "key": key, "piece": piece, "pid": os.getpid(), "time": time.time()}
+        )
+        with open(path, "a") as f:
+            f.write(line + "\n")
 
 
 def _digest(data: bytes) -> str:
@@ -163,7 +208,15 @@ def run_piece(
         # depend on it (the pieces are bit-identical on 1 or 2 threads).
         os.environ.setdefault("RAYON_NUM_THREADS", str(spec["threads"]))
     started = time.perf_counter()
+    _log("start", key, piece)
     files: Dict[str, bytes] = dict(inputs)
+    refs = [rel for rel, data in files.items() if not isinstance(data, bytes)]
+    if refs:
+        # The driver puts each input file in Ray's object store once and passes references.
+        import ray
+
+        for rel, data in zip(refs, ray.get([files[rel] for rel in refs])):
+            files[rel] = data
     for result in upstream:
         files.update({rel: data for rel, data in result["files"].items() if data is not None})
     with tempfile.TemporaryDirectory(prefix="wowflow-piece-") as tmp:
@@ -195,6 +248,7 @@ def run_piece(
         for rel in before:
             if not (out / rel).exists():
                 written[rel] = None
+    _log("end", key, piece)
     return {
         "files": written,
         "seconds": time.perf_counter() - started,
@@ -215,12 +269,12 @@ def run_with_ray(
     address: Optional[str],
     max_retries: int,
     cpus_per_task: float,
-    gpus_per_task: float,
     max_pieces: Optional[int],
     verbose: bool,
 ) -> Tuple[int, int, bool]:
     """Computes every missing piece of the table as Ray tasks and writes their files into
-    ``out``; returns (pieces computed, pieces reused, whether none is left)."""
+    ``out``; returns (pieces computed, pieces of unfinished cells found stored, whether
+    none is left)."""
     try:
         import ray
     except ImportError as e:
@@ -228,6 +282,7 @@ def run_with_ray(
             "executor='ray' needs Ray: pip install 'ray>=2.9' (scripts/setup-python.sh "
             "installs it into the project's .venv)"
         ) from e
+    _remove_partial_writes(out)
     work = plan(table_args)
     spec = {
         "config": config.read_text(),
@@ -251,30 +306,56 @@ def run_with_ray(
     if not todo:
         return 0, reused, left == 0
     started_here = False
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        connected = ray.get_runtime_context().gcs_address
+        # Ray reports the head by the address it chose (an interface's IP, not 127.0.0.1):
+        # the port tells clusters apart.
+        if address not in (None, "auto") and address.rsplit(":", 1)[-1] != connected.rsplit(
+            ":", 1
+        )[-1]:
+            raise ValueError(
+                f"run_table: address {address!r}, but this process is connected to the Ray "
+                f"cluster at {connected!r} (ray.shutdown() first)"
+            )
+    else:
         ray.init(address=address, logging_level="WARNING", log_to_driver=verbose)
         started_here = True
     try:
-        task = ray.remote(run_piece).options(
+        remote = ray.remote(run_piece)
+        common = dict(
             num_cpus=cpus_per_task,
-            num_gpus=gpus_per_task,
             max_retries=max_retries,
             # A piece that fails by itself (bad data, a diverged flow) fails the same way
             # again: only system failures (a dead worker or node) are retried.
             retry_exceptions=False,
         )
+        task = remote.options(**common)
+        gpu_task = remote.options(num_gpus=1, **common)
         submitted: Dict[Tuple[str, str], Any] = {}
-        names: Dict[Any, Tuple[str, str]] = {}
+        names: Dict[Any, Tuple[str, str, List[str]]] = {}
+        stored: Dict[str, Any] = {}  # each input file put in the object store once
         for key, piece in todo:
-            inputs = {rel: (out / _safe_relative(rel)).read_bytes() for rel in piece["inputs"]}
+            inputs = {}
+            for rel in piece["inputs"]:
+                if rel not in stored:
+                    stored[rel] = ray.put((out / _safe_relative(rel)).read_bytes())
+                inputs[rel] = stored[rel]
             after = piece["after"]
-            upstream = [submitted[(key, after)]] if after and (key, after) in submitted else []
-            if after and not upstream and not _piece_stored(work, key, after):
-                # The flow it waits for is neither stored nor in this call (max_pieces).
+            after_key = piece.get("after_cell") or key
+            upstream = []
+            if after and (after_key, after) in submitted:
+                upstream = [submitted[(after_key, after)]]
+            elif after and not _piece_stored(work, after_key, after):
+                # What it waits for is neither stored nor in this call (max_pieces).
                 continue
-            ref = task.remote(spec, key, piece["piece"], inputs, *upstream)
+            ref = (gpu_task if piece["gpu"] else task).remote(
+                spec, key, piece["piece"], inputs, *upstream
+            )
             submitted[(key, piece["piece"])] = ref
-            names[ref] = (key, piece["piece"])
+            names[ref] = (key, piece["piece"], piece["outputs"])
+        # Ray keeps what the queued tasks need; the driver holds only what is pending.
+        submitted.clear()
+        stored.clear()
         pending = list(names)
         computed = 0
         failures: List[str] = []
@@ -282,14 +363,16 @@ def run_with_ray(
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             ref = ready[0]
-            key, piece = names[ref]
+            key, piece, outputs = names.pop(ref)
             try:
                 result = ray.get(ref)
-            except Exception as e:  # a piece's own error, or retries exhausted
+                apply_files(out, result["files"], outputs)
+            except Exception as e:  # the piece's own error, retries exhausted, a bad write
                 failures.append(f"{key} {piece}: {e}")
                 _say(f"wowflow table: {key} {piece} FAILED: {e}")
                 continue
-            apply_files(out, result["files"])
+            finally:
+                del ref, ready
             computed += 1
             _say(
                 f"[{computed}/{total}] {key} {piece}: {result['seconds']:.1f} s on "

@@ -110,13 +110,14 @@ def run_table(
         ``local``: every cell in this process, one after the other (``wowflow experiment
         table``). ``ray``: every piece of every missing cell — a trial's flow, one network
         trained on it, or a whole cell where pieces are not independent — is a Ray task
-        with ``cpus_per_task`` CPUs (and one GPU with ``device="cuda"``); a network task
-        waits for its flow's task inside Ray. Inputs and results travel through Ray (no
+        with ``cpus_per_task`` CPUs (and one GPU for the SW-MMD flows with
+        ``device="cuda"``); a network task waits for its flow's task inside Ray. Inputs and results travel through Ray (no
         shared filesystem); the driver (this process) writes each finished piece into
         ``out`` at once, then assembles the cells and table files locally.
     address : str, optional
         The Ray cluster (``"HOST:PORT"`` of a ``ray start --head``, or ``"auto"``); default:
-        the cluster this process is connected to, else a new local one.
+        the cluster this process is connected to, else what ``ray.init()`` finds
+        (``$RAY_ADDRESS``, a cluster started on this machine) or a new local one.
     data_dir : str or Path, optional
         Where datasets are looked for first — on every node (the workers read them there).
     experiment_config : str or Path, optional
@@ -129,7 +130,8 @@ def run_table(
         Ray: how many times a task whose worker or node died is run again (a piece that
         fails by itself is not retried: it would fail the same way).
     cpus_per_task : float
-        Ray: CPUs each task reserves; its rayon threads are limited to as many.
+        Ray: CPUs each task reserves; its rayon threads are limited to as many (fixed by
+        the first piece a worker process runs; the numbers do not depend on it).
     max_pieces : int, optional
         Ray: submit at most this many pieces, then stop (the next call goes on).
     verbose : bool
@@ -143,13 +145,16 @@ def run_table(
     Raises
     ------
     ValueError
-        Unknown executor or bad options (the message is the command's).
+        Unknown executor or bad options (the message is the command's); ``address`` of
+        another cluster than the one this process is connected to.
     FileNotFoundError
         The config or a dataset is missing.
     ImportError
         ``executor="ray"`` without Ray installed.
     RuntimeError
         Some pieces failed (the others are stored; the message lists the failed ones).
+    WowflowError
+        Settings the table runner refuses before any work (a ``RuntimeError`` too).
     """
     if executor not in ("local", "ray"):
         raise ValueError(f"run_table: executor {executor!r}; expected 'local' or 'ray'")
@@ -169,7 +174,8 @@ def run_table(
                 f"run_table: experiment config {experiment_config} not found"
             )
     started = time.perf_counter()
-    data = None if data_dir is None else str(data_dir)
+    # Absolute: the workers resolve it on their node, not in this process's directory.
+    data = None if data_dir is None else str(Path(data_dir).resolve())
 
     def table_args(out_dir: Optional[Path]) -> List[str]:
         return _sweep.table_args(
@@ -205,7 +211,6 @@ def run_table(
         address=address,
         max_retries=max_retries,
         cpus_per_task=cpus_per_task,
-        gpus_per_task=1 if device == "cuda" else 0,
         max_pieces=max_pieces,
         verbose=verbose,
     )

@@ -73,9 +73,9 @@ fn ray_table(args: &wowflow_experiments::table::TableArgs) -> anyhow::Result<()>
         })?;
     if !status.success() {
         anyhow::bail!(
-            "`{} -m wowflow table --executor ray` failed ({status}); without the wowflow \
-             package there, set WOWFLOW_PYTHON to the Python that has it (scripts/setup-python.sh: \
-             .venv/bin/python)",
+            "`{} -m wowflow table --executor ray` failed ({status}; its error is above); if it \
+             says there is no module named wowflow, set WOWFLOW_PYTHON to the Python that has \
+             the package (scripts/setup-python.sh: .venv/bin/python)",
             python.to_string_lossy()
         );
     }

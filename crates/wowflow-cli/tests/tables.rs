@@ -322,6 +322,12 @@ k = 1
         .collect();
     assert_eq!(pieces, ["flow:0", "net:0:0"]);
     assert_eq!(cells[1]["pieces"][1]["after"], "flow:0");
+    // Pieces write only under their cell's directory, on the CPU here.
+    assert_eq!(
+        cells[1]["pieces"][0]["outputs"],
+        serde_json::json!([format!("cells/{key}/")])
+    );
+    assert_eq!(cells[1]["pieces"][0]["gpu"], false);
     // A network before its flow: refused, saying which piece comes first.
     let err = fails("pieces", &["--cell", &key, "--piece", "net:0:0"]);
     assert!(err.contains("compute piece flow:0 first"), "{err}");

@@ -561,9 +561,6 @@ impl<'a> OpenCell<'a> {
         let segments = self.flow_store().map(|s| s.flow_segments(t));
         let (cloud, labels, trial) =
             synthesize(cell, settings, &self.data, self.seed(t), segments.as_ref())?;
-        if let Some(segments) = &segments {
-            segments.finish()?;
-        }
         if t == 0 && cell.method != DistillMethod::FullData {
             if let Some(out) = self.out {
                 save_synthetic(
@@ -578,6 +575,10 @@ impl<'a> OpenCell<'a> {
         let train_set = Images::from_cloud(&cloud, (1, 28, 28), Some(&labels), classes)?;
         if let Some(store) = self.flow_store() {
             store.save_flow(t, &trial, &train_set)?;
+        }
+        // The segment goes only once the set is stored: a stop in between resumes from it.
+        if let Some(segments) = &segments {
+            segments.finish()?;
         }
         Ok((trial, train_set))
     }

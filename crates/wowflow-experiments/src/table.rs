@@ -51,10 +51,11 @@ pub struct TableArgs {
     /// List the cells and which are done, compute nothing.
     #[cfg_attr(feature = "clap", arg(long))]
     pub dry_run: bool,
-    /// Print the work left as JSON and compute nothing: each selected cell not done, its
-    /// pieces (`flow:T`, `net:T:E` or `cell`), which are done, which piece each waits for
-    /// and the files under OUT it reads. What a scheduler hands out (the Python package's
-    /// Ray executor does).
+    /// Print the work left as JSON and compute nothing (only OUT/cells is created): each
+    /// selected cell not done, its pieces (`flow:T`, `net:T:E` or `cell`), which are done,
+    /// which piece each waits for, the files under OUT it reads, where it may write and
+    /// whether it needs the GPU. What a scheduler hands out (the Python package's Ray
+    /// executor does).
     #[cfg_attr(feature = "clap", arg(long, conflicts_with = "dry_run"))]
     pub plan: bool,
     /// With `--piece`: compute one piece of this cell into OUT and nothing else (no table
@@ -650,6 +651,8 @@ struct Loaded {
     /// Every cell of the table once.
     cells: Vec<Cell>,
     done: BTreeMap<String, Done>,
+    /// Whether SW-MMD flows run on the GPU (`--device cuda`).
+    gpu_flows: bool,
 }
 
 impl Loaded {
@@ -717,6 +720,7 @@ impl Loaded {
             keys,
             cells,
             done,
+            gpu_flows: args.gpu.is_cuda(),
         })
     }
 
@@ -740,7 +744,7 @@ struct Plan {
     table: String,
     profile: String,
     out: PathBuf,
-    /// Cells of the table already finished (selected or not).
+    /// Selected cells already finished.
     done_cells: usize,
     /// The selected cells not finished, with their pieces.
     cells: Vec<PlannedCell>,
@@ -756,32 +760,67 @@ struct PlannedCell {
 struct PlannedPiece {
     piece: String,
     done: bool,
-    /// The piece that must be finished first (a network waits for its trial's flow).
+    /// The piece that must be finished first (a network waits for its trial's flow; a
+    /// trajectory cell for the cell that computes the flows of its row)…
     after: Option<String>,
+    /// … and its cell, where it is another one.
+    after_cell: Option<String>,
     /// Files under OUT the piece reads, as they are now (relative, `/`-separated).
     inputs: Vec<String>,
+    /// Where under OUT the piece may write: its cell's directory (a whole cell also its
+    /// `cells/KEY.json`, a trajectory cell the flows it shares). A scheduler refuses
+    /// anything else coming back from a worker.
+    outputs: Vec<String>,
+    /// Whether the piece runs on the GPU (`--device cuda`: the SW-MMD flows of Table 2;
+    /// networks and other flows run on the CPU).
+    gpu: bool,
 }
 
 fn plan(loaded: &Loaded, args: &TableArgs) -> Result<Plan> {
     let mut cells = Vec::new();
+    // The first pending trajectory cell of each shared flow computes it; the others of its
+    // row wait for that cell (they would compute the same flow again, side by side).
+    let mut flow_owner: BTreeMap<String, String> = BTreeMap::new();
     for cell in loaded.pending(args) {
         let key = cell.key();
         let all = pieces(cell, &loaded.settings);
         let dir = loaded.cell_dir.join(&key);
+        let shared = match cell {
+            Cell::Trajectories(c) => c.shared_flow_dir(),
+            _ => None,
+        };
+        let owner = shared.as_ref().and_then(|d| flow_owner.get(d).cloned());
+        if let (Some(d), None) = (&shared, &owner) {
+            flow_owner.insert(d.clone(), key.clone());
+        }
+        let gpu = loaded.gpu_flows
+            && matches!(cell, Cell::Transfer(c) if c.method == TransferMethod::SwMmd);
         let planned = all
             .iter()
             .map(|&piece| {
-                let after = match piece {
+                let (after, after_cell) = match piece {
                     Piece::Network(t, _) if all.contains(&Piece::Flow(t)) => {
-                        Some(Piece::Flow(t).to_string())
+                        (Some(Piece::Flow(t).to_string()), None)
                     }
-                    _ => None,
+                    Piece::Cell => match &owner {
+                        Some(o) => (Some(Piece::Cell.to_string()), Some(o.clone())),
+                        None => (None, None),
+                    },
+                    _ => (None, None),
                 };
+                let mut outputs = vec![format!("cells/{key}/")];
+                if piece == Piece::Cell {
+                    outputs.push(format!("cells/{key}.json"));
+                    outputs.extend(shared.iter().map(|d| format!("cells/{d}/")));
+                }
                 Ok(PlannedPiece {
                     piece: piece.to_string(),
                     done: piece_done(piece, &dir),
                     after,
+                    after_cell,
                     inputs: piece_inputs(cell, piece, &loaded.out)?,
+                    outputs,
+                    gpu: gpu && matches!(piece, Piece::Flow(_)),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -794,7 +833,7 @@ fn plan(loaded: &Loaded, args: &TableArgs) -> Result<Plan> {
         table: loaded.t.name.clone(),
         profile: loaded.profile.clone(),
         out: loaded.out.clone(),
-        done_cells: loaded.done.len(),
+        done_cells: loaded.done.keys().filter(|key| selected(args, key)).count(),
         cells,
     })
 }
