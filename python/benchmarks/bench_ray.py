@@ -106,16 +106,19 @@ def overhead(ray) -> dict:
 
 
 def paper_pieces() -> list:
-    """(cell, piece, seconds) of every stored piece of Table 2 at the paper's protocol."""
+    """(cell, "flow" | "draw" | "net", seconds) of every stored piece of Table 2 at the
+    paper's protocol."""
     pieces = []
     for trials in sorted((REPO / "results" / "table2-paper" / "cells").glob("*/trials")):
         cell = trials.parent.name
         for record in trials.glob("t*.json"):
             value = json.loads(record.read_text())
             if "-e" in record.stem:
-                pieces.append((cell, record.stem, value["train_seconds"]))
-            else:
-                pieces.append((cell, record.stem, value.get("flow_seconds", 0.0)))
+                pieces.append((cell, "net", value["train_seconds"]))
+            elif value.get("flow_steps", 0) > 0:
+                pieces.append((cell, "flow", value["flow_seconds"]))
+            else:  # the k-shot images drawn, for the columns without a flow
+                pieces.append((cell, "draw", value.get("flow_seconds", 0.0)))
     return pieces
 
 
@@ -167,10 +170,9 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     pieces = paper_pieces()
-    # Flows of the no-flow columns are draws of the k-shot images (0 s).
-    flows = [s for _, p, s in pieces if "-e" not in p and s > 0]
-    draws = sum(1 for _, p, s in pieces if "-e" not in p and s == 0)
-    nets = [s for _, p, s in pieces if "-e" in p]
+    flows = [s for _, kind, s in pieces if kind == "flow"]
+    draws = sum(1 for _, kind, _ in pieces if kind == "draw")
+    nets = [s for _, kind, s in pieces if kind == "net"]
     total = sum(flows) + sum(nets)
     print(f"\n## Table 2 at the paper's protocol, from {len(flows)} flows, {draws} draws and "
           f"{len(nets)} networks stored under results/table2-paper (this machine)")
