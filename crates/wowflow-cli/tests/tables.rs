@@ -338,25 +338,9 @@ k = 1
     let err = fails("pieces", &["--cell", &key, "--piece", "flow"]);
     assert!(err.contains("expected `flow:T`"), "{err}");
     // The OTDD cell's pieces on one thread, then the target-only cell's.
-    for cell in [&cells[1], &cells[0]] {
-        let key = cell["key"].as_str().unwrap();
-        for piece in cell["pieces"].as_array().unwrap() {
-            let a = args(
-                "pieces",
-                &["--cell", key, "--piece", piece["piece"].as_str().unwrap()],
-            );
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_wowflow"))
-                .args(&a)
-                .env("RAYON_NUM_THREADS", "1")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
+    let mut reversed = cells.clone();
+    reversed.reverse();
+    run_pieces_on_one_thread(&reversed, |extra| args("pieces", extra));
     let plan = plan_of("pieces");
     for cell in plan["cells"].as_array().unwrap() {
         for piece in cell["pieces"].as_array().unwrap() {
@@ -401,6 +385,176 @@ k = 1
     }
     let md = |out: &str| std::fs::read_to_string(tmp.path().join(out).join("table.md")).unwrap();
     assert_eq!(md("whole"), md("pieces"));
+}
+
+/// Runs every piece of the planned `cells` (a `--plan`'s `cells`), one process each on one
+/// thread, with the table options `args(extra)`.
+fn run_pieces_on_one_thread(cells: &[Value], args: impl Fn(&[&str]) -> Vec<String>) {
+    for cell in cells {
+        let key = cell["key"].as_str().unwrap();
+        for piece in cell["pieces"].as_array().unwrap() {
+            let a = args(&["--cell", key, "--piece", piece["piece"].as_str().unwrap()]);
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_wowflow"))
+                .args(&a)
+                .env("RAYON_NUM_THREADS", "1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// The distillation table piece by piece equals its whole run too — with the full-data
+/// column, whose networks train on the dataset itself (no synthetic set stored, so its
+/// pieces are its networks alone).
+#[test]
+fn a_distillation_table_computed_piece_by_piece_equals_the_whole_run() {
+    let Some(data) = data_dir() else { return };
+    let data = data.to_string_lossy().into_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("t.toml");
+    std::fs::write(
+        &config,
+        r#"
+name = "t1"
+title = "tiny distillation table"
+experiment = "distill"
+profile = "tiny"
+note = "two cells"
+[[columns]]
+id = "random-real"
+title = "random real"
+method = "random-real"
+[[columns]]
+id = "full-data"
+title = "full data"
+method = "full-data"
+[[rows]]
+label = "MNIST"
+dataset = "mnist"
+k = 1
+"#,
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let args = |out: &str, extra: &[&str]| -> Vec<String> {
+        let out = tmp.path().join(out).to_string_lossy().into_owned();
+        let mut a: Vec<String> = [
+            "experiment",
+            "table",
+            "--config",
+            &config,
+            "--data-dir",
+            &data,
+            "--out",
+            &out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |out: &str, extra: &[&str]| {
+        let a = args(out, extra);
+        wowflow(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let a = args("pieces", &["--plan"]);
+    let plan: Value = serde_json::from_str(&common::stdout_of(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    ))
+    .unwrap();
+    let cells = plan["cells"].as_array().unwrap();
+    let names = |cell: &Value| -> Vec<String> {
+        cell["pieces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["piece"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&cells[0]), ["flow:0", "net:0:0"]);
+    assert_eq!(names(&cells[1]), ["net:0:0"], "full data: networks only");
+    assert_eq!(cells[1]["pieces"][0]["after"], Value::Null);
+    run_pieces_on_one_thread(cells, |extra| args("pieces", extra));
+    run("pieces", &[]);
+    run("whole", &[]);
+    for cell in ["distill-mnist-k1-random-real", "distill-mnist-full-data"] {
+        let read = |out: &str| -> Value {
+            let path = tmp.path().join(format!("{out}/cells/{cell}.json"));
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        assert_eq!(
+            read("whole")["accuracy"],
+            read("pieces")["accuracy"],
+            "{cell}"
+        );
+    }
+    let md = |out: &str| std::fs::read_to_string(tmp.path().join(out).join("table.md")).unwrap();
+    assert_eq!(md("whole"), md("pieces"));
+}
+
+/// The plan of Alvarez-Melis & Fusi's trajectory table (its cells share one flow per row and
+/// flow kind): each cell is one piece; of the cells sharing a flow, the first computes it and
+/// the others wait for that cell, and may write the shared flow's directory. Planning
+/// computes nothing.
+#[test]
+fn a_trajectory_table_is_planned_with_each_shared_flow_computed_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let plan: Value = serde_json::from_str(&common::stdout_of(&[
+        "experiment",
+        "table",
+        "--config",
+        &common::repo_root()
+            .join("experiments/amf-fig3.toml")
+            .to_string_lossy(),
+        "--profile",
+        "tiny",
+        "--only",
+        "usps-k5",
+        "--out",
+        &out.to_string_lossy(),
+        "--plan",
+    ]))
+    .unwrap();
+    let cells = plan["cells"].as_array().unwrap();
+    let find = |key: &str| {
+        cells
+            .iter()
+            .find(|c| c["key"] == key)
+            .unwrap_or_else(|| panic!("{key} not in {plan}"))
+    };
+    let owner = find("traj-usps-k5-sw-mmd-initial");
+    let piece = &owner["pieces"][0];
+    assert_eq!(piece["piece"], "cell");
+    assert_eq!(piece["after"], Value::Null);
+    assert_eq!(
+        piece["outputs"],
+        serde_json::json!([
+            "cells/traj-usps-k5-sw-mmd-initial/",
+            "cells/traj-usps-k5-sw-mmd-initial.json",
+            "cells/flows/traj-usps-k5-sw-mmd/"
+        ])
+    );
+    for data in ["final", "trajectory", "mapped"] {
+        let piece = &find(&format!("traj-usps-k5-sw-mmd-{data}"))["pieces"][0];
+        assert_eq!(piece["after"], "cell", "{data}");
+        assert_eq!(piece["after_cell"], "traj-usps-k5-sw-mmd-initial", "{data}");
+    }
+    // No flow, no wait.
+    assert_eq!(
+        find("traj-usps-k5-target-only")["pieces"][0]["after"],
+        Value::Null
+    );
+    assert!(
+        !out.join("cells/flows").exists(),
+        "planning computed something"
+    );
 }
 
 /// A cell stopped after its flow and one network resumes there: the rerun trains only the

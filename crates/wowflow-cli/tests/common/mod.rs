@@ -83,6 +83,11 @@ pub fn distance_json(kind: &str, a: &Path, b: &Path, extra: &[&str]) -> serde_js
 }
 
 /// The directory of this crate's golden files.
+/// The repository's root (its `experiments/` configs).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 pub fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
