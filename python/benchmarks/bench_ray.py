@@ -41,7 +41,7 @@ import wowflow
 REPO = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).parent / "ray"
 sys.path.insert(0, str(REPO / "python" / "tests"))
-from test_ray import TABLE  # noqa: E402  (the tests' tiny table)
+from test_ray import tiny_configs  # noqa: E402  (the tests' tiny table)
 
 
 def free_port() -> int:
@@ -64,17 +64,6 @@ def start_cluster() -> str:
     ray_cli("start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
             "--disable-usage-stats")
     return address
-
-
-def tiny_configs(root: Path):
-    config = root / "table.toml"
-    config.write_text(TABLE)
-    experiment = (REPO / "experiments" / "transfer.toml").read_text()
-    head, tail = experiment.split("[profile.tiny]", 1)
-    tail = tail.replace("trials = 1", "trials = 2", 1).replace("evals = 1", "evals = 2", 1)
-    experiment_config = root / "transfer.toml"
-    experiment_config.write_text(head + "[profile.tiny]" + tail)
-    return config, experiment_config
 
 
 def overhead(ray) -> dict:

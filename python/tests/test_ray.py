@@ -54,6 +54,19 @@ paper = { target-only = "32.4 ± 7.9", sw-mmd = "37.4 ± 7.4" }
 PIECES = 12
 
 
+def tiny_configs(root: Path):
+    """The tiny table's config and its experiment config (the `tiny` transfer profile with
+    2 trials × 2 networks), written in `root`."""
+    config = root / "table.toml"
+    config.write_text(TABLE)
+    experiment = (REPO / "experiments" / "transfer.toml").read_text()
+    head, tail = experiment.split("[profile.tiny]", 1)
+    tail = tail.replace("trials = 1", "trials = 2", 1).replace("evals = 1", "evals = 2", 1)
+    experiment_config = root / "transfer.toml"
+    experiment_config.write_text(head + "[profile.tiny]" + tail)
+    return config, experiment_config
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -113,13 +126,7 @@ def table(tmp_path_factory, data_dir):
     """The tiny table's configs (the `tiny` transfer profile with 2 trials × 2 networks) and
     its local run, the reference."""
     root = tmp_path_factory.mktemp("ray-table")
-    config = root / "table.toml"
-    config.write_text(TABLE)
-    experiment = (REPO / "experiments" / "transfer.toml").read_text()
-    head, tail = experiment.split("[profile.tiny]", 1)
-    tail = tail.replace("trials = 1", "trials = 2", 1).replace("evals = 1", "evals = 2", 1)
-    experiment_config = root / "transfer.toml"
-    experiment_config.write_text(head + "[profile.tiny]" + tail)
+    config, experiment_config = tiny_configs(root)
     options = dict(profile="tiny", experiment_config=experiment_config, data_dir=data_dir)
     local = wowflow.experiments.run_table(config, out=root / "local", **options)
     assert local.complete and local.computed == 2 and local.executor == "local"

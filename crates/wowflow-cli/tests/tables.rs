@@ -147,22 +147,13 @@ fn distilled_images_beat_random_real_ones_at_equal_budget() {
     );
 }
 
-/// The table runner fills the paper's layout with the paper's number beside ours, and a
-/// second run keeps the finished cells instead of recomputing them.
-#[test]
-fn table_runner_fills_cells_and_resumes() {
-    let Some(data) = data_dir() else { return };
-    let data = data.to_string_lossy().into_owned();
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("t.toml");
-    std::fs::write(
-        &config,
-        r#"
+/// A one-row Table 2 at the `tiny` profile: target only, the OTDD flow and the control.
+const TINY_TRANSFER_TABLE: &str = r#"
 name = "t"
 title = "tiny transfer table"
 experiment = "transfer"
 profile = "tiny"
-note = "two cells"
+note = "three cells"
 [[columns]]
 id = "target-only"
 title = "target only"
@@ -180,9 +171,17 @@ label = "M→U"
 dataset = "usps"
 k = 1
 paper = { target-only = "32.4 ± 7.9", otdd = "39.5" }
-"#,
-    )
-    .unwrap();
+"#;
+
+/// The table runner fills the paper's layout with the paper's number beside ours, and a
+/// second run keeps the finished cells instead of recomputing them.
+#[test]
+fn table_runner_fills_cells_and_resumes() {
+    let Some(data) = data_dir() else { return };
+    let data = data.to_string_lossy().into_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("t.toml");
+    std::fs::write(&config, TINY_TRANSFER_TABLE).unwrap();
     let out = tmp.path().join("out");
     let args = |extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = [
@@ -251,29 +250,7 @@ fn a_table_computed_piece_by_piece_equals_the_whole_run() {
     let data = data.to_string_lossy().into_owned();
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("t.toml");
-    std::fs::write(
-        &config,
-        r#"
-name = "t"
-title = "tiny transfer table"
-experiment = "transfer"
-profile = "tiny"
-note = "two cells"
-[[columns]]
-id = "target-only"
-title = "target only"
-method = "target-only"
-[[columns]]
-id = "otdd"
-title = "OTDD flow"
-method = "otdd"
-[[rows]]
-label = "M→U"
-dataset = "usps"
-k = 1
-"#,
-    )
-    .unwrap();
+    std::fs::write(&config, TINY_TRANSFER_TABLE).unwrap();
     let config = config.to_string_lossy().into_owned();
     let args = |out: &str, extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = [
@@ -310,7 +287,7 @@ k = 1
     };
     let plan = plan_of("pieces");
     let cells = plan["cells"].as_array().unwrap();
-    assert_eq!(cells.len(), 2, "{plan}");
+    assert_eq!(cells.len(), 3, "{plan}");
     assert_eq!(plan["done_cells"], 0);
     let key = cells[1]["key"].as_str().unwrap().to_string();
     assert_eq!(key, "transfer-mnist-usps-k1-otdd");
@@ -337,7 +314,7 @@ k = 1
     assert!(err.contains("no such cell"), "{err}");
     let err = fails("pieces", &["--cell", &key, "--piece", "flow"]);
     assert!(err.contains("expected `flow:T`"), "{err}");
-    // The OTDD cell's pieces on one thread, then the target-only cell's.
+    // The cells' pieces on one thread, the last cell first.
     let mut reversed = cells.clone();
     reversed.reverse();
     run_pieces_on_one_thread(&reversed, |extra| args("pieces", extra));
