@@ -71,6 +71,66 @@ fn tiny_table(table: &str, data: &str, out: &Path, extra: &[&str]) -> String {
     wowflow(&args)
 }
 
+/// `wowflow experiment table --config ROOT/t.toml --data-dir DATA --out ROOT/OUT EXTRA…` for a
+/// table a test writes into its temporary directory ROOT; OUT names one of several output
+/// directories under ROOT, so a test can compare two ways of computing the same table.
+struct Table {
+    root: PathBuf,
+    config: String,
+    data: String,
+}
+
+impl Table {
+    fn new(root: &Path, toml: &str, data: &str) -> Self {
+        let config = root.join("t.toml");
+        std::fs::write(&config, toml).unwrap();
+        Table {
+            root: root.to_path_buf(),
+            config: config.to_string_lossy().into_owned(),
+            data: data.to_string(),
+        }
+    }
+
+    fn args(&self, out: &str, extra: &[&str]) -> Vec<String> {
+        let out = self.root.join(out).to_string_lossy().into_owned();
+        let fixed = ["experiment", "table", "--config", &self.config];
+        let fixed = fixed
+            .into_iter()
+            .chain(["--data-dir", &self.data, "--out", &out]);
+        fixed
+            .chain(extra.iter().copied())
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn run(&self, out: &str, extra: &[&str]) -> String {
+        let a = self.args(out, extra);
+        wowflow(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn fails(&self, out: &str, extra: &[&str]) -> String {
+        let a = self.args(out, extra);
+        common::fails(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// The `--plan` of the table in OUT.
+    fn plan(&self, out: &str) -> Value {
+        let a = self.args(out, &["--plan"]);
+        let stdout = common::stdout_of(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        serde_json::from_str(&stdout).unwrap()
+    }
+
+    /// OUT/cells/KEY.json.
+    fn cell(&self, out: &str, key: &str) -> Value {
+        let path = self.root.join(format!("{out}/cells/{key}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn md(&self, out: &str) -> String {
+        std::fs::read_to_string(self.root.join(out).join("table.md")).unwrap()
+    }
+}
+
 /// Runs `wowflow experiment <cell…> --profile tiny --data-dir DATA --out OUT`.
 fn tiny_cell(cell: &[&str], data: &str, out: &Path) {
     let out = out.to_string_lossy().into_owned();
@@ -180,30 +240,9 @@ fn table_runner_fills_cells_and_resumes() {
     let Some(data) = data_dir() else { return };
     let data = data.to_string_lossy().into_owned();
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("t.toml");
-    std::fs::write(&config, TINY_TRANSFER_TABLE).unwrap();
+    let table = Table::new(tmp.path(), TINY_TRANSFER_TABLE, &data);
     let out = tmp.path().join("out");
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "experiment",
-            "table",
-            "--config",
-            &config.to_string_lossy(),
-            "--out",
-            &out.to_string_lossy(),
-            "--data-dir",
-            &data,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
-    let run = |extra: &[&str]| {
-        let a = args(extra);
-        wowflow(&a.iter().map(String::as_str).collect::<Vec<_>>())
-    };
+    let run = |extra: &[&str]| table.run("out", extra);
     // Only the target-only cell first: the table shows it and marks the other as pending.
     run(&["--only", "target-only"]);
     let md = std::fs::read_to_string(out.join("table.md")).unwrap();
@@ -249,43 +288,9 @@ fn a_table_computed_piece_by_piece_equals_the_whole_run() {
     let Some(data) = data_dir() else { return };
     let data = data.to_string_lossy().into_owned();
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("t.toml");
-    std::fs::write(&config, TINY_TRANSFER_TABLE).unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let args = |out: &str, extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "experiment",
-            "table",
-            "--config",
-            &config,
-            "--data-dir",
-            &data,
-            "--out",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.push(tmp.path().join(out).to_string_lossy().into_owned());
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
-    let run = |out: &str, extra: &[&str]| {
-        let a = args(out, extra);
-        wowflow(&a.iter().map(String::as_str).collect::<Vec<_>>())
-    };
-    let fails = |out: &str, extra: &[&str]| {
-        let a = args(out, extra);
-        common::fails(&a.iter().map(String::as_str).collect::<Vec<_>>())
-    };
-    run("whole", &[]);
-    let plan_of = |out: &str| -> Value {
-        let a = args(out, &["--plan"]);
-        serde_json::from_str(&common::stdout_of(
-            &a.iter().map(String::as_str).collect::<Vec<_>>(),
-        ))
-        .unwrap()
-    };
-    let plan = plan_of("pieces");
+    let table = Table::new(tmp.path(), TINY_TRANSFER_TABLE, &data);
+    table.run("whole", &[]);
+    let plan = table.plan("pieces");
     let cells = plan["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 3, "{plan}");
     assert_eq!(plan["done_cells"], 0);
@@ -306,19 +311,19 @@ fn a_table_computed_piece_by_piece_equals_the_whole_run() {
     );
     assert_eq!(cells[1]["pieces"][0]["gpu"], false);
     // A network before its flow: refused, saying which piece comes first.
-    let err = fails("pieces", &["--cell", &key, "--piece", "net:0:0"]);
+    let err = table.fails("pieces", &["--cell", &key, "--piece", "net:0:0"]);
     assert!(err.contains("compute piece flow:0 first"), "{err}");
-    let err = fails("pieces", &["--cell", &key, "--piece", "net:0:7"]);
+    let err = table.fails("pieces", &["--cell", &key, "--piece", "net:0:7"]);
     assert!(err.contains("has no piece net:0:7"), "{err}");
-    let err = fails("pieces", &["--cell", "no-such-cell", "--piece", "flow:0"]);
+    let err = table.fails("pieces", &["--cell", "no-such-cell", "--piece", "flow:0"]);
     assert!(err.contains("no such cell"), "{err}");
-    let err = fails("pieces", &["--cell", &key, "--piece", "flow"]);
+    let err = table.fails("pieces", &["--cell", &key, "--piece", "flow"]);
     assert!(err.contains("expected `flow:T`"), "{err}");
     // The cells' pieces on one thread, the last cell first.
     let mut reversed = cells.clone();
     reversed.reverse();
-    run_pieces_on_one_thread(&reversed, |extra| args("pieces", extra));
-    let plan = plan_of("pieces");
+    run_pieces_on_one_thread(&reversed, |extra| table.args("pieces", extra));
+    let plan = table.plan("pieces");
     for cell in plan["cells"].as_array().unwrap() {
         for piece in cell["pieces"].as_array().unwrap() {
             assert_eq!(piece["done"], true, "{plan}");
@@ -337,16 +342,12 @@ fn a_table_computed_piece_by_piece_equals_the_whole_run() {
     );
     // No cell file yet: the pieces write only their own files.
     assert!(!tmp.path().join(format!("pieces/cells/{key}.json")).exists());
-    run("pieces", &[]);
+    table.run("pieces", &[]);
     for cell in [
         "transfer-mnist-usps-k1-target-only",
         "transfer-mnist-usps-k1-otdd",
     ] {
-        let read = |out: &str| -> Value {
-            let path = tmp.path().join(format!("{out}/cells/{cell}.json"));
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-        };
-        let (whole, pieces) = (read("whole"), read("pieces"));
+        let (whole, pieces) = (table.cell("whole", cell), table.cell("pieces", cell));
         assert_eq!(whole["accuracy"], pieces["accuracy"], "{cell}");
         assert_eq!(
             whole["trials"][0]["loss_last"],
@@ -360,8 +361,7 @@ fn a_table_computed_piece_by_piece_equals_the_whole_run() {
             "{cell}: training sets differ"
         );
     }
-    let md = |out: &str| std::fs::read_to_string(tmp.path().join(out).join("table.md")).unwrap();
-    assert_eq!(md("whole"), md("pieces"));
+    assert_eq!(table.md("whole"), table.md("pieces"));
 }
 
 /// Runs every piece of the planned `cells` (a `--plan`'s `cells`), one process each on one
@@ -393,9 +393,8 @@ fn a_distillation_table_computed_piece_by_piece_equals_the_whole_run() {
     let Some(data) = data_dir() else { return };
     let data = data.to_string_lossy().into_owned();
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("t.toml");
-    std::fs::write(
-        &config,
+    let table = Table::new(
+        tmp.path(),
         r#"
 name = "t1"
 title = "tiny distillation table"
@@ -415,36 +414,9 @@ label = "MNIST"
 dataset = "mnist"
 k = 1
 "#,
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let args = |out: &str, extra: &[&str]| -> Vec<String> {
-        let out = tmp.path().join(out).to_string_lossy().into_owned();
-        let mut a: Vec<String> = [
-            "experiment",
-            "table",
-            "--config",
-            &config,
-            "--data-dir",
-            &data,
-            "--out",
-            &out,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
-    let run = |out: &str, extra: &[&str]| {
-        let a = args(out, extra);
-        wowflow(&a.iter().map(String::as_str).collect::<Vec<_>>())
-    };
-    let a = args("pieces", &["--plan"]);
-    let plan: Value = serde_json::from_str(&common::stdout_of(
-        &a.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .unwrap();
+        &data,
+    );
+    let plan = table.plan("pieces");
     let cells = plan["cells"].as_array().unwrap();
     let names = |cell: &Value| -> Vec<String> {
         cell["pieces"]
@@ -457,22 +429,17 @@ k = 1
     assert_eq!(names(&cells[0]), ["flow:0", "net:0:0"]);
     assert_eq!(names(&cells[1]), ["net:0:0"], "full data: networks only");
     assert_eq!(cells[1]["pieces"][0]["after"], Value::Null);
-    run_pieces_on_one_thread(cells, |extra| args("pieces", extra));
-    run("pieces", &[]);
-    run("whole", &[]);
+    run_pieces_on_one_thread(cells, |extra| table.args("pieces", extra));
+    table.run("pieces", &[]);
+    table.run("whole", &[]);
     for cell in ["distill-mnist-k1-random-real", "distill-mnist-full-data"] {
-        let read = |out: &str| -> Value {
-            let path = tmp.path().join(format!("{out}/cells/{cell}.json"));
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-        };
         assert_eq!(
-            read("whole")["accuracy"],
-            read("pieces")["accuracy"],
+            table.cell("whole", cell)["accuracy"],
+            table.cell("pieces", cell)["accuracy"],
             "{cell}"
         );
     }
-    let md = |out: &str| std::fs::read_to_string(tmp.path().join(out).join("table.md")).unwrap();
-    assert_eq!(md("whole"), md("pieces"));
+    assert_eq!(table.md("whole"), table.md("pieces"));
 }
 
 /// The plan of Alvarez-Melis & Fusi's trajectory table (its cells share one flow per row and
