@@ -299,10 +299,12 @@ impl Axes {
         }
         let mid_x = (a.x0 + a.x1) as f32 / 2.0;
         if !labels.title.is_empty() {
+            // Centred on the plot, so the room is twice the shorter side of its centre.
+            let room = 2.0 * mid_x.min(self.width as f32 - mid_x) - 8.0 * s;
             text::draw(
                 img,
                 labels.title,
-                TITLE_PX * s,
+                fitted_px(labels.title, TITLE_PX * s, room),
                 (mid_x, 8.0 * s),
                 (HAlign::Center, VAlign::Top),
                 TEXT,
@@ -340,5 +342,39 @@ impl Axes {
 
     fn tick_row(&self, v: f64) -> i64 {
         (self.py(v).floor() as i64).clamp(self.area.y0, self.area.y1 - 1)
+    }
+}
+
+/// The font size at most `px` at which `title` is at most `room` pixels wide: a long title
+/// (a paper table's) is drawn smaller, not cut at the picture's edge. Its band keeps the
+/// height of the full size, so the layout never depends on the title.
+fn fitted_px(title: &str, px: f32, room: f32) -> f32 {
+    let (width, _) = text::measure(title, px);
+    if width <= room || width <= 0.0 {
+        px
+    } else {
+        // Text width scales with the size; 0.98 absorbs the rounding of glyph advances.
+        px * 0.98 * room.max(0.0) / width
+    }
+}
+
+#[cfg(test)]
+mod title_tests {
+    use super::*;
+
+    #[test]
+    fn a_long_title_is_drawn_small_enough_to_fit_and_a_short_one_as_it_is() {
+        let long =
+            "Alvarez-Melis & Fusi (2021), Table 1 — a frozen MNIST classifier's accuracy (%) \
+                    on flowed datasets — profile paper";
+        let room = 600.0;
+        assert!(
+            text::measure(long, TITLE_PX).0 > room,
+            "the test needs a title too wide"
+        );
+        let px = fitted_px(long, TITLE_PX, room);
+        assert!(px < TITLE_PX);
+        assert!(text::measure(long, px).0 <= room);
+        assert_eq!(fitted_px("step 10", TITLE_PX, room), TITLE_PX);
     }
 }
