@@ -275,13 +275,18 @@ def run_with_ray(
     """Computes every missing piece of the table as Ray tasks and writes their files into
     ``out``; returns (pieces computed, pieces of unfinished cells found stored, whether
     none is left)."""
+    needs_ray = (
+        "executor='ray' needs Ray: pip install 'ray>=2.9' (scripts/setup-python.sh "
+        "installs it into the project's .venv)"
+    )
     try:
         import ray
     except ImportError as e:
-        raise ImportError(
-            "executor='ray' needs Ray: pip install 'ray>=2.9' (scripts/setup-python.sh "
-            "installs it into the project's .venv)"
-        ) from e
+        raise ImportError(needs_ray) from e
+    if not hasattr(ray, "remote"):
+        # A folder named `ray` on sys.path (Ray's /tmp/ray session folder when run from
+        # /tmp) imports as an empty namespace package.
+        raise ImportError(f"{needs_ray}; 'import ray' found only the folder {list(ray.__path__)}")
     _remove_partial_writes(out)
     work = plan(table_args)
     spec = {
