@@ -25,15 +25,12 @@ from pathlib import Path
 import pytest
 
 import wowflow
+from wowflow._sweep import import_ray
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (scripts/setup-python.sh installs it)")
-if not hasattr(ray, "remote"):
-    # A directory named `ray` on the path (Ray's own /tmp/ray session folder, when the tests
-    # run from /tmp) imports as an empty namespace package.
-    pytest.skip(
-        f"Ray is not installed ('ray' imports {list(ray.__path__)}, not the package)",
-        allow_module_level=True,
-    )
+try:
+    ray = import_ray()
+except ImportError as e:
+    pytest.skip(str(e), allow_module_level=True)
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).parent / "ray"

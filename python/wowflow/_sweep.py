@@ -260,6 +260,23 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def import_ray():
+    """Imports Ray, or raises an ImportError that says how to install it. A folder named
+    ``ray`` on ``sys.path`` (Ray's own /tmp/ray session folder, when run from /tmp) imports
+    as an empty namespace package: that is not Ray either."""
+    needs_ray = (
+        "executor='ray' needs Ray: pip install 'ray>=2.9' (scripts/setup-python.sh "
+        "installs it into the project's .venv)"
+    )
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError(needs_ray) from e
+    if not hasattr(ray, "remote"):
+        raise ImportError(f"{needs_ray}; 'import ray' found only the folder {list(ray.__path__)}")
+    return ray
+
+
 def run_with_ray(
     table_args: List[str],
     options: List[str],
@@ -275,18 +292,7 @@ def run_with_ray(
     """Computes every missing piece of the table as Ray tasks and writes their files into
     ``out``; returns (pieces computed, pieces of unfinished cells found stored, whether
     none is left)."""
-    needs_ray = (
-        "executor='ray' needs Ray: pip install 'ray>=2.9' (scripts/setup-python.sh "
-        "installs it into the project's .venv)"
-    )
-    try:
-        import ray
-    except ImportError as e:
-        raise ImportError(needs_ray) from e
-    if not hasattr(ray, "remote"):
-        # A folder named `ray` on sys.path (Ray's /tmp/ray session folder when run from
-        # /tmp) imports as an empty namespace package.
-        raise ImportError(f"{needs_ray}; 'import ray' found only the folder {list(ray.__path__)}")
+    ray = import_ray()
     _remove_partial_writes(out)
     work = plan(table_args)
     spec = {
