@@ -30,10 +30,12 @@ use rand::RngCore;
 use rayon::prelude::*;
 use wowflow_core::cloud::LabeledCloud;
 use wowflow_core::error::Result;
-use wowflow_core::linalg::pairwise_sq_dists;
 use wowflow_core::objective::Objective;
-use wowflow_ot::distance::{class_gaussian_costs, otdd_ground_cost, LabelCost, OtddConfig};
-use wowflow_ot::{exact_ot, exact_ot_from, solve, OtSolver, TransportPlan};
+use wowflow_ot::distance::{
+    class_gaussian_costs, exact_label_costs_and_ground_cost, otdd_ground_cost, LabelCost,
+    OtddConfig,
+};
+use wowflow_ot::{exact_ot_from, solve, OtSolver, TransportPlan};
 
 mod joint;
 pub use joint::{JointLabelling, JointOtdd, JointOtddConfig, LabelDynamics};
@@ -162,39 +164,26 @@ impl Objective for OtddFlow {
         wowflow_core::objective::check_inputs(p, Some(q.dim()), grad)?;
         let d = p.dim();
         let (cn, kn) = (p.n_classes(), q.n_classes());
-        // Label costs (and, when exact, the inner plans for the label gradient).
+        // Label costs (and, when exact, the inner plans for the label gradient) and the
+        // ground cost.
         let mut inner_plans: Vec<Option<TransportPlan>> = vec![None; cn * kn];
-        let labels = match self.config.label_cost {
-            LabelCost::Gaussian => class_gaussian_costs(p, q)?,
+        let lambda = self.config.label_weight;
+        let (labels, cost) = match self.config.label_cost {
+            LabelCost::Gaussian => {
+                let labels = class_gaussian_costs(p, q)?;
+                let cost = otdd_ground_cost(p, q, &labels, lambda);
+                (labels, cost)
+            }
             LabelCost::Exact => {
-                let qw: Vec<Vec<f64>> = (0..kn).map(|k| q.class_particle_weights(k)).collect();
-                let pw: Vec<Vec<f64>> = (0..cn).map(|c| p.class_particle_weights(c)).collect();
-                let solved: Vec<Result<(f64, TransportPlan)>> = (0..cn * kn)
-                    .into_par_iter()
-                    .map(|ck| {
-                        let (c, k) = (ck / kn, ck % kn);
-                        let cost = pairwise_sq_dists(
-                            p.class_points(c),
-                            p.class_len(c),
-                            q.class_points(k),
-                            q.class_len(k),
-                            d,
-                        );
-                        let s = exact_ot(&pw[c], &qw[k], &cost)?;
-                        Ok((s.cost, s.plan))
-                    })
-                    .collect();
+                let (plans, cost) = exact_label_costs_and_ground_cost(p, q, lambda)?;
                 let mut labels = vec![0.0; cn * kn];
-                for (ck, r) in solved.into_iter().enumerate() {
-                    let (v, plan) = r?;
+                for (ck, (v, plan)) in plans.into_iter().enumerate() {
                     labels[ck] = v;
                     inner_plans[ck] = Some(plan);
                 }
-                labels
+                (labels, cost)
             }
         };
-        let lambda = self.config.label_weight;
-        let cost = otdd_ground_cost(p, q, &labels, lambda);
         let masses = p.masses();
         let (plan, value) = solve_outer(
             &masses,

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use wowflow_core::cloud::LabeledCloud;
 use wowflow_core::directions::DirectionSampler;
 use wowflow_core::engine::{CpuEngine, Engine};
-use wowflow_core::error::{CoreError, Result};
+use wowflow_core::error::{shape, CoreError, Result};
 use wowflow_core::kernel::Kernel;
 use wowflow_core::linalg::pairwise_sq_dists;
 use wowflow_core::ot1d::CostPower;
@@ -54,29 +54,145 @@ fn check_same_dim(p: &LabeledCloud, q: &LabeledCloud) -> Result<()> {
     Ok(())
 }
 
-/// Exact `W_2²(μ_c, ν_k)` for every class pair (`C × K`, row-major): one GEMM per source
-/// class for the squared distances, then a network simplex per pair (in parallel).
+/// Exact `W_2²(μ_c, ν_k)` for every class pair (`C × K`, row-major): one GEMM and one network
+/// simplex per pair (in parallel).
 pub fn class_w2_costs(p: &LabeledCloud, q: &LabeledCloud) -> Result<Vec<f64>> {
     check_same_dim(p, q)?;
-    let (cn, kn, d) = (p.n_classes(), q.n_classes(), p.dim());
-    let mut out = vec![0.0; cn * kn];
-    let qw: Vec<Vec<f64>> = (0..kn).map(|k| q.class_particle_weights(k)).collect();
-    for c in 0..cn {
-        let pc = p.class_points(c);
-        let wc = p.class_particle_weights(c);
-        let row: Vec<Result<f64>> = (0..kn)
-            .into_par_iter()
-            .map(|k| {
-                let cost =
-                    pairwise_sq_dists(pc, p.class_len(c), q.class_points(k), q.class_len(k), d);
-                Ok(exact_ot(&wc, &qw[k], &cost)?.cost)
-            })
-            .collect();
-        for (k, v) in row.into_iter().enumerate() {
-            out[c * kn + k] = v?;
-        }
+    Ok(class_w2_plans(p, q)?.into_iter().map(|(v, _)| v).collect())
+}
+
+/// Exact label costs `W_2²(μ_c, ν_k)` with their plans (`C × K`, row-major) and the OTDD
+/// ground cost `‖x_i − x'_j‖² + λ W_2²(μ_{y_i}, ν_{y'_j})` for them: what an OTDD evaluation
+/// with exact label costs needs.
+///
+/// The class-pair ground costs are blocks of the `N × M` point distances. From
+/// [`SHARED_DISTANCES_MIN_ENTRIES`] entries on, that matrix is computed once (one GEMM) and
+/// both are read off it; below, each pair gets its own GEMM and the ground cost another, the
+/// same numbers twice — ¾ of an OTDD flow step at 5 000 × 5 000, d = 784, and 1.6× the step
+/// time (BENCHMARKS.md). Both routes agree to f32 rounding; they are not bit-identical for
+/// every class shape (a one-point class takes a matrix–vector kernel), which is why the small
+/// problems — where the GEMM never dominated and whose results are committed — keep theirs.
+pub fn exact_label_costs_and_ground_cost(
+    p: &LabeledCloud,
+    q: &LabeledCloud,
+    weight: f64,
+) -> Result<(Vec<(f64, TransportPlan)>, Vec<f64>)> {
+    check_same_dim(p, q)?;
+    if p.n_points() * q.n_points() >= SHARED_DISTANCES_MIN_ENTRIES {
+        let dists = PointSqDists::between(p, q)?;
+        let plans = dists.class_w2_plans(p, q)?;
+        let labels: Vec<f64> = plans.iter().map(|(v, _)| *v).collect();
+        return Ok((plans, dists.into_ground_cost(p, q, &labels, weight)));
     }
-    Ok(out)
+    let plans = class_w2_plans(p, q)?;
+    let labels: Vec<f64> = plans.iter().map(|(v, _)| *v).collect();
+    Ok((plans, otdd_ground_cost(p, q, &labels, weight)))
+}
+
+/// Problem size (`N · M` point pairs) from which [`exact_label_costs_and_ground_cost`] computes
+/// the point distances once: 2²² ≈ 4.2 M (Alvarez-Melis & Fusi's 5 000 × 5 000 is above, the
+/// k-shot transfer problems of 2 000 × 10 k are below).
+pub const SHARED_DISTANCES_MIN_ENTRIES: usize = 1 << 22;
+
+/// Exact `W_2²(μ_c, ν_k)` and its plan for every class pair (`C × K`, row-major), one GEMM
+/// and one network simplex per pair, in parallel.
+fn class_w2_plans(p: &LabeledCloud, q: &LabeledCloud) -> Result<Vec<(f64, TransportPlan)>> {
+    let (kn, d) = (q.n_classes(), p.dim());
+    let qw: Vec<Vec<f64>> = (0..kn).map(|k| q.class_particle_weights(k)).collect();
+    let pw: Vec<Vec<f64>> = (0..p.n_classes())
+        .map(|c| p.class_particle_weights(c))
+        .collect();
+    (0..p.n_classes() * kn)
+        .into_par_iter()
+        .map(|ck| {
+            let (c, k) = (ck / kn, ck % kn);
+            let cost = pairwise_sq_dists(
+                p.class_points(c),
+                p.class_len(c),
+                q.class_points(k),
+                q.class_len(k),
+                d,
+            );
+            let s = exact_ot(&pw[c], &qw[k], &cost)?;
+            Ok((s.cost, s.plan))
+        })
+        .collect()
+}
+
+/// The `N × M` squared distances `‖x_i − x'_j‖²` between every point of `p` and every point
+/// of `q`, computed once (one GEMM).
+#[derive(Debug, Clone)]
+struct PointSqDists {
+    values: Vec<f64>,
+    m: usize,
+}
+
+impl PointSqDists {
+    /// All squared distances between the points of `p` (rows) and of `q` (columns).
+    fn between(p: &LabeledCloud, q: &LabeledCloud) -> Result<Self> {
+        check_same_dim(p, q)?;
+        let (n, m) = (p.n_points(), q.n_points());
+        Ok(Self {
+            values: pairwise_sq_dists(p.points(), n, q.points(), m, p.dim()),
+            m,
+        })
+    }
+
+    /// The block of rows `rows` and columns `cols`, row-major.
+    fn block(&self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> Vec<f64> {
+        let mut out = Vec::with_capacity(rows.len() * cols.len());
+        for i in rows {
+            out.extend_from_slice(&self.values[i * self.m + cols.start..i * self.m + cols.end]);
+        }
+        out
+    }
+
+    /// Exact `W_2²(μ_c, ν_k)` and its plan for every class pair (`C × K`, row-major), each
+    /// read off this matrix's `(c, k)` block (network simplices in parallel). `p` and `q` are
+    /// the clouds the matrix was computed [`between`](Self::between).
+    fn class_w2_plans(
+        &self,
+        p: &LabeledCloud,
+        q: &LabeledCloud,
+    ) -> Result<Vec<(f64, TransportPlan)>> {
+        if self.values.len() != p.n_points() * q.n_points() || self.m != q.n_points() {
+            return Err(shape(
+                "point distances for the class-pair W_2²",
+                format!(
+                    "{} × {} (the two clouds' points)",
+                    p.n_points(),
+                    q.n_points()
+                ),
+                format!("{} × {}", self.values.len() / self.m.max(1), self.m),
+            ));
+        }
+        let kn = q.n_classes();
+        let qw: Vec<Vec<f64>> = (0..kn).map(|k| q.class_particle_weights(k)).collect();
+        let pw: Vec<Vec<f64>> = (0..p.n_classes())
+            .map(|c| p.class_particle_weights(c))
+            .collect();
+        (0..p.n_classes() * kn)
+            .into_par_iter()
+            .map(|ck| {
+                let (c, k) = (ck / kn, ck % kn);
+                let cost = self.block(p.class_range(c), q.class_range(k));
+                let s = exact_ot(&pw[c], &qw[k], &cost)?;
+                Ok((s.cost, s.plan))
+            })
+            .collect()
+    }
+
+    /// The OTDD ground cost `‖x_i − x'_j‖² + λ L[y_i, y'_j]` for the label-to-label costs
+    /// `labels` (`C × K`), built in place in this matrix.
+    fn into_ground_cost(
+        self,
+        p: &LabeledCloud,
+        q: &LabeledCloud,
+        labels: &[f64],
+        weight: f64,
+    ) -> Vec<f64> {
+        add_label_costs(self.values, &p.row_classes(), q, labels, weight)
+    }
 }
 
 /// The Gaussian `N(m_c, Σ_c)` with the mean and covariance of each class measure `μ_c`
@@ -180,11 +296,17 @@ impl Default for OtddConfig {
 /// uniform particle weights (the module documentation says why this matters).
 pub fn otdd(p: &LabeledCloud, q: &LabeledCloud, config: &OtddConfig) -> Result<DatasetDistance> {
     check_same_dim(p, q)?;
-    let labels = match config.label_cost {
-        LabelCost::Exact => class_w2_costs(p, q)?,
-        LabelCost::Gaussian => class_gaussian_costs(p, q)?,
+    let (labels, cost) = match config.label_cost {
+        LabelCost::Exact => {
+            let (plans, cost) = exact_label_costs_and_ground_cost(p, q, config.label_weight)?;
+            (plans.into_iter().map(|(v, _)| v).collect(), cost)
+        }
+        LabelCost::Gaussian => {
+            let labels = class_gaussian_costs(p, q)?;
+            let cost = otdd_ground_cost(p, q, &labels, config.label_weight);
+            (labels, cost)
+        }
     };
-    let cost = otdd_ground_cost(p, q, &labels, config.label_weight);
     let (plan, value) = solve(&p.masses(), &q.masses(), &cost, &config.solver)?;
     Ok(DatasetDistance {
         value,
@@ -213,8 +335,20 @@ pub fn labeled_ground_cost(
     labels: &[f64],
     weight: f64,
 ) -> Vec<f64> {
-    let (n, m, kn) = (row_labels.len(), q.n_points(), q.n_classes());
-    let mut cost = pairwise_sq_dists(xs, n, q.points(), m, q.dim());
+    let (n, m) = (row_labels.len(), q.n_points());
+    let cost = pairwise_sq_dists(xs, n, q.points(), m, q.dim());
+    add_label_costs(cost, row_labels, q, labels, weight)
+}
+
+/// `cost[i, j] += λ L[g_i, y'_j]` on an `N × M` matrix of squared feature distances.
+fn add_label_costs(
+    mut cost: Vec<f64>,
+    row_labels: &[usize],
+    q: &LabeledCloud,
+    labels: &[f64],
+    weight: f64,
+) -> Vec<f64> {
+    let (m, kn) = (q.n_points(), q.n_classes());
     let yq = q.row_classes();
     cost.par_chunks_mut(m).enumerate().for_each(|(i, row)| {
         let li = &labels[row_labels[i] * kn..(row_labels[i] + 1) * kn];
@@ -278,6 +412,58 @@ mod tests {
                 "triangle: {pq} {pr} {rq}"
             );
         }
+    }
+
+    /// The shared point distances give the label costs (to f32 rounding) and the ground cost
+    /// (bit for bit, the same GEMM) of the separate computations: class blocks of unequal sizes on both sides (the network simplex route)
+    /// and of equal sizes (the assignment route); bad pairings of matrix and clouds are
+    /// refused.
+    #[test]
+    fn shared_point_distances_match_the_separate_computations() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut cloud = |sizes: &[usize], d: usize| {
+            let n: usize = sizes.iter().sum();
+            let pts: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut offsets = vec![0];
+            for &s in sizes {
+                offsets.push(offsets[offsets.len() - 1] + s);
+            }
+            let ids = (0..sizes.len() as i64).collect();
+            LabeledCloud::from_parts(pts, d, offsets, ids).unwrap()
+        };
+        for (ps, qs, d) in [
+            (vec![7, 3, 12], vec![5, 9], 40),
+            (vec![6, 6], vec![6, 6, 6], 3),
+            (vec![1, 4], vec![2, 1, 3], 50),
+        ] {
+            let (p, q) = (cloud(&ps, d), cloud(&qs, d));
+            let dists = PointSqDists::between(&p, &q).unwrap();
+            let plans = dists.class_w2_plans(&p, &q).unwrap();
+            let separate = class_w2_costs(&p, &q).unwrap();
+            for (ck, ((v, plan), w)) in plans.iter().zip(&separate).enumerate() {
+                // Both read squared distances from an f32 GEMM (of different shapes here):
+                // agreement to f32 rounding.
+                assert!((v - w).abs() <= 1e-5 * w.max(1.0), "pair {ck}: {v} vs {w}");
+                let (c, k) = (ck / qs.len(), ck % qs.len());
+                assert_eq!(plan.shape(), (ps[c], qs[k]));
+            }
+            let labels: Vec<f64> = plans.iter().map(|(v, _)| *v).collect();
+            let shared = dists.into_ground_cost(&p, &q, &labels, 0.7);
+            let direct = otdd_ground_cost(&p, &q, &labels, 0.7);
+            assert!(shared
+                .iter()
+                .zip(&direct)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+        let (p, q) = (cloud(&[3, 3], 4), cloud(&[2, 2], 4));
+        let other = cloud(&[3, 4], 4);
+        let err = PointSqDists::between(&p, &q)
+            .unwrap()
+            .class_w2_plans(&p, &other)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("6 × 7") && err.contains("6 × 4"), "{err}");
+        assert!(PointSqDists::between(&p, &cloud(&[2], 5)).is_err());
     }
 
     #[test]
