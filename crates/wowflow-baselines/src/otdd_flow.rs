@@ -175,11 +175,11 @@ impl Objective for OtddFlow {
                 (labels, cost)
             }
             LabelCost::Exact => {
-                let (plans, cost) = exact_label_costs_and_ground_cost(p, q, lambda)?;
+                let (solved, cost) = exact_label_costs_and_ground_cost(p, q, lambda)?;
                 let mut labels = vec![0.0; cn * kn];
-                for (ck, (v, plan)) in plans.into_iter().enumerate() {
-                    labels[ck] = v;
-                    inner_plans[ck] = Some(plan);
+                for (ck, s) in solved.into_iter().enumerate() {
+                    labels[ck] = s.cost;
+                    inner_plans[ck] = Some(s.plan);
                 }
                 (labels, cost)
             }

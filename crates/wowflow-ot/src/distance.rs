@@ -18,7 +18,7 @@
 //!   default for `--kind otdd`). With uniform class weights and unequal class sizes the value
 //!   is a different (class-balanced) quantity.
 
-use crate::{bures_wasserstein2, exact_ot, solve, Gaussian, OtSolver, TransportPlan};
+use crate::{bures_wasserstein2, exact_ot, solve, ExactOt, Gaussian, OtSolver, TransportPlan};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -58,7 +58,7 @@ fn check_same_dim(p: &LabeledCloud, q: &LabeledCloud) -> Result<()> {
 /// simplex per pair (in parallel).
 pub fn class_w2_costs(p: &LabeledCloud, q: &LabeledCloud) -> Result<Vec<f64>> {
     check_same_dim(p, q)?;
-    Ok(class_w2_plans(p, q)?.into_iter().map(|(v, _)| v).collect())
+    Ok(class_w2_plans(p, q)?.into_iter().map(|s| s.cost).collect())
 }
 
 /// Exact label costs `W_2²(μ_c, ν_k)` with their plans (`C × K`, row-major) and the OTDD
@@ -76,16 +76,16 @@ pub fn exact_label_costs_and_ground_cost(
     p: &LabeledCloud,
     q: &LabeledCloud,
     weight: f64,
-) -> Result<(Vec<(f64, TransportPlan)>, Vec<f64>)> {
+) -> Result<(Vec<ExactOt>, Vec<f64>)> {
     check_same_dim(p, q)?;
     if p.n_points() * q.n_points() >= SHARED_DISTANCES_MIN_ENTRIES {
         let dists = PointSqDists::between(p, q)?;
         let plans = dists.class_w2_plans(p, q)?;
-        let labels: Vec<f64> = plans.iter().map(|(v, _)| *v).collect();
+        let labels: Vec<f64> = plans.iter().map(|s| s.cost).collect();
         return Ok((plans, dists.into_ground_cost(p, q, &labels, weight)));
     }
     let plans = class_w2_plans(p, q)?;
-    let labels: Vec<f64> = plans.iter().map(|(v, _)| *v).collect();
+    let labels: Vec<f64> = plans.iter().map(|s| s.cost).collect();
     Ok((plans, otdd_ground_cost(p, q, &labels, weight)))
 }
 
@@ -94,10 +94,28 @@ pub fn exact_label_costs_and_ground_cost(
 /// k-shot transfer problems of 2 000 × 10 k are below).
 pub const SHARED_DISTANCES_MIN_ENTRIES: usize = 1 << 22;
 
-/// Exact `W_2²(μ_c, ν_k)` and its plan for every class pair (`C × K`, row-major), one GEMM
-/// and one network simplex per pair, in parallel.
-fn class_w2_plans(p: &LabeledCloud, q: &LabeledCloud) -> Result<Vec<(f64, TransportPlan)>> {
-    let (kn, d) = (q.n_classes(), p.dim());
+/// Exact `W_2²(μ_c, ν_k)` and its solution for every class pair (`C × K`, row-major), one
+/// GEMM and one network simplex per pair, in parallel.
+fn class_w2_plans(p: &LabeledCloud, q: &LabeledCloud) -> Result<Vec<ExactOt>> {
+    let d = p.dim();
+    class_pair_solves(p, q, |c, k| {
+        pairwise_sq_dists(
+            p.class_points(c),
+            p.class_len(c),
+            q.class_points(k),
+            q.class_len(k),
+            d,
+        )
+    })
+}
+
+/// The exact OT between every class pair (in parallel), each on the ground cost `cost(c, k)`.
+fn class_pair_solves(
+    p: &LabeledCloud,
+    q: &LabeledCloud,
+    cost: impl Fn(usize, usize) -> Vec<f64> + Sync,
+) -> Result<Vec<ExactOt>> {
+    let kn = q.n_classes();
     let qw: Vec<Vec<f64>> = (0..kn).map(|k| q.class_particle_weights(k)).collect();
     let pw: Vec<Vec<f64>> = (0..p.n_classes())
         .map(|c| p.class_particle_weights(c))
@@ -106,15 +124,7 @@ fn class_w2_plans(p: &LabeledCloud, q: &LabeledCloud) -> Result<Vec<(f64, Transp
         .into_par_iter()
         .map(|ck| {
             let (c, k) = (ck / kn, ck % kn);
-            let cost = pairwise_sq_dists(
-                p.class_points(c),
-                p.class_len(c),
-                q.class_points(k),
-                q.class_len(k),
-                d,
-            );
-            let s = exact_ot(&pw[c], &qw[k], &cost)?;
-            Ok((s.cost, s.plan))
+            exact_ot(&pw[c], &qw[k], &cost(c, k))
         })
         .collect()
 }
@@ -147,14 +157,9 @@ impl PointSqDists {
         out
     }
 
-    /// Exact `W_2²(μ_c, ν_k)` and its plan for every class pair (`C × K`, row-major), each
-    /// read off this matrix's `(c, k)` block (network simplices in parallel). `p` and `q` are
-    /// the clouds the matrix was computed [`between`](Self::between).
-    fn class_w2_plans(
-        &self,
-        p: &LabeledCloud,
-        q: &LabeledCloud,
-    ) -> Result<Vec<(f64, TransportPlan)>> {
+    /// [`class_w2_plans`] with each pair's ground cost read off this matrix's `(c, k)` block.
+    /// `p` and `q` are the clouds the matrix was computed [`between`](Self::between).
+    fn class_w2_plans(&self, p: &LabeledCloud, q: &LabeledCloud) -> Result<Vec<ExactOt>> {
         if self.values.len() != p.n_points() * q.n_points() || self.m != q.n_points() {
             return Err(shape(
                 "point distances for the class-pair W_2²",
@@ -166,20 +171,7 @@ impl PointSqDists {
                 format!("{} × {}", self.values.len() / self.m.max(1), self.m),
             ));
         }
-        let kn = q.n_classes();
-        let qw: Vec<Vec<f64>> = (0..kn).map(|k| q.class_particle_weights(k)).collect();
-        let pw: Vec<Vec<f64>> = (0..p.n_classes())
-            .map(|c| p.class_particle_weights(c))
-            .collect();
-        (0..p.n_classes() * kn)
-            .into_par_iter()
-            .map(|ck| {
-                let (c, k) = (ck / kn, ck % kn);
-                let cost = self.block(p.class_range(c), q.class_range(k));
-                let s = exact_ot(&pw[c], &qw[k], &cost)?;
-                Ok((s.cost, s.plan))
-            })
-            .collect()
+        class_pair_solves(p, q, |c, k| self.block(p.class_range(c), q.class_range(k)))
     }
 
     /// The OTDD ground cost `‖x_i − x'_j‖² + λ L[y_i, y'_j]` for the label-to-label costs
@@ -299,7 +291,7 @@ pub fn otdd(p: &LabeledCloud, q: &LabeledCloud, config: &OtddConfig) -> Result<D
     let (labels, cost) = match config.label_cost {
         LabelCost::Exact => {
             let (plans, cost) = exact_label_costs_and_ground_cost(p, q, config.label_weight)?;
-            (plans.into_iter().map(|(v, _)| v).collect(), cost)
+            (plans.into_iter().map(|s| s.cost).collect(), cost)
         }
         LabelCost::Gaussian => {
             let labels = class_gaussian_costs(p, q)?;
@@ -440,14 +432,15 @@ mod tests {
             let dists = PointSqDists::between(&p, &q).unwrap();
             let plans = dists.class_w2_plans(&p, &q).unwrap();
             let separate = class_w2_costs(&p, &q).unwrap();
-            for (ck, ((v, plan), w)) in plans.iter().zip(&separate).enumerate() {
+            for (ck, (ExactOt { cost: v, plan, .. }, w)) in plans.iter().zip(&separate).enumerate()
+            {
                 // Both read squared distances from an f32 GEMM (of different shapes here):
                 // agreement to f32 rounding.
                 assert!((v - w).abs() <= 1e-5 * w.max(1.0), "pair {ck}: {v} vs {w}");
                 let (c, k) = (ck / qs.len(), ck % qs.len());
                 assert_eq!(plan.shape(), (ps[c], qs[k]));
             }
-            let labels: Vec<f64> = plans.iter().map(|(v, _)| *v).collect();
+            let labels: Vec<f64> = plans.iter().map(|s| s.cost).collect();
             let shared = dists.into_ground_cost(&p, &q, &labels, 0.7);
             let direct = otdd_ground_cost(&p, &q, &labels, 0.7);
             assert!(shared
