@@ -28,13 +28,12 @@
 
 use rand::RngCore;
 use rayon::prelude::*;
-use std::borrow::Cow;
 use wowflow_core::cloud::LabeledCloud;
 use wowflow_core::error::Result;
 use wowflow_core::objective::Objective;
 use wowflow_ot::distance::{
     class_gaussian_costs, exact_label_costs_and_ground_cost, otdd_ground_cost, LabelCost,
-    OtddConfig, SHARED_DISTANCES_MIN_ENTRIES,
+    OtddConfig,
 };
 use wowflow_ot::{exact_ot_from, solve, OtSolver, TransportPlan};
 
@@ -108,14 +107,6 @@ fn plan_moments(plan: &TransportPlan, y: &[f32], d: usize) -> (Vec<f64>, Vec<f64
 
 /// The outer OT problem of an OTDD flow step, `(plan, cost)`. The exact solver is
 /// warm-started from (and updates) `start`, the previous step's column potentials.
-///
-/// On problems of [`SHARED_DISTANCES_MIN_ENTRIES`] pairs and more, point masses that are
-/// uniform up to rounding are solved as exactly uniform. Proportional class weights (every
-/// labeled point `1/N`, A-M&F's measure) give each point `(n_c/N)·(1/n_c)`, which is `1/N`
-/// only to the last bit when the classes differ in size; the exact test for uniform masses
-/// then failed and 5 000 × 5 000 went to the network simplex instead of the assignment
-/// solver: 95 s per step instead of 1 s (k-means classes, BENCHMARKS.md). Smaller problems
-/// keep the exact test, as their committed results did.
 pub(crate) fn solve_outer(
     masses: &[f64],
     target_masses: &[f64],
@@ -125,32 +116,11 @@ pub(crate) fn solve_outer(
 ) -> Result<(TransportPlan, f64)> {
     match solver {
         OtSolver::Exact => {
-            let large = masses.len() * target_masses.len() >= SHARED_DISTANCES_MIN_ENTRIES;
-            let (a, b) = if large && masses.len() == target_masses.len() {
-                (
-                    uniform_to_rounding(masses),
-                    uniform_to_rounding(target_masses),
-                )
-            } else {
-                (Cow::Borrowed(masses), Cow::Borrowed(target_masses))
-            };
-            let s = exact_ot_from(&a, &b, &cost, start.as_deref())?;
+            let s = exact_ot_from(masses, target_masses, &cost, start.as_deref())?;
             *start = Some(s.col_potentials);
             Ok((s.plan, s.cost))
         }
         solver => solve(masses, target_masses, &cost, solver),
-    }
-}
-
-/// `m` itself, or exactly uniform masses `Σm / n` when every entry is within a relative
-/// `1e-12` of the first (rounding of `(n_c/N)·(1/n_c)`, not a different measure).
-fn uniform_to_rounding(m: &[f64]) -> Cow<'_, [f64]> {
-    let first = m.first().copied().unwrap_or(0.0);
-    if first > 0.0 && m.iter().all(|&x| (x - first).abs() <= 1e-12 * first) {
-        let total: f64 = m.iter().sum();
-        Cow::Owned(vec![total / m.len() as f64; m.len()])
-    } else {
-        Cow::Borrowed(m)
     }
 }
 
@@ -288,64 +258,6 @@ mod tests {
                 "coord {k}: fd {fd} vs {}",
                 g[k]
             );
-        }
-    }
-
-    /// Proportional class weights of unequal classes give point masses `(n_c/N)(1/n_c)` that
-    /// differ from `1/N` in the last bits. From 2²² point pairs the outer problem is solved
-    /// as the uniform one it is (the assignment: a permutation, all entries equal, `1/N`);
-    /// below, the masses are taken as given. Masses that really differ are never rounded.
-    #[test]
-    fn masses_uniform_to_rounding_are_uniform_on_large_problems() {
-        use rand::Rng;
-        use wowflow_core::ClassWeighting;
-        let sizes = [1200usize, 549, 300];
-        let n: usize = sizes.iter().sum();
-        assert!(n * n >= SHARED_DISTANCES_MIN_ENTRIES);
-        let mut offsets = vec![0];
-        for s in sizes {
-            offsets.push(offsets[offsets.len() - 1] + s);
-        }
-        let cloud = LabeledCloud::from_parts(vec![0.0; n], 1, offsets, vec![0, 1, 2])
-            .unwrap()
-            .with_class_weighting(ClassWeighting::Proportional);
-        let masses = cloud.masses();
-        assert!(
-            masses.iter().any(|&m| m != masses[0]),
-            "the premise: rounding makes these masses differ"
-        );
-        let uniform = uniform_to_rounding(&masses);
-        assert!(uniform.iter().all(|&m| m == uniform[0]));
-        assert!((uniform[0] * n as f64 - 1.0).abs() < 1e-12);
-        let mut skewed = masses.clone();
-        skewed[7] *= 1.0 + 1e-9;
-        assert!(matches!(uniform_to_rounding(&skewed), Cow::Borrowed(_)));
-
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let cost: Vec<f64> = (0..n * n).map(|_| rng.random_range(0.0..1.0)).collect();
-        let (plan, value) =
-            solve_outer(&masses, &masses, cost.clone(), &OtSolver::Exact, &mut None).unwrap();
-        let mut rows = vec![0usize; n];
-        let mut total = 0.0;
-        let mut first = None;
-        plan.for_each(|i, j, w| {
-            rows[i] += 1;
-            let w0 = *first.get_or_insert(w);
-            assert_eq!(w, w0, "entry ({i}, {j}): the plan's entries differ");
-            total += w * cost[i * n + j];
-        });
-        assert!((first.unwrap() * n as f64 - 1.0).abs() < 1e-12);
-        assert!(rows.iter().all(|&r| r == 1), "not a permutation");
-        assert!((total - value).abs() < 1e-12);
-        // A small problem takes the masses as given: its plan's rows carry them.
-        let small = &masses[1180..1220]; // across classes 0 and 1
-        let small_cost: Vec<f64> = cost[..1600].to_vec();
-        let (plan, _) = solve_outer(small, small, small_cost, &OtSolver::Exact, &mut None).unwrap();
-        let mut row_mass = vec![0.0; 40];
-        plan.for_each(|i, _, w| row_mass[i] += w);
-        let t: f64 = small.iter().sum();
-        for (i, (&r, &m)) in row_mass.iter().zip(small).enumerate() {
-            assert!((r - m / t).abs() < 1e-15, "row {i}: {r} vs {}", m / t);
         }
     }
 

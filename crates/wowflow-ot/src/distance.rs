@@ -18,7 +18,10 @@
 //!   default for `--kind otdd`). With uniform class weights and unequal class sizes the value
 //!   is a different (class-balanced) quantity.
 
-use crate::{bures_wasserstein2, exact_ot, solve, ExactOt, Gaussian, OtSolver, TransportPlan};
+use crate::{
+    bures_wasserstein2, exact_ot, solve, ExactOt, Gaussian, OtSolver, TransportPlan,
+    LARGE_PROBLEM_ENTRIES,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -66,7 +69,7 @@ pub fn class_w2_costs(p: &LabeledCloud, q: &LabeledCloud) -> Result<Vec<f64>> {
 /// with exact label costs needs.
 ///
 /// The class-pair ground costs are blocks of the `N × M` point distances. From
-/// [`SHARED_DISTANCES_MIN_ENTRIES`] entries on, that matrix is computed once (one GEMM) and
+/// [`LARGE_PROBLEM_ENTRIES`] point pairs on, that matrix is computed once (one GEMM) and
 /// both are read off it; below, each pair gets its own GEMM and the ground cost another, the
 /// same numbers twice — ¾ of an OTDD flow step at 5 000 × 5 000, d = 784, and 1.6× the step
 /// time (BENCHMARKS.md). Both routes agree to f32 rounding; they are not bit-identical for
@@ -78,7 +81,7 @@ pub fn exact_label_costs_and_ground_cost(
     weight: f64,
 ) -> Result<(Vec<ExactOt>, Vec<f64>)> {
     check_same_dim(p, q)?;
-    if p.n_points() * q.n_points() >= SHARED_DISTANCES_MIN_ENTRIES {
+    if p.n_points() * q.n_points() >= LARGE_PROBLEM_ENTRIES {
         let dists = PointSqDists::between(p, q)?;
         let plans = dists.class_w2_plans(p, q)?;
         let labels: Vec<f64> = plans.iter().map(|s| s.cost).collect();
@@ -88,11 +91,6 @@ pub fn exact_label_costs_and_ground_cost(
     let labels: Vec<f64> = plans.iter().map(|s| s.cost).collect();
     Ok((plans, otdd_ground_cost(p, q, &labels, weight)))
 }
-
-/// Problem size (`N · M` point pairs) from which [`exact_label_costs_and_ground_cost`] computes
-/// the point distances once: 2²² ≈ 4.2 M (Alvarez-Melis & Fusi's 5 000 × 5 000 is above, the
-/// k-shot transfer problems of 2 000 × 10 k are below).
-pub const SHARED_DISTANCES_MIN_ENTRIES: usize = 1 << 22;
 
 /// Exact `W_2²(μ_c, ν_k)` and its solution for every class pair (`C × K`, row-major), one
 /// GEMM and one network simplex per pair, in parallel.

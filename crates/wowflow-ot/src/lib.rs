@@ -38,7 +38,7 @@ pub use distance::{
     otdd, sliced_wow_distance, sw_mmd_distance, wow_distance, DatasetDistance, LabelCost,
     OtddConfig,
 };
-pub use exact::{exact_ot, exact_ot_from, ExactOt};
+pub use exact::{exact_ot, exact_ot_from, ExactOt, LARGE_PROBLEM_ENTRIES};
 pub use gaussian::{bures_wasserstein2, Gaussian, SpdRoots};
 pub use sinkhorn::{sinkhorn, SinkhornConfig, SinkhornOt};
 
