@@ -116,10 +116,44 @@ fn wasserstein_uniform<T: Atom>(u: &[T], v: &[T], power: CostPower) -> f64 {
     // computes one cost, not both and a select (11 % off a re-purposing step with k-means
     // classes of unequal sizes, BENCHMARKS.md).
     let (x, y) = if u.len() >= v.len() { (u, v) } else { (v, u) };
-    match power {
-        CostPower::Two => two_tap_cost(x, y, |d| d * d),
-        CostPower::One => two_tap_cost(x, y, f64::abs),
+    match (power, y.len()) {
+        (CostPower::Two, 1) => one_atom_cost(x, y[0], |d| d * d),
+        (CostPower::One, 1) => one_atom_cost(x, y[0], f64::abs),
+        (CostPower::Two, _) => two_tap_cost(x, y, |d| d * d),
+        (CostPower::One, _) => two_tap_cost(x, y, f64::abs),
     }
+}
+
+/// [`two_tap_cost`] when the smaller measure is one atom `y0`, to the last bit.
+///
+/// Every piece of the walk is then `d0 = 1, d1 = 0` against `y0`: the term of atom `k` is
+/// `1·c_k + 0·c_k` (`c_k + 0·c_k` here — equal for every `c_k`, and NaN for an infinite one
+/// as there), added to partial sum `k mod 4`, and the four sums are combined in the order the
+/// walk's rotation leaves them in. No walk state, so the loop vectorises. This is every pair
+/// of a one-image class with a real class (distillation at k = 1, k-shot transfer at k = 1),
+/// where the walk's state machine took half of the step (BENCHMARKS.md).
+#[inline(always)]
+fn one_atom_cost<T: Atom>(x: &[T], y0: T, cost: impl Fn(f64) -> f64) -> f64 {
+    let y0 = y0.to_f64();
+    let term = |xk: T| {
+        let c = cost(xk.to_f64() - y0);
+        c + 0.0 * c
+    };
+    let mut lanes = [0.0f64; 4];
+    let chunks = x.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (lane, &xk) in lanes.iter_mut().zip(c) {
+            *lane += term(xk);
+        }
+    }
+    for (lane, &xk) in lanes.iter_mut().zip(rest) {
+        *lane += term(xk);
+    }
+    // The walk's rotation leaves partial sum `j` in slot `(j − n) mod 4`.
+    let n = x.len();
+    let slot = |p: usize| lanes[(p + n) % 4];
+    ((slot(0) + slot(1)) + (slot(2) + slot(3))) / (n as f64 * 1.0)
 }
 
 /// `Σ_k Σ_pieces d · cost(x_k − y_s) / (nb·ns)` over the two-tap coupling, `x` the larger.
@@ -139,9 +173,36 @@ fn two_tap_cost<T: Atom>(x: &[T], y: &[T], cost: impl Fn(f64) -> f64) -> f64 {
 /// [`interval_means`] for uniform measures of any sizes (≥ 1 atom each).
 fn interval_means_uniform<T: Atom>(u: &[T], v: &[T], power: CostPower, out: &mut [f64]) {
     // One loop per power, as in `wasserstein_uniform`.
-    match power {
-        CostPower::Two => two_tap_means(u, v, out, |_, y| y),
-        CostPower::One => two_tap_means(u, v, out, |x, y| sign(x - y)),
+    let one_atom = u.len() == 1 || v.len() == 1;
+    match (power, one_atom) {
+        (CostPower::Two, true) => one_atom_means(u, v, out, |_, y| y),
+        (CostPower::One, true) => one_atom_means(u, v, out, |x, y| sign(x - y)),
+        (CostPower::Two, false) => two_tap_means(u, v, out, |_, y| y),
+        (CostPower::One, false) => two_tap_means(u, v, out, |x, y| sign(x - y)),
+    }
+}
+
+/// [`two_tap_means`] when either measure is one atom, to the last bit: every piece is then
+/// `d0 = 1, d1 = 0`. A one-atom target gives every source atom `f(u_k, v_0)`, the walk's
+/// `1·f + 0·f`, with no walk state (see [`one_atom_cost`]); a one-atom source against more
+/// atoms takes the mean of all of `v`, summed in `v`'s order, as the walk does.
+#[inline(always)]
+fn one_atom_means<T: Atom>(u: &[T], v: &[T], out: &mut [f64], f: impl Fn(f64, f64) -> f64) {
+    let inv_m = 1.0 / v.len() as f64;
+    if v.len() == 1 {
+        // The walk's `n ≥ m` branch (one against one included).
+        let v0 = v[0].to_f64();
+        for (o, &x) in out.iter_mut().zip(u) {
+            let t = f(x.to_f64(), v0);
+            *o = (t + 0.0 * t) * inv_m;
+        }
+    } else {
+        let u0 = u[0].to_f64();
+        let mut cur = 0.0f64;
+        for &y in v {
+            cur += f(u0, y.to_f64());
+        }
+        out[0] = cur * inv_m;
     }
 }
 
@@ -656,6 +717,57 @@ mod tests {
                 interval_means(slow.0, slow.1, power, &mut mb);
                 for (i, (a, b)) in ma.iter().zip(&mb).enumerate() {
                     assert!((a - b).abs() < 1e-9, "{n}x{m} {power:?} atom {i}: {a} {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_atom_paths_are_the_two_tap_walk_to_the_last_bit() {
+        // One atom against 1 … 9 (every remainder of the four rotated sums) and 256 (the
+        // distillation batch), in both orders; zeros of either sign, an infinite atom (the
+        // walk's `0·∞` makes NaN, the shortcut must too) and a NaN one.
+        let mut seed = 11;
+        let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let specials = [f32::INFINITY, f32::NAN, -0.0, 0.0];
+        // Magnitudes over six decades, so that regrouping the sums changes their last bits.
+        let mut draw = || lcg(&mut seed) * 10f32.powf(3.0 * lcg(&mut seed));
+        let sizes = (1..=9).chain([10, 11, 200, 255, 256]);
+        for (case, n) in sizes.flat_map(|n| std::iter::repeat_n(n, 20)).enumerate() {
+            let mut many: Vec<f32> = (0..n).map(|_| draw()).collect();
+            if case < specials.len() {
+                many[n / 2] = specials[case];
+            }
+            many.sort_by(f32::total_cmp);
+            for one in [[draw()], [-0.0], [0.0], [f32::NEG_INFINITY]] {
+                for power in [CostPower::One, CostPower::Two] {
+                    type Cost = fn(f64) -> f64;
+                    type Mean = fn(f64, f64) -> f64;
+                    let (f_cost, f_mean): (Cost, Mean) = match power {
+                        CostPower::Two => (|d| d * d, |_, y| y),
+                        CostPower::One => (f64::abs, |x, y| sign(x - y)),
+                    };
+                    let (fast, walk) = (
+                        one_atom_cost(&many, one[0], f_cost),
+                        two_tap_cost(&many, &one, f_cost),
+                    );
+                    assert_eq!(
+                        fast.to_bits(),
+                        walk.to_bits(),
+                        "cost n={n} {power:?}: {fast} {walk}"
+                    );
+                    for (u, v) in [(&many[..], &one[..]), (&one[..], &many[..])] {
+                        let (mut a, mut b) = (vec![f64::NAN; u.len()], vec![f64::NAN; u.len()]);
+                        one_atom_means(u, v, &mut a, f_mean);
+                        two_tap_means(u, v, &mut b, f_mean);
+                        assert_eq!(
+                            bits(&a),
+                            bits(&b),
+                            "means {}x{} {power:?}",
+                            u.len(),
+                            v.len()
+                        );
+                    }
                 }
             }
         }
