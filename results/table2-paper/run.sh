@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Table 2 of Bonet, Vauthier & Korba (2025) at the paper's protocol (experiments/transfer.toml,
 # profile `paper`), on the CPU, into results/table2-paper. Resumable: rerun the same command
-# after an interruption; finished cells, flows, flow segments (every 500 steps) and networks
+# after an interruption; finished cells, flows, flow segments (every 500 steps or 5 minutes, and on Ctrl-C / SIGTERM) and networks
 # are kept (cells/KEY.json, cells/KEY/trials/). Usage: run.sh [COLUMN ...] (default:
 # target-only sw-mmd); extra arguments after `--` go to `wowflow experiment table`.
 set -euo pipefail

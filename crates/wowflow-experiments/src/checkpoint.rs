@@ -283,15 +283,20 @@ fn load_with_meta(path: &Path) -> Result<(Vec<u8>, FlowState)> {
 /// Where a flow inside an experiment cell keeps its state between segments, so a stopped
 /// cell resumes its flow at the last segment boundary (bit-identically: the flow's
 /// randomness is keyed by `(seed, step)` and the state holds the optimiser's moments and the
-/// objective's own moving parameters). The caller guarantees the settings (the cell's
-/// [`crate::trials::TrialStore`] refuses pieces of other settings), so the file records only
-/// `meta` text naming the flow.
+/// objective's own moving parameters, so any step is a valid boundary). The caller
+/// guarantees the settings (the cell's [`crate::trials::TrialStore`] refuses pieces of other
+/// settings), so the file records only `meta` text naming the flow.
 #[derive(Debug, Clone)]
 pub struct FlowSegments {
     /// The state file, overwritten atomically at each segment boundary.
     pub path: std::path::PathBuf,
     /// Steps per segment.
     pub every: usize,
+    /// Also end a segment once this many seconds have passed since the last one began
+    /// (`None`: by steps only). Why: a step of a slow flow takes seconds (an OTDD step at
+    /// Alvarez-Melis & Fusi's sizes, 5 000 × 5 000 with k-means classes, ≈ 7 s), so `every`
+    /// steps alone could put an hour of work at risk.
+    pub every_seconds: Option<u64>,
     /// What the state belongs to (stored as `meta`; a mismatch is refused).
     pub name: String,
 }
@@ -329,6 +334,28 @@ impl FlowSegments {
         Ok(state)
     }
 
+    /// [`FlowSegments::resume`] when there are segments, else a fresh state from `start`.
+    pub fn resume_or_start(segments: Option<&Self>, start: LabeledCloud) -> Result<FlowState> {
+        match segments {
+            Some(s) => s.resume(start),
+            None => Ok(FlowState::new(start)),
+        }
+    }
+
+    /// Writes `state` as this flow's last segment (atomically).
+    pub fn save(&self, state: &FlowState) -> Result<()> {
+        save_with_meta(&self.path, state, self.name.clone().into_bytes())
+    }
+
+    /// The observer that saves the segments while the flow runs.
+    pub fn saver(&self) -> SegmentSaver<'_> {
+        SegmentSaver {
+            segments: self,
+            since: std::time::Instant::now(),
+            save_next: false,
+        }
+    }
+
     /// Removes the saved state once the flow's result is stored elsewhere.
     pub fn finish(&self) -> Result<()> {
         match std::fs::remove_file(&self.path) {
@@ -340,19 +367,41 @@ impl FlowSegments {
     }
 }
 
-impl wowflow_core::Observer for &FlowSegments {
+/// Saves a flow's state every [`FlowSegments::every`] steps and, with
+/// [`FlowSegments::every_seconds`], at the first step after that much time: the time rule is
+/// decided one step ahead, so [`wowflow_core::Observer::needs_state`] has announced the save
+/// (a GPU flow copies its particles to the host only when asked).
+#[derive(Debug)]
+pub struct SegmentSaver<'a> {
+    segments: &'a FlowSegments,
+    since: std::time::Instant,
+    save_next: bool,
+}
+
+impl wowflow_core::Observer for SegmentSaver<'_> {
     fn on_step(
         &mut self,
         _info: &wowflow_core::StepInfo,
         state: &FlowState,
     ) -> wowflow_core::Result<wowflow_core::Control> {
-        save_when_due(&self.path, self.every, state, "flow segment", || {
-            Ok(self.name.clone().into_bytes())
-        })
+        if due(self.segments.every, state.step) || self.save_next {
+            self.segments.save(state).map_err(|e| {
+                wowflow_core::CoreError::observer(
+                    format!("writing flow segment {}", self.segments.path.display()),
+                    e,
+                )
+            })?;
+            self.since = std::time::Instant::now();
+        }
+        self.save_next = self
+            .segments
+            .every_seconds
+            .is_some_and(|s| self.since.elapsed().as_secs() >= s);
+        Ok(wowflow_core::Control::Continue)
     }
 
     fn needs_state(&self, steps_done: usize, _total: usize) -> bool {
-        due(self.every, steps_done)
+        due(self.segments.every, steps_done) || self.save_next
     }
 }
 

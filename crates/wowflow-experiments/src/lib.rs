@@ -283,16 +283,43 @@ pub fn machine() -> String {
     format!("{cpu}, {threads} threads")
 }
 
-/// The progress bar, and the segment saver when there is one.
-pub(crate) fn observers<'a>(
-    progress: &'a mut Progress,
-    saver: &'a mut Option<&checkpoint::FlowSegments>,
-) -> Vec<&'a mut dyn Observer> {
-    let mut list: Vec<&'a mut dyn Observer> = vec![progress];
-    if let Some(saver) = saver.as_mut() {
-        list.push(saver);
+/// Runs a cell's flow (`run`, given the state and the observers) with the progress bar and,
+/// with `segments`, the segment saver. Ctrl-C (or SIGTERM / SIGHUP, as a batch scheduler sends
+/// before it kills a job) stops the flow after the current step; its state is then saved as
+/// the last segment and the run ends with an error naming the step, so the same command
+/// continues exactly from there.
+pub fn run_observed(
+    steps: usize,
+    segments: Option<&checkpoint::FlowSegments>,
+    state: &mut FlowState,
+    run: impl FnOnce(&mut FlowState, &mut [&mut dyn Observer]) -> Result<Outcome>,
+) -> Result<()> {
+    let mut progress = Progress::new(steps, state.step, interrupt_flag());
+    let mut saver = segments.map(|s| s.saver());
+    let outcome = {
+        let mut list: Vec<&mut dyn Observer> = vec![&mut progress];
+        if let Some(saver) = saver.as_mut() {
+            list.push(saver);
+        }
+        run(state, &mut list)
+    };
+    progress.finish();
+    if outcome? == Outcome::Stopped {
+        let Some(segments) = segments else {
+            return Err(anyhow!(
+                "interrupted at flow step {} of {steps}",
+                state.step
+            ));
+        };
+        segments.save(state)?;
+        return Err(anyhow!(
+            "interrupted at flow step {} of {steps}; the flow's state is saved in {} and the \
+             same command continues from there",
+            state.step,
+            segments.path.display()
+        ));
     }
-    list
+    Ok(())
 }
 
 /// Refuses the first setting among `(name, value)` pairs that is 0, naming it: the counts of a
@@ -312,7 +339,8 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
 
 /// Runs `steps` steps of a flow from `start` with a progress bar. Ctrl-C aborts with an
 /// error; with `segments`, the flow continues from its last saved segment and saves one
-/// every `segments.every` steps, so an interrupted cell resumes inside its flow.
+/// every `segments.every` steps (and `segments.every_seconds` seconds), and on Ctrl-C, so an
+/// interrupted cell resumes inside its flow ([`run_observed`]).
 pub fn run_flow(
     objective: &mut dyn Objective,
     optimizer: Optimizer,
@@ -321,29 +349,19 @@ pub fn run_flow(
     seed: u64,
     segments: Option<&checkpoint::FlowSegments>,
 ) -> Result<FlowState> {
-    let mut state = match segments {
-        Some(s) => s.resume(start)?,
-        None => FlowState::new(start),
-    };
-    let mut progress = Progress::new(steps, state.step, interrupt_flag());
-    let mut saver = segments;
-    let outcome = Flow {
-        objective,
-        optimizer,
-        config: FlowConfig {
-            steps,
-            seed,
-            clip: None,
-            temperature: None,
-        },
-    }
-    .run(&mut state, &mut observers(&mut progress, &mut saver));
-    progress.finish();
-    match outcome? {
-        Outcome::Finished => Ok(state),
-        Outcome::Stopped => Err(anyhow!(
-            "interrupted at flow step {} of {steps}",
-            state.step
-        )),
-    }
+    let mut state = checkpoint::FlowSegments::resume_or_start(segments, start)?;
+    run_observed(steps, segments, &mut state, |state, observers| {
+        let mut flow = Flow {
+            objective,
+            optimizer,
+            config: FlowConfig {
+                steps,
+                seed,
+                clip: None,
+                temperature: None,
+            },
+        };
+        Ok(flow.run(state, observers)?)
+    })?;
+    Ok(state)
 }

@@ -142,22 +142,31 @@ impl Observer for Progress {
     }
 }
 
-/// Installs a Ctrl-C handler that raises the returned flag: a flow observed by [`Progress`]
-/// stops after the current step. What follows is the caller's: `wowflow flow` writes a
-/// checkpoint and exits cleanly; the experiments' flows (`run_flow`, `flow_to_end`) end
-/// with an error naming the step, because a table cell is computed whole or not at all.
-/// A second Ctrl-C exits at once.
+/// The process's interrupt flag, cleared: Ctrl-C, SIGTERM or SIGHUP (what a batch scheduler
+/// sends before it kills a job) raises it, and a flow observed by [`Progress`] stops after the
+/// current step. What follows is the caller's: `wowflow flow` writes a checkpoint and exits
+/// cleanly; the experiments' flows ([`crate::run_observed`]) save the flow's state as its last
+/// segment and end with an error naming the step, because a table cell is computed whole or
+/// not at all. A second signal before the next flow starts exits at once.
+///
+/// Why one flag for the process: a signal handler can be installed only once, so a flag made
+/// per flow would leave every flow after the first deaf to the signal.
 pub fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    // Installing can fail only if another handler exists (e.g. in tests); the flow then
-    // simply cannot be interrupted gracefully, which is not an error.
-    let _ = ctrlc::set_handler(move || {
-        if f.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    let flag = FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        // Installing fails only if another handler exists (a host program's); flows then
+        // cannot be interrupted gracefully, which is not an error.
+        let _ = ctrlc::set_handler(move || {
+            if f.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+        flag
     });
-    flag
+    flag.store(false, Ordering::SeqCst);
+    flag.clone()
 }
 
 #[cfg(test)]

@@ -26,14 +26,13 @@ use crate::checkpoint::FlowSegments;
 use crate::domain_adaptation::{classifier, ClassifierSettings};
 use crate::evaluate::{FlowRecord, Stats};
 use crate::method::{FlowSettings, OtddRun, SwMmdRun};
-use crate::progress::{interrupt_flag, Progress};
 use crate::trials::TrialStore;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
 use wowflow_baselines::Clustering;
-use wowflow_core::{ClassWeighting, FlowState, LabeledCloud, Outcome};
+use wowflow_core::{ClassWeighting, LabeledCloud};
 use wowflow_data::DataDirs;
 use wowflow_nn::{predict_proba, CpuBackend, DaCnn, Images, ModelStore};
 use wowflow_ot::{ClassCorrespondence, LabelMatching};
@@ -443,22 +442,14 @@ fn run_trial(
     };
     let flow_settings = settings.flow_settings(cell.method, seed)?;
     let started = Instant::now();
-    let mut state = match segments {
-        Some(s) => s.resume(start.clone())?,
-        None => FlowState::new(start.clone()),
-    };
+    let mut state = FlowSegments::resume_or_start(segments, start.clone())?;
     let mut flow = crate::method::MethodFlow::new(&flow_settings, &state, &start, target)?;
-    let mut progress = Progress::new(flow_settings.steps, state.step, interrupt_flag());
-    let mut saver = segments;
-    let outcome = flow.run(&mut state, &mut crate::observers(&mut progress, &mut saver));
-    progress.finish();
-    if outcome? == Outcome::Stopped {
-        bail!(
-            "interrupted at flow step {} of {}",
-            state.step,
-            flow_settings.steps
-        );
-    }
+    crate::run_observed(
+        flow_settings.steps,
+        segments,
+        &mut state,
+        |state, observers| flow.run(state, observers),
+    )?;
     let record = FlowRecord::new(started, state.step, &state.losses);
     let flowed = &state.cloud;
     let assignment = settings.assign.assign(flowed, target)?;

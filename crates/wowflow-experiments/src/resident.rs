@@ -92,25 +92,10 @@ pub fn flow_to_end(
     steps: usize,
     segments: Option<&crate::checkpoint::FlowSegments>,
 ) -> Result<FlowState> {
-    use crate::progress::{interrupt_flag, Progress};
-    let mut state = match segments {
-        Some(s) => s.resume(start)?,
-        None => FlowState::new(start),
-    };
-    let mut progress = Progress::new(steps, state.step, interrupt_flag());
-    let mut saver = segments;
-    let outcome = run_sw_mmd(
-        settings,
-        gpu,
-        &mut state,
-        target,
-        steps,
-        &mut crate::observers(&mut progress, &mut saver),
-    );
-    progress.finish();
-    if outcome? == Outcome::Stopped {
-        anyhow::bail!("interrupted at flow step {} of {steps}", state.step);
-    }
+    let mut state = crate::checkpoint::FlowSegments::resume_or_start(segments, start)?;
+    crate::run_observed(steps, segments, &mut state, |state, observers| {
+        run_sw_mmd(settings, gpu, state, target, steps, observers)
+    })?;
     Ok(state)
 }
 

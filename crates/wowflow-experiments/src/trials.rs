@@ -6,7 +6,8 @@
 //! `tT.json` (the trial's record without its scores), `tT.npz` (the training set the flow
 //! produced: `x` `[n, c·h·w]` f32, `y` `[n]` int64, exactly what the networks are trained on)
 //! and `tT-eE.json` (the score of network `e`); while trial `t`'s flow runs, `tT.flow.npz`
-//! holds its state every [`SEGMENT_STEPS`] steps. Each file is written atomically as soon as
+//! holds its state every [`SEGMENT_STEPS`] steps or [`SEGMENT_SECONDS`] seconds, and when
+//! the flow is interrupted (Ctrl-C, SIGTERM). Each file is written atomically as soon as
 //! its piece is done; a rerun loads what exists and computes the rest, so stopping at any
 //! moment loses at most a flow segment or the network in progress. Everything is exact (`f32`
 //! bits, `float_roundtrip` JSON), so a resumed cell equals an uninterrupted one.
@@ -25,6 +26,11 @@ use wowflow_nn::Images;
 /// Steps between two saved states of a cell's flow: 500 steps are 15–25 s of a
 /// paper-protocol flow on two cores, and saving a state costs a few milliseconds.
 pub const SEGMENT_STEPS: usize = 500;
+
+/// A cell's flow also saves its state at the first step after this many seconds since the
+/// last save: 500 steps of a slow flow (the OTDD flow at Alvarez-Melis & Fusi's sizes, seconds
+/// per step) would otherwise be up to an hour of work at risk.
+pub const SEGMENT_SECONDS: u64 = 300;
 
 /// The finished pieces of one cell.
 #[derive(Debug, Clone)]
@@ -120,12 +126,13 @@ impl TrialStore {
         write_file(&json, &serde_json::to_string_pretty(record)?)
     }
 
-    /// Where trial `trial`'s flow keeps its state every [`SEGMENT_STEPS`] steps until the
-    /// flow is stored ([`FlowSegments::finish`] then removes it).
+    /// Where trial `trial`'s flow keeps its state every [`SEGMENT_STEPS`] steps (or
+    /// [`SEGMENT_SECONDS`] seconds) until the flow is stored ([`FlowSegments::finish`] then removes it).
     pub fn flow_segments(&self, trial: usize) -> FlowSegments {
         FlowSegments {
             path: self.dir.join(format!("t{trial}.flow.npz")),
             every: SEGMENT_STEPS,
+            every_seconds: Some(SEGMENT_SECONDS),
             name: format!("trial {trial} of {}", self.dir.display()),
         }
     }
