@@ -147,10 +147,12 @@ impl Observer for Progress {
 /// current step. What follows is the caller's: `wowflow flow` writes a checkpoint and exits
 /// cleanly; the experiments' flows ([`crate::run_observed`]) save the flow's state as its last
 /// segment and end with an error naming the step, because a table cell is computed whole or
-/// not at all. A second signal before the next flow starts exits at once.
+/// not at all. A signal while no flow holds the flag (a network training, say), or a second
+/// one, exits at once, as the signal would without the handler.
 ///
 /// Why one flag for the process: a signal handler can be installed only once, so a flag made
-/// per flow would leave every flow after the first deaf to the signal.
+/// per flow would leave every flow after the first deaf to the signal. Whether a flow listens
+/// is whether a returned clone is alive (the handler and the process hold the other two).
 pub fn interrupt_flag() -> Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     let flag = FLAG.get_or_init(|| {
@@ -159,7 +161,8 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
         // Installing fails only if another handler exists (a host program's); flows then
         // cannot be interrupted gracefully, which is not an error.
         let _ = ctrlc::set_handler(move || {
-            if f.swap(true, Ordering::SeqCst) {
+            let listening = Arc::strong_count(&f) > 2;
+            if !listening || f.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
         });
