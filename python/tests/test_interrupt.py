@@ -1,6 +1,7 @@
 """Ctrl-C stops a long flow after the current step and returns what it has (and
 checkpoints it when asked); the checkpoint resumes to the same bits as an uninterrupted
-run; a callback can stop a flow; an exception in a callback propagates."""
+run; a callback can stop a flow; an exception in a callback propagates. Ctrl-C during an
+experiment (a table cell) is Python's KeyboardInterrupt, the cell's flow state saved."""
 
 import os
 import signal
@@ -95,3 +96,52 @@ def test_the_progress_bar_counts_every_step(capsys):
     r = wowflow.flow(src, src + 1, steps=7, progress=True, callback=seen.append)
     assert [s.step for s in seen] == list(range(7)) and seen[-1].total == 7
     np.testing.assert_array_equal([s.loss for s in seen], r.losses)
+
+
+TABLE_SCRIPT = textwrap.dedent(
+    """
+    import signal, sys, wowflow
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    repo, out, data = sys.argv[1:4]
+    print("ready", flush=True)
+    try:
+        wowflow.experiments.run_table(repo + "/experiments/table2.toml", "quick", out,
+                                      data_dir=data, only=["usps-k1-sw-mmd"])
+        print("finished")
+    except KeyboardInterrupt as e:
+        print("interrupted:", e)
+    # The process and its Ctrl-C survive the run: a second one is still Python's.
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except KeyboardInterrupt:
+        print("still python's")
+    """
+)
+
+
+def test_ctrl_c_in_an_experiment_is_a_keyboard_interrupt_and_saves_the_flow(tmp_path, data_dir):
+    from conftest import REPO
+
+    out = tmp_path / "t2"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TABLE_SCRIPT, str(REPO), str(out), data_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    segment = out / "cells" / "transfer-mnist-usps-k1-sw-mmd" / "trials" / "t0.flow.npz"
+    # Signal once the cell has started (its trials directory exists); a flow that has not
+    # begun yet stops at its first step.
+    deadline = time.monotonic() + 120
+    while not segment.parent.is_dir() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    lines = stdout.splitlines()
+    assert lines[0].startswith("interrupted: "), stdout + err
+    assert "interrupted at flow step" in lines[0] and str(segment) in lines[0], lines[0]
+    assert lines[1] == "still python's"
+    assert segment.is_file()

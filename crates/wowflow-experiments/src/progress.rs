@@ -153,23 +153,50 @@ impl Observer for Progress {
 /// Why one flag for the process: a signal handler can be installed only once, so a flag made
 /// per flow would leave every flow after the first deaf to the signal. Whether a flow listens
 /// is whether a returned clone is alive (the handler and the process hold the other two).
+///
+/// In a host that handles the signals itself ([`host_interrupt_flag`]) no handler is
+/// installed and the flag is not cleared here: the host clears and raises it.
 pub fn interrupt_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    let flag = FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let f = flag.clone();
-        // Installing fails only if another handler exists (a host program's); flows then
-        // cannot be interrupted gracefully, which is not an error.
-        let _ = ctrlc::set_handler(move || {
-            let listening = Arc::strong_count(&f) > 2;
-            if !listening || f.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-        flag
-    });
+    if HOST_SIGNALS.load(Ordering::SeqCst) {
+        return shared_flag(false).clone();
+    }
+    let flag = shared_flag(true);
     flag.store(false, Ordering::SeqCst);
     flag.clone()
+}
+
+/// For a host program that handles Ctrl-C itself (the Python package, where it is Python's
+/// `KeyboardInterrupt`): from now on no signal handler is installed, and the returned flag
+/// (cleared) is the one every flow of the process watches. The host raises it to stop the
+/// running flow after its current step, with its state saved as in [`interrupt_flag`]; a
+/// flow that starts after that stops at its first step. Call it before each run.
+pub fn host_interrupt_flag() -> Arc<AtomicBool> {
+    HOST_SIGNALS.store(true, Ordering::SeqCst);
+    let flag = shared_flag(false);
+    flag.store(false, Ordering::SeqCst);
+    flag.clone()
+}
+
+static HOST_SIGNALS: AtomicBool = AtomicBool::new(false);
+
+/// The one flag; the first call decides whether the signal handler is installed.
+fn shared_flag(install: bool) -> &'static Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        if install {
+            let f = flag.clone();
+            // Installing fails only if another handler exists (a host program's); flows
+            // then cannot be interrupted gracefully, which is not an error.
+            let _ = ctrlc::set_handler(move || {
+                let listening = Arc::strong_count(&f) > 2;
+                if !listening || f.swap(true, Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+            });
+        }
+        flag
+    })
 }
 
 #[cfg(test)]

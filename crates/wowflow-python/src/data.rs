@@ -4,9 +4,11 @@
 use crate::arrays::array;
 use crate::errors::{value_error, IntoPy};
 use clap::Parser;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use wowflow_data::{draw_disjoint, load_split, to_cloud, DataDirs, Split, Transform};
 
 /// One split of a registered dataset as `x (N, c·h·w)` float32 in `[0, 1]` and `y (N,)`;
@@ -115,13 +117,42 @@ struct ExperimentCli {
 
 /// Runs one of the papers' experiments with the command line's options (`args`, e.g.
 /// `["transfer", "--profile", "quick", "--out", "runs/t"]`), with the GIL released.
+///
+/// Ctrl-C is Python's: the run goes on a thread of its own while this one waits with the GIL
+/// released and looks for signals every 50 ms. A `KeyboardInterrupt` stops the running flow
+/// after its current step, its state saved as the cell's last segment (the network training
+/// in progress, if any, finishes first); the same call then continues from there. No signal
+/// handler of the Rust side is installed in the Python process.
 #[pyfunction]
 pub fn run_experiment(py: Python<'_>, args: Vec<String>) -> PyResult<()> {
     let argv = std::iter::once("wowflow experiment".to_string()).chain(args);
     let cli =
         ExperimentCli::try_parse_from(argv).map_err(|e| value_error(e.render().to_string()))?;
-    py.detach(move || wowflow_experiments::run(cli.experiment))
-        .py()
+    let flag = wowflow_experiments::progress::host_interrupt_flag();
+    let worker = std::thread::Builder::new()
+        .name("wowflow-experiment".into())
+        .stack_size(8 << 20)
+        .spawn(move || wowflow_experiments::run(cli.experiment))
+        .map_err(|e| PyRuntimeError::new_err(format!("starting the experiment's thread: {e}")))?;
+    let mut interrupt: Option<PyErr> = None;
+    while !worker.is_finished() {
+        py.detach(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+        // Later signals are taken too (and dropped), so none is left pending.
+        if let Err(e) = py.check_signals() {
+            flag.store(true, Ordering::SeqCst);
+            interrupt.get_or_insert(e);
+        }
+    }
+    let result = worker
+        .join()
+        .map_err(|_| PyRuntimeError::new_err("the experiment's thread panicked"))?;
+    match (interrupt, result) {
+        (None, result) => result.py(),
+        (Some(e), Err(stopped)) if e.is_instance_of::<PyKeyboardInterrupt>(py) => {
+            Err(PyKeyboardInterrupt::new_err(format!("{stopped:#}")))
+        }
+        (Some(e), _) => Err(e),
+    }
 }
 
 /// The work left in a table (`wowflow experiment table ... --plan`), as JSON, for the
