@@ -44,13 +44,24 @@ fn problem() -> (LabeledCloud, LabeledCloud, SwMmdFlowSettings) {
     (source, target, settings)
 }
 
+/// `steps` steps of the problem's flow from `start`, through the cells' `run_flow`.
+fn run(
+    settings: &SwMmdFlowSettings,
+    target: &LabeledCloud,
+    start: &LabeledCloud,
+    steps: usize,
+    segments: Option<&FlowSegments>,
+) -> FlowState {
+    let mut objective = settings.host_objective(target.clone()).unwrap();
+    let optimizer = settings.optimizer.clone();
+    run_flow(&mut objective, optimizer, start.clone(), steps, 7, segments).unwrap()
+}
+
 #[test]
 fn a_flow_resumed_from_its_last_segment_ends_where_an_uninterrupted_one_ends() {
     let (source, target, settings) = problem();
     let flow_from = |start: &LabeledCloud, steps: usize, segments: Option<&FlowSegments>| {
-        let mut objective = settings.host_objective(target.clone()).unwrap();
-        let optimizer = settings.optimizer.clone();
-        run_flow(&mut objective, optimizer, start.clone(), steps, 7, segments).unwrap()
+        run(&settings, &target, start, steps, segments)
     };
     let flow = |steps, segments| flow_from(&source, steps, segments);
     let whole = flow(30, None);
@@ -123,9 +134,7 @@ fn with<'a>(
 fn segments_also_end_by_time_and_on_interruption_and_resume_exactly() {
     let (source, target, settings) = problem();
     let flow_from = |start: &LabeledCloud, steps: usize, segments: Option<&FlowSegments>| {
-        let mut objective = settings.host_objective(target.clone()).unwrap();
-        let optimizer = settings.optimizer.clone();
-        run_flow(&mut objective, optimizer, start.clone(), steps, 7, segments).unwrap()
+        run(&settings, &target, start, steps, segments)
     };
     let whole = flow_from(&source, 30, None);
     let elsewhere = cloud(&[12, 7, 9], 5, 3.0, 9);
