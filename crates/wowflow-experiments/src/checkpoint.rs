@@ -93,9 +93,14 @@ impl wowflow_core::Observer for Checkpointer<'_> {
         _info: &wowflow_core::StepInfo,
         state: &FlowState,
     ) -> wowflow_core::Result<wowflow_core::Control> {
-        save_when_due(self.path, self.every, state, "checkpoint", || {
-            Ok(serde_json::to_vec(self.settings)?)
-        })
+        save_if(
+            self.path,
+            due(self.every, state.step),
+            state,
+            "checkpoint",
+            || Ok(serde_json::to_vec(self.settings)?),
+        )?;
+        Ok(wowflow_core::Control::Continue)
     }
 
     fn needs_state(&self, steps_done: usize, _total: usize) -> bool {
@@ -108,23 +113,24 @@ fn due(every: usize, steps_done: usize) -> bool {
     every > 0 && steps_done.is_multiple_of(every)
 }
 
-/// The observers' common step: writes `state` with `meta()` to `path` when it is due, naming
-/// `what` (a checkpoint, a flow segment) and the file if the write fails.
-fn save_when_due(
+/// The observers' common step: writes `state` with `meta()` to `path` when `when` holds,
+/// naming `what` (a checkpoint, a flow segment) and the file if the write fails; whether it
+/// wrote.
+fn save_if(
     path: &Path,
-    every: usize,
+    when: bool,
     state: &FlowState,
     what: &str,
     meta: impl FnOnce() -> Result<Vec<u8>>,
-) -> wowflow_core::Result<wowflow_core::Control> {
-    if due(every, state.step) {
+) -> wowflow_core::Result<bool> {
+    if when {
         meta()
             .and_then(|m| save_with_meta(path, state, m))
             .map_err(|e| {
                 wowflow_core::CoreError::observer(format!("writing {what} {}", path.display()), e)
             })?;
     }
-    Ok(wowflow_core::Control::Continue)
+    Ok(when)
 }
 
 fn f64_array(data: &[f64]) -> NpyArray {
@@ -384,13 +390,10 @@ impl wowflow_core::Observer for SegmentSaver<'_> {
         _info: &wowflow_core::StepInfo,
         state: &FlowState,
     ) -> wowflow_core::Result<wowflow_core::Control> {
-        if due(self.segments.every, state.step) || self.save_next {
-            self.segments.save(state).map_err(|e| {
-                wowflow_core::CoreError::observer(
-                    format!("writing flow segment {}", self.segments.path.display()),
-                    e,
-                )
-            })?;
+        let when = due(self.segments.every, state.step) || self.save_next;
+        if save_if(&self.segments.path, when, state, "flow segment", || {
+            Ok(self.segments.name.clone().into_bytes())
+        })? {
             self.since = std::time::Instant::now();
         }
         self.save_next = self
